@@ -1,0 +1,506 @@
+// Package modellab holds the domain of the model lab: users, language models,
+// inference servers and usage events, their validation rules and the error
+// type shared by every layer. It depends on the standard library only;
+// implementations (store, cache, server) live in their own packages.
+package modellab
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+)
+
+// Limits of the domain. They are enforced by Valid methods so that every
+// entry point (API, pages, seed) applies the same rules.
+const (
+	MaxNameLen        = 200
+	MaxProviderLen    = 100
+	MaxBaseModelLen   = 200
+	MaxDescriptionLen = 10000
+	MaxEndpointLen    = 2000
+	MaxGPULen         = 100
+	MaxContextLength  = 1<<31 - 1
+	MaxTokens         = 1 << 40
+	MaxLatencyMS      = 24 * 60 * 60 * 1000
+	MaxCostUSD        = 1e6
+	MaxEventsPerBatch = 1000
+	MaxAnalyticsRange = 366 * 24 * time.Hour
+)
+
+// User is an account. Its API tokens are stored hashed.
+type User struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	Admin     bool      `json:"admin"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// Valid checks a user about to be created.
+func (u *User) Valid() error {
+	return validText("name", u.Name, 1, MaxNameLen)
+}
+
+// Visibility of a model.
+const (
+	VisibilityGlobal  = "global"
+	VisibilityPrivate = "private"
+)
+
+// Model is a registered language model. Global models have no owner and are
+// visible to everyone; private ones only to their owner.
+type Model struct {
+	ID            string    `json:"id"`
+	Name          string    `json:"name"`
+	Provider      string    `json:"provider"`
+	BaseModel     string    `json:"base_model"`
+	Description   string    `json:"description"`
+	ContextLength *int64    `json:"context_length"`
+	Visibility    string    `json:"visibility"`
+	OwnerID       *string   `json:"owner_id"`
+	CreatedAt     time.Time `json:"created_at"`
+	UpdatedAt     time.Time `json:"updated_at"`
+}
+
+// Valid checks a model's fields (not the caller's rights).
+func (m *Model) Valid() error {
+	if err := validText("name", m.Name, 1, MaxNameLen); err != nil {
+		return err
+	}
+	if err := validText("provider", m.Provider, 1, MaxProviderLen); err != nil {
+		return err
+	}
+	if err := validText("base_model", m.BaseModel, 0, MaxBaseModelLen); err != nil {
+		return err
+	}
+	if err := validMultiline("description", m.Description, MaxDescriptionLen); err != nil {
+		return err
+	}
+	if m.ContextLength != nil && (*m.ContextLength < 1 || *m.ContextLength > MaxContextLength) {
+		return Errorf(EINVALID, "context_length must be a positive integer up to %d", int64(MaxContextLength))
+	}
+	switch m.Visibility {
+	case VisibilityGlobal:
+		if m.OwnerID != nil {
+			return Errorf(EINVALID, "a global model has no owner")
+		}
+	case VisibilityPrivate:
+		if m.OwnerID == nil || *m.OwnerID == "" {
+			return Errorf(EINVALID, "a private model needs an owner")
+		}
+	default:
+		return Errorf(EINVALID, "visibility must be %q or %q", VisibilityGlobal, VisibilityPrivate)
+	}
+	return nil
+}
+
+// VisibleTo reports whether user u (nil for anonymous) may see m.
+func (m *Model) VisibleTo(u *User) bool {
+	if m.Visibility == VisibilityGlobal {
+		return true
+	}
+	return u != nil && m.OwnerID != nil && *m.OwnerID == u.ID
+}
+
+// EditableBy reports whether u may change or delete m. It assumes VisibleTo.
+func (m *Model) EditableBy(u *User) bool {
+	if u == nil {
+		return false
+	}
+	if m.Visibility == VisibilityGlobal {
+		return u.Admin
+	}
+	return m.OwnerID != nil && *m.OwnerID == u.ID
+}
+
+// ModelPatch is a partial update: nil fields are left alone. ContextLength
+// is a pointer to a pointer so that JSON null can clear it.
+type ModelPatch struct {
+	Name          *string `json:"name"`
+	Provider      *string `json:"provider"`
+	BaseModel     *string `json:"base_model"`
+	Description   *string `json:"description"`
+	ContextLength **int64 `json:"context_length"`
+	Visibility    *string `json:"visibility"`
+}
+
+// Apply returns m with p applied. Ownership follows visibility: a model made
+// global loses its owner, a global model made private is owned by actor.
+func (p *ModelPatch) Apply(m Model, actor *User) Model {
+	if p.Name != nil {
+		m.Name = *p.Name
+	}
+	if p.Provider != nil {
+		m.Provider = *p.Provider
+	}
+	if p.BaseModel != nil {
+		m.BaseModel = *p.BaseModel
+	}
+	if p.Description != nil {
+		m.Description = *p.Description
+	}
+	if p.ContextLength != nil {
+		m.ContextLength = *p.ContextLength
+	}
+	if p.Visibility != nil && *p.Visibility != m.Visibility {
+		m.Visibility = *p.Visibility
+		switch m.Visibility {
+		case VisibilityGlobal:
+			m.OwnerID = nil
+		case VisibilityPrivate:
+			if actor != nil {
+				id := actor.ID
+				m.OwnerID = &id
+			}
+		}
+	}
+	return m
+}
+
+// Server statuses.
+const (
+	StatusStarting = "starting"
+	StatusRunning  = "running"
+	StatusStopped  = "stopped"
+	StatusError    = "error"
+)
+
+// Server is an inference server run by a user for a model. ModelID becomes
+// nil when the model is deleted.
+type Server struct {
+	ID            string     `json:"id"`
+	Name          string     `json:"name"`
+	ModelID       *string    `json:"model_id"`
+	Status        string     `json:"status"`
+	Endpoint      string     `json:"endpoint"`
+	GPU           string     `json:"gpu"`
+	LastHeartbeat *time.Time `json:"last_heartbeat"`
+	CreatedAt     time.Time  `json:"created_at"`
+	UpdatedAt     time.Time  `json:"updated_at"`
+	OwnerID       string     `json:"-"`
+}
+
+// ValidStatus reports whether s is a server status.
+func ValidStatus(s string) bool {
+	switch s {
+	case StatusStarting, StatusRunning, StatusStopped, StatusError:
+		return true
+	}
+	return false
+}
+
+// Valid checks a server's fields.
+func (s *Server) Valid() error {
+	if err := validText("name", s.Name, 1, MaxNameLen); err != nil {
+		return err
+	}
+	if !ValidStatus(s.Status) {
+		return Errorf(EINVALID, "status must be one of starting, running, stopped, error")
+	}
+	if err := validText("endpoint", s.Endpoint, 0, MaxEndpointLen); err != nil {
+		return err
+	}
+	if err := validText("gpu", s.GPU, 0, MaxGPULen); err != nil {
+		return err
+	}
+	if s.OwnerID == "" {
+		return Errorf(EINVALID, "a server needs an owner")
+	}
+	return nil
+}
+
+// ServerPatch is a partial update of a server. ModelID and LastHeartbeat are
+// pointers to pointers so that JSON null can clear them.
+type ServerPatch struct {
+	Name          *string     `json:"name"`
+	ModelID       **string    `json:"model_id"`
+	Status        *string     `json:"status"`
+	Endpoint      *string     `json:"endpoint"`
+	GPU           *string     `json:"gpu"`
+	LastHeartbeat **time.Time `json:"last_heartbeat"`
+}
+
+// Apply returns s with p applied.
+func (p *ServerPatch) Apply(s Server) Server {
+	if p.Name != nil {
+		s.Name = *p.Name
+	}
+	if p.ModelID != nil {
+		s.ModelID = *p.ModelID
+	}
+	if p.Status != nil {
+		s.Status = *p.Status
+	}
+	if p.Endpoint != nil {
+		s.Endpoint = *p.Endpoint
+	}
+	if p.GPU != nil {
+		s.GPU = *p.GPU
+	}
+	if p.LastHeartbeat != nil {
+		if *p.LastHeartbeat == nil {
+			s.LastHeartbeat = nil
+		} else {
+			t := (*p.LastHeartbeat).UTC().Truncate(time.Microsecond)
+			s.LastHeartbeat = &t
+		}
+	}
+	return s
+}
+
+// ServerWithModel is one row of the status endpoint.
+type ServerWithModel struct {
+	Server
+	Model *Model `json:"model"`
+}
+
+// ServerSummary counts servers by status.
+type ServerSummary struct {
+	Total    int `json:"total"`
+	Starting int `json:"starting"`
+	Running  int `json:"running"`
+	Stopped  int `json:"stopped"`
+	Error    int `json:"error"`
+}
+
+// Add counts one server.
+func (s *ServerSummary) Add(status string) {
+	s.Total++
+	switch status {
+	case StatusStarting:
+		s.Starting++
+	case StatusRunning:
+		s.Running++
+	case StatusStopped:
+		s.Stopped++
+	case StatusError:
+		s.Error++
+	}
+}
+
+// Event statuses.
+const (
+	EventOK    = "ok"
+	EventError = "error"
+)
+
+// Event is one inference request recorded for analytics.
+type Event struct {
+	UserID       string    `json:"-"`
+	ModelID      string    `json:"model_id"`
+	Timestamp    time.Time `json:"timestamp"`
+	InputTokens  int64     `json:"input_tokens"`
+	OutputTokens int64     `json:"output_tokens"`
+	LatencyMS    float64   `json:"latency_ms"`
+	Status       string    `json:"status"`
+	CostUSD      float64   `json:"cost_usd"`
+}
+
+// Valid checks an event; now bounds timestamps from the future.
+func (e *Event) Valid(now time.Time) error {
+	if e.ModelID == "" {
+		return Errorf(EINVALID, "model_id is required")
+	}
+	if e.Timestamp.IsZero() || e.Timestamp.Before(time.Unix(0, 0)) || e.Timestamp.After(now.Add(24*time.Hour)) {
+		return Errorf(EINVALID, "timestamp must be between 1970 and one day from now")
+	}
+	if e.InputTokens < 0 || e.InputTokens > MaxTokens || e.OutputTokens < 0 || e.OutputTokens > MaxTokens {
+		return Errorf(EINVALID, "input_tokens and output_tokens must be non-negative integers up to %d", int64(MaxTokens))
+	}
+	if !(e.LatencyMS >= 0 && e.LatencyMS <= MaxLatencyMS) { // also rejects NaN
+		return Errorf(EINVALID, "latency_ms must be between 0 and %d", MaxLatencyMS)
+	}
+	if e.Status != EventOK && e.Status != EventError {
+		return Errorf(EINVALID, "status must be %q or %q", EventOK, EventError)
+	}
+	if !(e.CostUSD >= 0 && e.CostUSD <= MaxCostUSD) {
+		return Errorf(EINVALID, "cost_usd must be between 0 and %g", MaxCostUSD)
+	}
+	return nil
+}
+
+// Analytics intervals.
+const (
+	IntervalHour = "hour"
+	IntervalDay  = "day"
+)
+
+// AnalyticsQuery selects a user's events: [From, To), bucketed by Interval,
+// optionally for one model.
+type AnalyticsQuery struct {
+	From     time.Time
+	To       time.Time
+	Interval string
+	ModelID  string
+}
+
+// Step returns the bucket width of the interval.
+func (q *AnalyticsQuery) Step() time.Duration {
+	if q.Interval == IntervalHour {
+		return time.Hour
+	}
+	return 24 * time.Hour
+}
+
+// Valid checks the query's bounds.
+func (q *AnalyticsQuery) Valid() error {
+	if q.Interval != IntervalHour && q.Interval != IntervalDay {
+		return Errorf(EINVALID, "interval must be %q or %q", IntervalHour, IntervalDay)
+	}
+	if !q.From.Before(q.To) {
+		return Errorf(EINVALID, "from must be before to")
+	}
+	if q.To.Sub(q.From) > MaxAnalyticsRange {
+		return Errorf(EINVALID, "the range may span at most 366 days")
+	}
+	if q.ModelID != "" && !ValidID(q.ModelID) {
+		return Errorf(EINVALID, "model_id is not a valid id")
+	}
+	return nil
+}
+
+// AnalyticsTotals aggregates all selected events. Latencies are in ms;
+// P95LatencyMS is the nearest-rank 95th percentile.
+type AnalyticsTotals struct {
+	Requests     int64   `json:"requests"`
+	Errors       int64   `json:"errors"`
+	InputTokens  int64   `json:"input_tokens"`
+	OutputTokens int64   `json:"output_tokens"`
+	CostUSD      float64 `json:"cost_usd"`
+	AvgLatencyMS float64 `json:"avg_latency_ms"`
+	P95LatencyMS float64 `json:"p95_latency_ms"`
+}
+
+// ModelUsage aggregates the selected events of one model.
+type ModelUsage struct {
+	ModelID      string  `json:"model_id"`
+	ModelName    string  `json:"model_name"`
+	Requests     int64   `json:"requests"`
+	Errors       int64   `json:"errors"`
+	InputTokens  int64   `json:"input_tokens"`
+	OutputTokens int64   `json:"output_tokens"`
+	CostUSD      float64 `json:"cost_usd"`
+	AvgLatencyMS float64 `json:"avg_latency_ms"`
+}
+
+// SeriesPoint is one bucket of the time series; Tokens is input + output.
+type SeriesPoint struct {
+	T            time.Time `json:"t"`
+	Requests     int64     `json:"requests"`
+	Errors       int64     `json:"errors"`
+	Tokens       int64     `json:"tokens"`
+	AvgLatencyMS float64   `json:"avg_latency_ms"`
+}
+
+// AnalyticsResult is the body of GET /api/analytics/data.
+type AnalyticsResult struct {
+	From     time.Time       `json:"from"`
+	To       time.Time       `json:"to"`
+	Interval string          `json:"interval"`
+	Totals   AnalyticsTotals `json:"totals"`
+	ByModel  []ModelUsage    `json:"by_model"`
+	Series   []SeriesPoint   `json:"series"`
+}
+
+// ID prefixes make IDs self-describing in logs.
+const (
+	PrefixUser   = "usr_"
+	PrefixModel  = "mdl_"
+	PrefixServer = "srv_"
+)
+
+const idAlphabet = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+// idRandLen is the length of the random part of an ID (~103 bits).
+const idRandLen = 20
+
+// NewID returns a fresh random ID with the given prefix.
+func NewID(prefix string) string {
+	var b [idRandLen]byte
+	_, _ = rand.Read(b[:])
+	return IDFromBytes(prefix, b[:])
+}
+
+// IDFromBytes builds an ID from idRandLen bytes of entropy; the seed uses it
+// with a deterministic source.
+func IDFromBytes(prefix string, b []byte) string {
+	out := make([]byte, 0, len(prefix)+idRandLen)
+	out = append(out, prefix...)
+	for i := 0; i < idRandLen; i++ {
+		out = append(out, idAlphabet[int(b[i%len(b)])%len(idAlphabet)])
+	}
+	return string(out)
+}
+
+// ValidID reports whether s has the shape of an ID, so that odd input can be
+// answered 404 or 400 without reaching the database.
+func ValidID(s string) bool {
+	if len(s) < 5 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// TokenPrefix marks modellab API tokens (helps secret scanners).
+const TokenPrefix = "mlk_"
+
+// NewToken returns a fresh API token (256 random bits).
+func NewToken() string {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	return TokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// HashToken returns the stored form of a token. Tokens carry 256 random
+// bits, so a fast hash is enough: there is nothing to brute-force.
+func HashToken(token string) string {
+	sum := sha256.Sum256([]byte(token))
+	return hex.EncodeToString(sum[:])
+}
+
+func validText(field, s string, min, max int) error {
+	if !utf8.ValidString(s) {
+		return Errorf(EINVALID, "%s must be valid UTF-8", field)
+	}
+	n := utf8.RuneCountInString(s)
+	if n < min || n > max {
+		if min > 0 {
+			return Errorf(EINVALID, "%s must be %d to %d characters", field, min, max)
+		}
+		return Errorf(EINVALID, "%s must be at most %d characters", field, max)
+	}
+	if min > 0 && strings.TrimSpace(s) == "" {
+		return Errorf(EINVALID, "%s must not be blank", field)
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) {
+			return Errorf(EINVALID, "%s must not contain control characters", field)
+		}
+	}
+	return nil
+}
+
+func validMultiline(field, s string, max int) error {
+	if !utf8.ValidString(s) {
+		return Errorf(EINVALID, "%s must be valid UTF-8", field)
+	}
+	if utf8.RuneCountInString(s) > max {
+		return Errorf(EINVALID, "%s must be at most %d characters", field, max)
+	}
+	for _, r := range s {
+		if unicode.IsControl(r) && r != '\n' && r != '\t' && r != '\r' {
+			return Errorf(EINVALID, "%s must not contain control characters", field)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,40 @@
+package server
+
+import (
+	"context"
+
+	"github.com/modellab/modellab"
+)
+
+// Store is what the server needs from the database. It is implemented by
+// store.DB on SQLite and PostgreSQL. Errors are *modellab.Error: ENOTFOUND for
+// a missing row, ECONFLICT for a uniqueness violation, EUNAVAILABLE when the
+// database cannot be reached or times out.
+type Store interface {
+	Ping(ctx context.Context) error
+
+	CreateUser(ctx context.Context, u *modellab.User) (token string, err error)
+	UserByTokenHash(ctx context.Context, hash string) (modellab.User, error)
+
+	// ListModels returns the global models plus, when ownerID is not empty,
+	// that owner's private ones, sorted by name (byte order) then id.
+	ListModels(ctx context.Context, ownerID string) ([]modellab.Model, error)
+	GetModel(ctx context.Context, id string) (modellab.Model, error)
+	// ModelsByIDs returns the existing models among ids in one query.
+	ModelsByIDs(ctx context.Context, ids []string) ([]modellab.Model, error)
+	CreateModel(ctx context.Context, m *modellab.Model) error
+	UpdateModel(ctx context.Context, m *modellab.Model) error
+	DeleteModel(ctx context.Context, id string) error
+
+	// ListServers returns ownerID's servers sorted by name (byte order) then id.
+	ListServers(ctx context.Context, ownerID string) ([]modellab.Server, error)
+	GetServer(ctx context.Context, id string) (modellab.Server, error)
+	CreateServer(ctx context.Context, s *modellab.Server) error
+	UpdateServer(ctx context.Context, s *modellab.Server) error
+	DeleteServer(ctx context.Context, id string) error
+
+	// InsertEvents stores all events or none.
+	InsertEvents(ctx context.Context, events []modellab.Event) error
+	// Analytics aggregates userID's events; its queries run concurrently.
+	Analytics(ctx context.Context, userID string, q modellab.AnalyticsQuery) (modellab.AnalyticsResult, error)
+}
