@@ -9,6 +9,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
+	"errors"
 	"strings"
 	"time"
 	"unicode"
@@ -117,37 +119,79 @@ func (m *Model) EditableBy(u *User) bool {
 	return m.OwnerID != nil && *m.OwnerID == u.ID
 }
 
-// ModelPatch is a partial update: nil fields are left alone. ContextLength
-// is a pointer to a pointer so that JSON null can clear it.
+// Optional is one field of a partial update. Set is true when the field was
+// present in the JSON body, Null when it was present as null, so that a
+// client can clear a nullable field and leave the others alone.
+type Optional[T any] struct {
+	Set   bool
+	Null  bool
+	Value T
+}
+
+// UnmarshalJSON records presence; encoding/json calls it for null too.
+func (o *Optional[T]) UnmarshalJSON(b []byte) error {
+	o.Set = true
+	if string(b) == "null" {
+		o.Null = true
+		var zero T
+		o.Value = zero
+		return nil
+	}
+	o.Null = false
+	return json.Unmarshal(b, &o.Value)
+}
+
+// Some returns a set, non-null Optional.
+func Some[T any](v T) Optional[T] { return Optional[T]{Set: true, Value: v} }
+
+func notNull(field string, null bool) error {
+	if null {
+		return Errorf(EINVALID, "%s must not be null", field)
+	}
+	return nil
+}
+
+// ModelPatch is a partial update of a model: fields not Set are left alone.
 type ModelPatch struct {
-	Name          *string `json:"name"`
-	Provider      *string `json:"provider"`
-	BaseModel     *string `json:"base_model"`
-	Description   *string `json:"description"`
-	ContextLength **int64 `json:"context_length"`
-	Visibility    *string `json:"visibility"`
+	Name          Optional[string] `json:"name"`
+	Provider      Optional[string] `json:"provider"`
+	BaseModel     Optional[string] `json:"base_model"`
+	Description   Optional[string] `json:"description"`
+	ContextLength Optional[int64]  `json:"context_length"`
+	Visibility    Optional[string] `json:"visibility"`
+}
+
+// Valid rejects nulls where the field cannot be cleared.
+func (p *ModelPatch) Valid() error {
+	return errors.Join(notNull("name", p.Name.Null), notNull("provider", p.Provider.Null),
+		notNull("visibility", p.Visibility.Null))
 }
 
 // Apply returns m with p applied. Ownership follows visibility: a model made
 // global loses its owner, a global model made private is owned by actor.
 func (p *ModelPatch) Apply(m Model, actor *User) Model {
-	if p.Name != nil {
-		m.Name = *p.Name
+	if p.Name.Set {
+		m.Name = p.Name.Value
 	}
-	if p.Provider != nil {
-		m.Provider = *p.Provider
+	if p.Provider.Set {
+		m.Provider = p.Provider.Value
 	}
-	if p.BaseModel != nil {
-		m.BaseModel = *p.BaseModel
+	if p.BaseModel.Set {
+		m.BaseModel = p.BaseModel.Value
 	}
-	if p.Description != nil {
-		m.Description = *p.Description
+	if p.Description.Set {
+		m.Description = p.Description.Value
 	}
-	if p.ContextLength != nil {
-		m.ContextLength = *p.ContextLength
+	if p.ContextLength.Set {
+		if p.ContextLength.Null {
+			m.ContextLength = nil
+		} else {
+			v := p.ContextLength.Value
+			m.ContextLength = &v
+		}
 	}
-	if p.Visibility != nil && *p.Visibility != m.Visibility {
-		m.Visibility = *p.Visibility
+	if p.Visibility.Set && p.Visibility.Value != m.Visibility {
+		m.Visibility = p.Visibility.Value
 		switch m.Visibility {
 		case VisibilityGlobal:
 			m.OwnerID = nil
@@ -213,39 +257,50 @@ func (s *Server) Valid() error {
 	return nil
 }
 
-// ServerPatch is a partial update of a server. ModelID and LastHeartbeat are
-// pointers to pointers so that JSON null can clear them.
+// ServerPatch is a partial update of a server; model_id and last_heartbeat
+// may be cleared with null.
 type ServerPatch struct {
-	Name          *string     `json:"name"`
-	ModelID       **string    `json:"model_id"`
-	Status        *string     `json:"status"`
-	Endpoint      *string     `json:"endpoint"`
-	GPU           *string     `json:"gpu"`
-	LastHeartbeat **time.Time `json:"last_heartbeat"`
+	Name          Optional[string]    `json:"name"`
+	ModelID       Optional[string]    `json:"model_id"`
+	Status        Optional[string]    `json:"status"`
+	Endpoint      Optional[string]    `json:"endpoint"`
+	GPU           Optional[string]    `json:"gpu"`
+	LastHeartbeat Optional[time.Time] `json:"last_heartbeat"`
+}
+
+// Valid rejects nulls where the field cannot be cleared.
+func (p *ServerPatch) Valid() error {
+	return errors.Join(notNull("name", p.Name.Null), notNull("status", p.Status.Null),
+		notNull("endpoint", p.Endpoint.Null), notNull("gpu", p.GPU.Null))
 }
 
 // Apply returns s with p applied.
 func (p *ServerPatch) Apply(s Server) Server {
-	if p.Name != nil {
-		s.Name = *p.Name
+	if p.Name.Set {
+		s.Name = p.Name.Value
 	}
-	if p.ModelID != nil {
-		s.ModelID = *p.ModelID
+	if p.ModelID.Set {
+		if p.ModelID.Null {
+			s.ModelID = nil
+		} else {
+			id := p.ModelID.Value
+			s.ModelID = &id
+		}
 	}
-	if p.Status != nil {
-		s.Status = *p.Status
+	if p.Status.Set {
+		s.Status = p.Status.Value
 	}
-	if p.Endpoint != nil {
-		s.Endpoint = *p.Endpoint
+	if p.Endpoint.Set {
+		s.Endpoint = p.Endpoint.Value
 	}
-	if p.GPU != nil {
-		s.GPU = *p.GPU
+	if p.GPU.Set {
+		s.GPU = p.GPU.Value
 	}
-	if p.LastHeartbeat != nil {
-		if *p.LastHeartbeat == nil {
+	if p.LastHeartbeat.Set {
+		if p.LastHeartbeat.Null {
 			s.LastHeartbeat = nil
 		} else {
-			t := (*p.LastHeartbeat).UTC().Truncate(time.Microsecond)
+			t := p.LastHeartbeat.Value.UTC().Truncate(time.Microsecond)
 			s.LastHeartbeat = &t
 		}
 	}

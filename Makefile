@@ -1,0 +1,33 @@
+# modellab — the two commands a newcomer needs are `make run` and `make test`.
+GO ?= go
+FUZZTIME ?= 10s
+
+.PHONY: run test deps vet fmt-check fuzz bench soak build
+
+run:
+	$(GO) run ./cmd/modellab serve
+
+build:
+	$(GO) build -o bin/modellab ./cmd/modellab
+
+# test starts (or installs) Redis and PostgreSQL when they are missing, then
+# runs every test with the race detector.
+test: deps vet fmt-check
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+deps:
+	./scripts/deps.sh
+
+vet:
+	$(GO) vet ./...
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+
+# fuzz gives every fuzz target a short run (FUZZTIME each).
+fuzz:
+	./scripts/fuzz.sh $(FUZZTIME)
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...

@@ -1,0 +1,214 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// proc is one `modellab serve` started through run() on :0.
+type proc struct {
+	url    string
+	token  string // the demo token, when one was printed
+	cancel context.CancelFunc
+	done   chan int
+	mu     sync.Mutex
+	stderr strings.Builder
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *strings.Builder
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
+
+var (
+	listenRE = regexp.MustCompile(`listening on (http://\S+)`)
+	tokenRE  = regexp.MustCompile(`token: (\S+)`)
+)
+
+// startServe runs `modellab serve --addr 127.0.0.1:0` with env and waits until
+// it listens.
+func startServe(t *testing.T, env map[string]string, args ...string) *proc {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &proc{cancel: cancel, done: make(chan int, 1)}
+	pr, pw := io.Pipe()
+	getenv := func(k string) string { return env[k] }
+	argv := append([]string{"modellab", "serve", "--addr", "127.0.0.1:0"}, args...)
+	go func() {
+		code := run(ctx, argv, getenv, strings.NewReader(""), pw, lockedWriter{&p.mu, &p.stderr})
+		pw.Close()
+		p.done <- code
+	}()
+	found := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			line := sc.Text()
+			if m := tokenRE.FindStringSubmatch(line); m != nil {
+				p.token = m[1]
+			}
+			if m := listenRE.FindStringSubmatch(line); m != nil {
+				p.url = m[1]
+				close(found)
+			}
+		}
+	}()
+	select {
+	case <-found:
+	case code := <-p.done:
+		t.Fatalf("serve exited with %d before listening: %s", code, p.logs())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("serve did not listen within 30s: %s", p.logs())
+	}
+	t.Cleanup(func() { p.stop(t) })
+	return p
+}
+
+func (p *proc) logs() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.stderr.String()
+}
+
+func (p *proc) stop(t *testing.T) int {
+	p.cancel()
+	select {
+	case code := <-p.done:
+		p.done <- code
+		return code
+	case <-time.After(30 * time.Second):
+		t.Errorf("serve did not stop within 30s")
+		return -1
+	}
+}
+
+func get(t *testing.T, url, token string) (*http.Response, []byte) {
+	t.Helper()
+	req, _ := http.NewRequest("GET", url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return res, b
+}
+
+// TestServeDemoEndToEnd is the newcomer's path: serve on an empty SQLite
+// database, demo data seeded, a token printed, the API answering.
+func TestServeDemoEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	start := time.Now()
+	p := startServe(t, map[string]string{
+		"DATABASE_URL":        "sqlite://" + filepath.Join(dir, "demo.db"),
+		"DISABLE_REDIS_CACHE": "true",
+	})
+	res, body := get(t, p.url+"/api/models", "")
+	if res.StatusCode != 200 {
+		t.Fatalf("GET /api/models: %d %s", res.StatusCode, body)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("first answer after %s, want < 10s", took)
+	}
+	var models struct {
+		Models []json.RawMessage `json:"models"`
+	}
+	if err := json.Unmarshal(body, &models); err != nil || len(models.Models) == 0 {
+		t.Fatalf("models: %v, %d", err, len(models.Models))
+	}
+	if p.token == "" {
+		t.Fatalf("no demo token printed")
+	}
+	for _, path := range []string{"/api/servers/status", "/api/analytics/data", "/api/models"} {
+		res, body := get(t, p.url+path, p.token)
+		if res.StatusCode != 200 {
+			t.Fatalf("GET %s as demo: %d %s", path, res.StatusCode, body)
+		}
+	}
+	_, body = get(t, p.url+"/readyz", "")
+	if !strings.Contains(string(body), `"mode":"memory"`) || !strings.Contains(string(body), `"redis":"disabled"`) {
+		t.Errorf("readyz: %s", body)
+	}
+	if code := p.stop(t); code != 0 {
+		t.Errorf("exit code %d after SIGTERM-like cancel", code)
+	}
+
+	// A second start on the same database seeds nothing and still prints a
+	// working demo token.
+	p2 := startServe(t, map[string]string{"DATABASE_URL": "sqlite://" + filepath.Join(dir, "demo.db"), "DISABLE_REDIS_CACHE": "true"})
+	if p2.token == "" {
+		t.Fatalf("no demo token on restart")
+	}
+	if res, body := get(t, p2.url+"/api/servers/status", p2.token); res.StatusCode != 200 {
+		t.Fatalf("restart token: %d %s", res.StatusCode, body)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	cases := []struct {
+		env  map[string]string
+		args []string
+		want string
+	}{
+		{map[string]string{"MODELS_CACHE_TTL_MS": "soon"}, nil, "MODELS_CACHE_TTL_MS"},
+		{map[string]string{"CACHE_STALE_MS": "-5"}, nil, "CACHE_STALE_MS"},
+		{map[string]string{"DISABLE_CACHE": "maybe"}, nil, "DISABLE_CACHE"},
+		{map[string]string{"REDIS_URL": "http://x"}, nil, "REDIS_URL"},
+		{map[string]string{"UPSTASH_REDIS_URL": "memcache://x"}, nil, "UPSTASH_REDIS_URL"},
+		{map[string]string{"DATABASE_URL": "mysql://x"}, nil, "DATABASE_URL"},
+		{map[string]string{"LOG_LEVEL": "loud"}, nil, "LOG_LEVEL"},
+		{nil, []string{"--nope"}, "flag provided but not defined"},
+	}
+	for _, c := range cases {
+		var stderr strings.Builder
+		getenv := func(k string) string { return c.env[k] }
+		code := run(context.Background(), append([]string{"modellab", "serve"}, c.args...), getenv, nil, io.Discard, &stderr)
+		if code != 2 || !strings.Contains(stderr.String(), c.want) {
+			t.Errorf("env %v args %v: exit %d, stderr %q; want exit 2 naming %s", c.env, c.args, code, stderr.String(), c.want)
+		}
+	}
+	var stderr strings.Builder
+	if code := run(context.Background(), []string{"modellab", "frobnicate"}, func(string) string { return "" }, nil, io.Discard, &stderr); code != 2 {
+		t.Errorf("unknown command: exit %d", code)
+	}
+}
+
+func TestRedisURLPrecedence(t *testing.T) {
+	cases := []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{}, "redis://localhost:6379"},
+		{map[string]string{"REDIS_HOST": "cache", "REDIS_PORT": "7000"}, "redis://cache:7000"},
+		{map[string]string{"REDIS_URL": "redis://a:1", "REDIS_HOST": "b"}, "redis://a:1"},
+		{map[string]string{"REDIS_URL": "redis://a:1", "UPSTASH_REDIS_URL": "rediss://u:2"}, "rediss://u:2"},
+	}
+	for _, c := range cases {
+		got, err := redisURL(func(k string) string { return c.env[k] })
+		if err != nil || got != c.want {
+			t.Errorf("%v: %q, %v; want %q", c.env, got, err, c.want)
+		}
+	}
+	cfg, err := loadConfig(func(k string) string { return map[string]string{"PORT": "9999"}[k] })
+	if err != nil || cfg.Addr != ":9999" {
+		t.Errorf("PORT: %q %v", cfg.Addr, err)
+	}
+}

@@ -1,0 +1,260 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/modellab/modellab"
+	"github.com/modellab/modellab/cache"
+	"github.com/modellab/modellab/server"
+	"github.com/modellab/modellab/store"
+)
+
+// serveHooks lets bench and tests learn what serve started.
+type serveHooks struct {
+	// listening is called with the bound address once the server accepts.
+	listening func(addr string)
+}
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, hooks *serveHooks) int {
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		fmt.Fprintf(stderr, "modellab serve: %v\n", err)
+		return 2
+	}
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address")
+	fs.StringVar(&cfg.DatabaseURL, "database", cfg.DatabaseURL, "database URL (sqlite://PATH or postgres://…)")
+	redis := fs.String("redis", "", "Redis URL (overrides the environment)")
+	demo := fs.String("demo", "auto", "seed a small demo data set into an empty database (default: on for SQLite)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "modellab serve: unexpected arguments %q\n", fs.Args())
+		return 2
+	}
+	if *redis != "" {
+		if err := checkRedisURL("--redis", *redis); err != nil {
+			fmt.Fprintf(stderr, "modellab serve: %v\n", err)
+			return 2
+		}
+		cfg.RedisURL = *redis
+	}
+	if err := checkDatabaseURL("--database", cfg.DatabaseURL); err != nil {
+		fmt.Fprintf(stderr, "modellab serve: %v\n", err)
+		return 2
+	}
+	wantDemo := strings.HasPrefix(cfg.DatabaseURL, "sqlite://")
+	switch *demo {
+	case "auto":
+	case "true", "1", "yes", "on":
+		wantDemo = true
+	case "false", "0", "no", "off":
+		wantDemo = false
+	default:
+		fmt.Fprintf(stderr, "modellab serve: --demo=%q: must be true or false\n", *demo)
+		return 2
+	}
+	log := newLogger(stderr, cfg)
+	if err := serve(ctx, cfg, wantDemo, log, stdout, hooks); err != nil {
+		log.Error("modellab serve failed", "err", err)
+		return 1
+	}
+	return 0
+}
+
+// app is everything serve wires together; bench reuses it.
+type app struct {
+	db      *store.DB
+	cache   *cache.Cache
+	server  *server.Server
+	metrics *server.Metrics
+}
+
+func (a *app) close() {
+	if a.cache != nil {
+		a.cache.Close()
+	}
+	if a.db != nil {
+		_ = a.db.Close()
+	}
+}
+
+// newApp opens the database (migrating it), the cache and the server.
+func newApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
+	a := &app{metrics: server.NewMetrics()}
+	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{
+		OnQuery:      a.metrics.DBQuery,
+		QueryTimeout: cfg.DBTimeout,
+		MaxConns:     cfg.DBMaxConns,
+		Logger:       log,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("open database %s: %w", redactURL(cfg.DatabaseURL), err)
+	}
+	a.db = db
+	if err := db.Migrate(ctx); err != nil {
+		a.close()
+		return nil, fmt.Errorf("migrate: %w", err)
+	}
+	admin := modellab.User{ID: "usr_admin", Name: "admin", Admin: true}
+	if cfg.AdminToken != "" {
+		if err := db.EnsureUser(ctx, admin); err != nil {
+			a.close()
+			return nil, fmt.Errorf("create the admin user: %w", err)
+		}
+	}
+	copts := cache.Options{
+		Prefix:       cfg.CachePrefix,
+		RedisURL:     cfg.RedisURL,
+		DisableRedis: cfg.DisableRedis,
+		Disabled:     cfg.DisableCache,
+		DisableLocal: cfg.DisableLocal,
+		Stale:        cfg.Stale,
+		RedisTimeout: cfg.RedisTimeout,
+		Logger:       log,
+	}
+	if cfg.DisableRedis || cfg.DisableCache {
+		copts.RedisURL = ""
+	}
+	c, err := cache.New(copts)
+	if err != nil {
+		a.close()
+		return nil, fmt.Errorf("cache: %w", err)
+	}
+	a.cache = c
+	a.metrics.Register(newPoolCollector(db))
+	a.server = server.New(server.Config{
+		Store:         db,
+		Cache:         c,
+		Metrics:       a.metrics,
+		Logger:        log,
+		AdminToken:    cfg.AdminToken,
+		AdminUser:     admin,
+		ModelsTTL:     cfg.ModelsTTL,
+		ServersTTL:    cfg.ServersTTL,
+		AnalyticsTTL:  cfg.AnalyticsTTL,
+		MaxInFlight:   cfg.MaxInFlight,
+		MaxDBInFlight: cfg.MaxDBInFlight,
+		AccessLog:     cfg.AccessLog,
+		Pages:         pages,
+	})
+	return a, nil
+}
+
+func serve(ctx context.Context, cfg config, wantDemo bool, log *slog.Logger, stdout io.Writer, hooks *serveHooks) error {
+	a, err := newApp(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer a.close()
+	log.Info("database ready", "engine", a.db.Engine(), "url", redactURL(cfg.DatabaseURL))
+	log.Info("cache ready", "mode", a.cache.Mode(), "redis", a.cache.RedisState())
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	addr := ln.Addr().String()
+	if wantDemo {
+		if err := seedDemo(ctx, a.db, log, stdout, "http://"+displayAddr(addr)); err != nil {
+			ln.Close()
+			return err
+		}
+	}
+	srv := &http.Server{
+		Handler:           a.server,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	fmt.Fprintf(stdout, "modellab listening on http://%s\n", displayAddr(addr))
+	log.Info("listening", "addr", addr)
+	if hooks != nil && hooks.listening != nil {
+		hooks.listening(addr)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	// Stop accepting, let in-flight requests finish, then close.
+	log.Info("shutting down: draining in-flight requests", "timeout", cfg.Shutdown)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.Shutdown)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		log.Warn("shutdown did not drain in time", "err", err)
+		_ = srv.Close()
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// displayAddr turns ":8080" or "[::]:8080" into something a browser opens.
+func displayAddr(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if host == "" || host == "::" || host == "0.0.0.0" {
+		host = "localhost"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+// seedDemo seeds an empty database with the small demo set, and prints a
+// token for the demo user: the one the seed made, or a new one on a
+// database seeded before (tokens are stored hashed, so the old one is gone).
+func seedDemo(ctx context.Context, db *store.DB, log *slog.Logger, stdout io.Writer, baseURL string) error {
+	empty, err := db.Empty(ctx)
+	if err != nil {
+		return fmt.Errorf("check for an empty database: %w", err)
+	}
+	var token string
+	if empty {
+		start := time.Now()
+		res, err := store.Seed(ctx, db, store.DemoSeedOptions())
+		if err != nil {
+			return fmt.Errorf("seed demo data: %w", err)
+		}
+		log.Info("seeded demo data", "users", len(res.Users), "models", res.Models, "servers", res.Servers,
+			"events", res.Events, "took", time.Since(start).Round(time.Millisecond))
+		for _, u := range res.Users {
+			if u.Name == "demo" {
+				token = u.Token
+			}
+		}
+	} else {
+		token, err = db.IssueToken(ctx, "demo")
+		if modellab.ErrorCode(err) == modellab.ENOTFOUND {
+			return nil // not a demo database: nothing to print
+		}
+		if err != nil {
+			return fmt.Errorf("issue a demo token: %w", err)
+		}
+	}
+	if token != "" {
+		fmt.Fprintf(stdout, "demo user \"demo\" token: %s\n", token)
+		fmt.Fprintf(stdout, "  try: curl -H 'Authorization: Bearer %s' %s/api/servers/status\n", token, baseURL)
+	}
+	return nil
+}

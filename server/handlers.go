@@ -1,0 +1,292 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/modellab/modellab"
+	"github.com/modellab/modellab/cache"
+)
+
+// apiHandler is a handler that returns an error instead of writing it, so
+// every failure goes through writeError's one table.
+type apiHandler func(w http.ResponseWriter, r *http.Request) error
+
+func (s *Server) api(h apiHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	}
+}
+
+func (s *Server) handleListModels(w http.ResponseWriter, r *http.Request) error {
+	u, err := s.Authenticate(r, false)
+	if err != nil {
+		return err
+	}
+	e, res, err := s.ModelsList(r.Context(), u)
+	if err != nil {
+		return err
+	}
+	writeCached(w, r, e, res, u == nil)
+	return nil
+}
+
+func (s *Server) handleGetModel(w http.ResponseWriter, r *http.Request) error {
+	u, err := s.Authenticate(r, false)
+	if err != nil {
+		return err
+	}
+	m, err := s.GetModel(r.Context(), u, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, m)
+	return nil
+}
+
+func (s *Server) handleCreateModel(w http.ResponseWriter, r *http.Request) error {
+	u, err := s.requireUser(r)
+	if err != nil {
+		return err
+	}
+	var in CreateModelInput
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	m, err := s.CreateModel(r.Context(), u, in)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/api/models/"+m.ID)
+	writeJSON(w, http.StatusCreated, m)
+	return nil
+}
+
+func (s *Server) handlePatchModel(w http.ResponseWriter, r *http.Request) error {
+	u, err := s.requireUser(r)
+	if err != nil {
+		return err
+	}
+	var p modellab.ModelPatch
+	if err := decodeJSON(r, &p); err != nil {
+		return err
+	}
+	m, err := s.UpdateModel(r.Context(), u, r.PathValue("id"), p)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, m)
+	return nil
+}
+
+func (s *Server) handleDeleteModel(w http.ResponseWriter, r *http.Request) error {
+	u, err := s.requireUser(r)
+	if err != nil {
+		return err
+	}
+	if err := s.DeleteModel(r.Context(), u, r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) handleServersStatus(w http.ResponseWriter, r *http.Request) error {
+	u, err := s.requireUser(r)
+	if err != nil {
+		return err
+	}
+	e, res, err := s.ServersStatus(r.Context(), u)
+	if err != nil {
+		return err
+	}
+	writeCached(w, r, e, res, false)
+	return nil
+}
+
+func (s *Server) handleGetServer(w http.ResponseWriter, r *http.Request) error {
+	u, err := s.requireUser(r)
+	if err != nil {
+		return err
+	}
+	sv, err := s.GetServer(r.Context(), u, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, sv)
+	return nil
+}
+
+func (s *Server) handleCreateServer(w http.ResponseWriter, r *http.Request) error {
+	u, err := s.requireUser(r)
+	if err != nil {
+		return err
+	}
+	var in CreateServerInput
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	sv, err := s.CreateServer(r.Context(), u, in)
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Location", "/api/servers/"+sv.ID)
+	writeJSON(w, http.StatusCreated, sv)
+	return nil
+}
+
+func (s *Server) handlePatchServer(w http.ResponseWriter, r *http.Request) error {
+	u, err := s.requireUser(r)
+	if err != nil {
+		return err
+	}
+	var p modellab.ServerPatch
+	if err := decodeJSON(r, &p); err != nil {
+		return err
+	}
+	sv, err := s.UpdateServer(r.Context(), u, r.PathValue("id"), p)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, sv)
+	return nil
+}
+
+func (s *Server) handleDeleteServer(w http.ResponseWriter, r *http.Request) error {
+	u, err := s.requireUser(r)
+	if err != nil {
+		return err
+	}
+	if err := s.DeleteServer(r.Context(), u, r.PathValue("id")); err != nil {
+		return err
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+type eventsBody struct {
+	Events []EventInput `json:"events"`
+}
+
+func (s *Server) handleIngestEvents(w http.ResponseWriter, r *http.Request) error {
+	u, err := s.requireUser(r)
+	if err != nil {
+		return err
+	}
+	var in eventsBody
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	n, err := s.IngestEvents(r.Context(), u, in.Events)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusAccepted, map[string]int{"accepted": n})
+	return nil
+}
+
+func (s *Server) handleAnalytics(w http.ResponseWriter, r *http.Request) error {
+	u, err := s.requireUser(r)
+	if err != nil {
+		return err
+	}
+	q, err := ParseAnalyticsQuery(r.URL.Query(), s.now())
+	if err != nil {
+		return err
+	}
+	e, res, err := s.AnalyticsData(r.Context(), u, q)
+	if err != nil {
+		return err
+	}
+	writeCached(w, r, e, res, false)
+	return nil
+}
+
+type createUserBody struct {
+	Name  string `json:"name"`
+	Admin bool   `json:"admin"`
+}
+
+func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request) error {
+	if _, err := s.requireAdmin(r); err != nil {
+		return err
+	}
+	var in createUserBody
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	u, tok, err := s.CreateUser(r.Context(), in.Name, in.Admin)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"user": u, "token": tok})
+	return nil
+}
+
+func (s *Server) handleCacheStats(w http.ResponseWriter, r *http.Request) error {
+	if _, err := s.requireAdmin(r); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, s.cache.Stats())
+	return nil
+}
+
+type invalidateBody struct {
+	Pattern string `json:"pattern"`
+}
+
+func (s *Server) handleCacheInvalidate(w http.ResponseWriter, r *http.Request) error {
+	if _, err := s.requireAdmin(r); err != nil {
+		return err
+	}
+	var in invalidateBody
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	if in.Pattern == "" || len(in.Pattern) > 256 {
+		return modellab.Errorf(modellab.EINVALID, "pattern must be 1 to 256 characters, e.g. \"api:models:*\"")
+	}
+	n, err := s.cache.InvalidatePattern(r.Context(), in.Pattern)
+	if err != nil {
+		return modellab.WrapError(modellab.EUNAVAILABLE, err, "invalidation failed, try again")
+	}
+	writeJSON(w, http.StatusOK, map[string]int{"invalidated": n})
+	return nil
+}
+
+func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+type readyBody struct {
+	Database string     `json:"database"`
+	Cache    readyCache `json:"cache"`
+}
+
+type readyCache struct {
+	Mode  string `json:"mode"`
+	Redis string `json:"redis"`
+}
+
+func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	body := readyBody{Database: "ok", Cache: readyCache{Mode: s.cache.Mode(), Redis: s.cache.RedisState()}}
+	status := http.StatusOK
+	if err := s.store.Ping(ctx); err != nil {
+		body.Database = "down"
+		status = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "1")
+	}
+	writeJSON(w, status, body)
+}
+
+func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {
+	s.writeError(w, r, modellab.Errorf(modellab.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path))
+}
+
+// resultHeader exposes the header slice for tests of the hot path.
+func resultHeader(r cache.Result) string { return hdrCacheResult[r][0] }

@@ -1,0 +1,254 @@
+package server_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modellab/modellab"
+	"github.com/modellab/modellab/cache"
+	"github.com/modellab/modellab/internal/testpg"
+	"github.com/modellab/modellab/server"
+	"github.com/modellab/modellab/store"
+)
+
+const adminToken = "test-admin-token-0123456789"
+
+// env is one server under test with its real store and cache.
+type env struct {
+	t     *testing.T
+	srv   *server.Server
+	http  *httptest.Server
+	db    *store.DB
+	cache *cache.Cache
+	url   string
+	dbu   string
+	pfx   string
+}
+
+func (e *env) dbURL() string { return e.dbu }
+
+type envOpts struct {
+	engine   string // "sqlite" (default) or "postgres"
+	redis    bool   // use the machine's Redis with a unique prefix
+	disabled bool   // DISABLE_CACHE
+	dbURL    string // share a database with another env
+	prefix   string // share a Redis prefix with another env
+	now      func() time.Time
+	ttl      time.Duration
+	maxDB    int
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func newEnv(t *testing.T, o envOpts) *env {
+	t.Helper()
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() && os.Getenv("MODELLAB_TEST_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	metrics := server.NewMetrics()
+	dbURL := o.dbURL
+	if dbURL == "" {
+		if o.engine == "postgres" {
+			dbURL = testpg.URL(t)
+		} else {
+			dbURL = "sqlite://" + filepath.Join(t.TempDir(), "test.db")
+		}
+	}
+	db, err := store.Open(ctx, dbURL, store.Options{OnQuery: metrics.DBQuery, Logger: log})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	admin := modellab.User{ID: "usr_admin", Name: "admin", Admin: true}
+	if err := db.EnsureUser(ctx, admin); err != nil {
+		t.Fatalf("ensure admin: %v", err)
+	}
+	copts := cache.Options{Logger: log, Now: o.now, Disabled: o.disabled, DisableRedis: !o.redis}
+	if o.redis {
+		copts.RedisURL = "redis://127.0.0.1:6379"
+		copts.Prefix = o.prefix
+		if copts.Prefix == "" {
+			copts.Prefix = "test:" + randHex(6) + ":"
+		}
+	}
+	c, err := cache.New(copts)
+	if err != nil {
+		t.Fatalf("cache: %v", err)
+	}
+	t.Cleanup(c.Close)
+	if o.redis {
+		waitFor(t, 5*time.Second, func() bool { return c.RedisState() == "up" })
+	}
+	ttl := o.ttl
+	srv := server.New(server.Config{
+		Store: db, Cache: c, Metrics: metrics, Logger: log,
+		AdminToken: adminToken, AdminUser: admin, Now: o.now,
+		ModelsTTL: ttl, ServersTTL: ttl, AnalyticsTTL: ttl, MaxDBInFlight: o.maxDB,
+	})
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	return &env{t: t, srv: srv, http: hs, db: db, cache: c, url: hs.URL, dbu: dbURL, pfx: copts.Prefix}
+}
+
+func waitFor(t *testing.T, d time.Duration, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s", d)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// resp is a response read whole.
+type resp struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r resp) json(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("decode %s: %v", r.body, err)
+	}
+}
+
+func (r resp) errorCode(t *testing.T) string {
+	t.Helper()
+	var e struct {
+		Error struct{ Code, Message string } `json:"error"`
+	}
+	r.json(t, &e)
+	if e.Error.Message == "" {
+		t.Errorf("error without a message: %s", r.body)
+	}
+	return e.Error.Code
+}
+
+// do sends a request; body may be a string, []byte or any JSON value.
+func (e *env) do(method, path, token string, body any, hdr ...string) resp {
+	e.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		rd = strings.NewReader(b)
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		j, err := json.Marshal(b)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, e.url+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return resp{status: res.StatusCode, header: res.Header, body: b}
+}
+
+func (e *env) must(want int, method, path, token string, body any, hdr ...string) resp {
+	e.t.Helper()
+	r := e.do(method, path, token, body, hdr...)
+	if r.status != want {
+		e.t.Fatalf("%s %s: status %d, want %d; body %s", method, path, r.status, want, r.body)
+	}
+	return r
+}
+
+// user creates a user through the API and returns its token and ID.
+func (e *env) user(name string) (token, id string) {
+	e.t.Helper()
+	var out struct {
+		User  modellab.User `json:"user"`
+		Token string        `json:"token"`
+	}
+	e.must(201, "POST", "/api/users", adminToken, map[string]any{"name": name}).json(e.t, &out)
+	return out.Token, out.User.ID
+}
+
+func (e *env) model(token string, body map[string]any) modellab.Model {
+	e.t.Helper()
+	var m modellab.Model
+	e.must(201, "POST", "/api/models", token, body).json(e.t, &m)
+	return m
+}
+
+func (e *env) models(token string) []modellab.Model {
+	e.t.Helper()
+	var out struct {
+		Models []modellab.Model `json:"models"`
+	}
+	e.must(200, "GET", "/api/models", token, nil).json(e.t, &out)
+	return out.Models
+}
+
+func names(ms []modellab.Model) []string {
+	out := make([]string, len(ms))
+	for i, m := range ms {
+		out[i] = m.Name
+	}
+	return out
+}
+
+type statusBody struct {
+	Servers []struct {
+		modellab.Server
+		Model *modellab.Model `json:"model"`
+	} `json:"servers"`
+	Summary modellab.ServerSummary `json:"summary"`
+}
+
+func (e *env) status(token string) statusBody {
+	e.t.Helper()
+	var out statusBody
+	e.must(200, "GET", "/api/servers/status", token, nil).json(e.t, &out)
+	return out
+}
+
+func (e *env) metric(name string, labels map[string]string) float64 {
+	return e.srv.Metrics().Gather(name, labels)
+}

@@ -1,0 +1,177 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/modellab/modellab"
+)
+
+// MaxBodyBytes is the request body limit of the contract (1 MiB).
+const MaxBodyBytes = 1 << 20
+
+type ctxKey int
+
+const (
+	ctxRequestID ctxKey = iota
+	ctxUser
+)
+
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(ctxRequestID).(string)
+	return id
+}
+
+// reqIDs makes request IDs cheaply: a random per-process prefix and a counter.
+type reqIDs struct {
+	prefix string
+	n      atomic.Uint64
+}
+
+func newReqIDs() *reqIDs {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return &reqIDs{prefix: hex.EncodeToString(b[:]) + "-"}
+}
+
+func (g *reqIDs) next() string {
+	return g.prefix + strconv.FormatUint(g.n.Add(1), 36)
+}
+
+func validRequestID(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// statusWriter records what the handler answered.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// middleware wraps the mux with everything every request goes through. The
+// order matters: recovery is innermost around the mux so that a panic is
+// still counted and logged by the outer layers.
+func (s *Server) middleware(mux *http.ServeMux) http.Handler {
+	ids := newReqIDs()
+	inner := s.recoverer(mux)
+	maxInFlight := int64(s.cfg.MaxInFlight)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		id := r.Header.Get("X-Request-ID")
+		if !validRequestID(id) {
+			id = ids.next()
+		}
+		w.Header()["X-Request-Id"] = []string{id}
+		sw := &statusWriter{ResponseWriter: w}
+		r = r.WithContext(context.WithValue(r.Context(), ctxRequestID, id))
+
+		n := s.inFlight.Add(1)
+		s.metrics.inFlight.Set(float64(n))
+		if n > maxInFlight {
+			s.inFlight.Add(-1)
+			s.metrics.shed.WithLabelValues("in_flight").Inc()
+			s.writeError(sw, r, modellab.Errorf(modellab.EUNAVAILABLE, "the server is overloaded, try again"))
+			s.metrics.observe("overload", sw.status, time.Since(start).Seconds())
+			return
+		}
+		if r.Body != nil {
+			r.Body = http.MaxBytesReader(sw, r.Body, MaxBodyBytes)
+		}
+		inner.ServeHTTP(sw, r)
+		s.metrics.inFlight.Set(float64(s.inFlight.Add(-1)))
+
+		route := r.Pattern
+		if route == "" {
+			route = "unmatched"
+		}
+		if sw.status == 0 {
+			sw.status = http.StatusOK
+		}
+		elapsed := time.Since(start)
+		s.metrics.observe(route, sw.status, elapsed.Seconds())
+		if s.cfg.AccessLog {
+			s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+				slog.String("method", r.Method), slog.String("path", r.URL.Path),
+				slog.String("route", route), slog.Int("status", sw.status),
+				slog.Int64("bytes", sw.bytes), slog.Duration("duration", elapsed),
+				slog.String("request_id", id), slog.String("cache", sw.Header().Get("X-Cache")))
+		}
+	})
+}
+
+// recoverer turns a panic into a logged 500 with the JSON error body. The
+// mux mutates r.Pattern in place, so the caller reads it after we return.
+func (s *Server) recoverer(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			v := recover()
+			if v == nil {
+				return
+			}
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			err := fmt.Errorf("panic: %v\n%s", v, debug.Stack())
+			sw, _ := w.(*statusWriter)
+			if sw != nil && sw.status != 0 {
+				// Too late for an error body: the status line is gone.
+				s.log.ErrorContext(r.Context(), "panic after response started", "err", err)
+				return
+			}
+			s.writeError(w, r, modellab.WrapError(modellab.EINTERNAL, err, "internal error"))
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+// bodyError maps the errors of reading a request body.
+func bodyError(err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return modellab.Errorf(modellab.ETOOLARGE, "request body exceeds %d bytes", MaxBodyBytes)
+	}
+	return modellab.WrapError(modellab.EINVALID, err, "could not read the request body")
+}

@@ -1,0 +1,69 @@
+package server
+
+import (
+	"net/http"
+	"strings"
+
+	"github.com/modellab/modellab"
+)
+
+// routes lists every route of the service in one place.
+func (s *Server) routes() http.Handler {
+	mux := http.NewServeMux()
+
+	mux.HandleFunc("POST /api/users", s.api(s.handleCreateUser))
+
+	mux.HandleFunc("GET /api/models", s.api(s.handleListModels))
+	mux.HandleFunc("POST /api/models", s.api(s.handleCreateModel))
+	mux.HandleFunc("GET /api/models/{id}", s.api(s.handleGetModel))
+	mux.HandleFunc("PATCH /api/models/{id}", s.api(s.handlePatchModel))
+	mux.HandleFunc("DELETE /api/models/{id}", s.api(s.handleDeleteModel))
+
+	mux.HandleFunc("GET /api/servers/status", s.api(s.handleServersStatus))
+	mux.HandleFunc("POST /api/servers", s.api(s.handleCreateServer))
+	mux.HandleFunc("GET /api/servers/{id}", s.api(s.handleGetServer))
+	mux.HandleFunc("PATCH /api/servers/{id}", s.api(s.handlePatchServer))
+	mux.HandleFunc("DELETE /api/servers/{id}", s.api(s.handleDeleteServer))
+
+	mux.HandleFunc("POST /api/analytics/events", s.api(s.handleIngestEvents))
+	mux.HandleFunc("GET /api/analytics/data", s.api(s.handleAnalytics))
+
+	mux.HandleFunc("GET /api/cache/stats", s.api(s.handleCacheStats))
+	mux.HandleFunc("POST /api/cache/invalidate", s.api(s.handleCacheInvalidate))
+
+	mux.HandleFunc("GET /healthz", s.handleHealthz)
+	mux.HandleFunc("GET /readyz", s.handleReadyz)
+	mux.Handle("GET /metrics", s.metrics.Handler())
+
+	if s.cfg.Pages != nil {
+		s.cfg.Pages(s, mux)
+	}
+
+	// Everything else answers the JSON error of the contract, 405 with Allow
+	// when the path exists under other methods.
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if allow := allowedMethods(mux, r); len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			s.writeErrorStatus(w, r, http.StatusMethodNotAllowed,
+				modellab.Errorf(modellab.EINVALID, "method %s is not allowed here; use %s", r.Method, strings.Join(allow, ", ")))
+			return
+		}
+		s.handleNotFound(w, r)
+	})
+	return s.middleware(mux)
+}
+
+func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
+	var allow []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete} {
+		if m == r.Method {
+			continue
+		}
+		r2 := r.Clone(r.Context())
+		r2.Method = m
+		if _, pattern := mux.Handler(r2); pattern != "" && pattern != "/" {
+			allow = append(allow, m)
+		}
+	}
+	return allow
+}
