@@ -486,6 +486,9 @@ func newRecorder() *recorder {
 }
 
 func (r *recorder) reset() {
+	if r.count == 0 {
+		return // fresh or unused: clearing would only fault in zero pages
+	}
 	r.hist.Reset()
 	r.count, r.sumNS, r.maxNS, r.errors, r.failures = 0, 0, 0, 0, 0
 	r.status = [1000]int64{}
