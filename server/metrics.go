@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/modellab/modellab/cache"
 )
 
 // Metrics holds the Prometheus collectors of one server. The names are part
@@ -136,4 +138,65 @@ func (m *Metrics) observe(route string, code int, seconds float64) {
 	}
 	c.Inc()
 	h.Observe(seconds)
+}
+
+// cacheCollector exports the cache's counters at scrape time, so the hot
+// path pays nothing for them beyond the cache's own atomic adds.
+type cacheCollector struct {
+	c                      *cache.Cache
+	requests, loads, tiers *prometheus.Desc
+	redisUp, stale, local  *prometheus.Desc
+}
+
+func newCacheCollector(c *cache.Cache) *cacheCollector {
+	return &cacheCollector{
+		c: c,
+		requests: prometheus.NewDesc("modellab_cache_requests_total",
+			"Cached-endpoint requests by endpoint and result (hit, miss, stale, bypass).", []string{"endpoint", "result"}, nil),
+		loads: prometheus.NewDesc("modellab_cache_loads_total",
+			"Loader runs, i.e. trips to the database to fill the cache.", []string{"endpoint"}, nil),
+		tiers: prometheus.NewDesc("modellab_cache_tier_lookups_total",
+			"Lookups per cache tier (local, redis) and result (hit, miss, error).", []string{"tier", "result"}, nil),
+		redisUp: prometheus.NewDesc("modellab_redis_up",
+			"1 when the Redis tier is in use, 0 when it is down or disabled.", nil, nil),
+		stale: prometheus.NewDesc("modellab_cache_stale_serves_total",
+			"Entries served past their TTL (stale-while-revalidate, stale-if-error).", nil, nil),
+		local: prometheus.NewDesc("modellab_cache_local_bytes",
+			"Bytes held by the in-process tier.", nil, nil),
+	}
+}
+
+func (cc *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{cc.requests, cc.loads, cc.tiers, cc.redisUp, cc.stale, cc.local} {
+		ch <- d
+	}
+}
+
+func (cc *cacheCollector) Collect(ch chan<- prometheus.Metric) {
+	st := cc.c.Stats()
+	for _, endpoint := range []string{groupModels, groupServers, groupAnalytics} {
+		g := st.Groups[endpoint]
+		for _, r := range []struct {
+			name string
+			v    uint64
+		}{{"hit", g.Hit}, {"miss", g.Miss}, {"stale", g.Stale}, {"bypass", g.Bypass}} {
+			ch <- prometheus.MustNewConstMetric(cc.requests, prometheus.CounterValue, float64(r.v), endpoint, r.name)
+		}
+		ch <- prometheus.MustNewConstMetric(cc.loads, prometheus.CounterValue, float64(g.Loads), endpoint)
+	}
+	for _, t := range []struct {
+		tier string
+		s    cache.TierStats
+	}{{"local", st.Tiers.Local}, {"redis", st.Tiers.Redis}} {
+		ch <- prometheus.MustNewConstMetric(cc.tiers, prometheus.CounterValue, float64(t.s.Hits), t.tier, "hit")
+		ch <- prometheus.MustNewConstMetric(cc.tiers, prometheus.CounterValue, float64(t.s.Misses), t.tier, "miss")
+		ch <- prometheus.MustNewConstMetric(cc.tiers, prometheus.CounterValue, float64(t.s.Errors), t.tier, "error")
+	}
+	up := 0.0
+	if st.Redis == "up" {
+		up = 1
+	}
+	ch <- prometheus.MustNewConstMetric(cc.redisUp, prometheus.GaugeValue, up)
+	ch <- prometheus.MustNewConstMetric(cc.stale, prometheus.CounterValue, float64(st.StaleServes))
+	ch <- prometheus.MustNewConstMetric(cc.local, prometheus.GaugeValue, float64(st.LocalBytes))
 }
