@@ -1,0 +1,207 @@
+package web_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/modellab/modellab"
+	"github.com/modellab/modellab/cache"
+	"github.com/modellab/modellab/server"
+	"github.com/modellab/modellab/store"
+	"github.com/modellab/modellab/web"
+)
+
+const adminToken = "test-admin-token-0123456789"
+
+// env is a real server (SQLite in a temp dir, memory-only cache) with the
+// pages mounted, as cmd/modellab wires it.
+type env struct {
+	t   *testing.T
+	srv *server.Server
+	hs  *httptest.Server
+	url string
+}
+
+func newEnv(t *testing.T, now func() time.Time) *env {
+	t.Helper()
+	ctx := context.Background()
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	db, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "test.db"), store.Options{Logger: log})
+	if err != nil {
+		t.Fatalf("open store: %v", err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	admin := modellab.User{ID: "usr_admin", Name: "admin", Admin: true}
+	if err := db.EnsureUser(ctx, admin); err != nil {
+		t.Fatalf("ensure admin: %v", err)
+	}
+	c, err := cache.New(cache.Options{Logger: log, DisableRedis: true, Now: now})
+	if err != nil {
+		t.Fatalf("cache: %v", err)
+	}
+	t.Cleanup(c.Close)
+	srv := server.New(server.Config{
+		Store: db, Cache: c, Logger: log, AdminToken: adminToken, AdminUser: admin,
+		Now: now, Pages: web.Mount,
+	})
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	return &env{t: t, srv: srv, hs: hs, url: hs.URL}
+}
+
+// resp is a response read whole.
+type resp struct {
+	status int
+	header http.Header
+	body   string
+}
+
+// client returns a browser-like client: a cookie jar, no redirect following
+// (tests look at the 303s themselves).
+func (e *env) client() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+func (e *env) send(c *http.Client, req *http.Request) resp {
+	e.t.Helper()
+	res, err := c.Do(req)
+	if err != nil {
+		e.t.Fatalf("%s %s: %v", req.Method, req.URL, err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return resp{status: res.StatusCode, header: res.Header, body: string(b)}
+}
+
+func (e *env) get(c *http.Client, path string, hdr ...string) resp {
+	e.t.Helper()
+	req, err := http.NewRequest("GET", e.url+path, nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	return e.send(c, req)
+}
+
+func (e *env) post(c *http.Client, path string, form url.Values, hdr ...string) resp {
+	e.t.Helper()
+	req, err := http.NewRequest("POST", e.url+path, strings.NewReader(form.Encode()))
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	return e.send(c, req)
+}
+
+// api calls the JSON API with a bearer token; body may be nil.
+func (e *env) api(method, path, token string, body any, want int) []byte {
+	e.t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, e.url+path, rd)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	r := e.send(http.DefaultClient, req)
+	if r.status != want {
+		e.t.Fatalf("%s %s: status %d, want %d; body %s", method, path, r.status, want, r.body)
+	}
+	return []byte(r.body)
+}
+
+func (e *env) user(name string) (token, id string) {
+	e.t.Helper()
+	var out struct {
+		User  modellab.User `json:"user"`
+		Token string        `json:"token"`
+	}
+	if err := json.Unmarshal(e.api("POST", "/api/users", adminToken, map[string]any{"name": name}, 201), &out); err != nil {
+		e.t.Fatal(err)
+	}
+	return out.Token, out.User.ID
+}
+
+func (e *env) model(token string, body map[string]any) modellab.Model {
+	e.t.Helper()
+	var m modellab.Model
+	if err := json.Unmarshal(e.api("POST", "/api/models", token, body, 201), &m); err != nil {
+		e.t.Fatal(err)
+	}
+	return m
+}
+
+func (e *env) server(token string, body map[string]any) modellab.Server {
+	e.t.Helper()
+	var s modellab.Server
+	if err := json.Unmarshal(e.api("POST", "/api/servers", token, body, 201), &s); err != nil {
+		e.t.Fatal(err)
+	}
+	return s
+}
+
+var csrfRE = regexp.MustCompile(`name="csrf" value="([^"]*)"`)
+
+// csrfOf returns the anti-CSRF value of the first form of a page.
+func csrfOf(t *testing.T, body string) string {
+	t.Helper()
+	m := csrfRE.FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no csrf field in the page:\n%s", body)
+	}
+	return m[1]
+}
+
+// login logs c in with token through the form and returns the page's
+// anti-CSRF value for later forms.
+func (e *env) login(c *http.Client, token string) string {
+	e.t.Helper()
+	form := e.get(c, "/login")
+	if form.status != 200 {
+		e.t.Fatalf("GET /login: %d", form.status)
+	}
+	r := e.post(c, "/login", url.Values{"token": {token}, "csrf": {csrfOf(e.t, form.body)}})
+	if r.status != http.StatusSeeOther || r.header.Get("Location") != "/" {
+		e.t.Fatalf("POST /login: %d Location %q; body %s", r.status, r.header.Get("Location"), r.body)
+	}
+	home := e.get(c, "/")
+	if home.status != 200 {
+		e.t.Fatalf("GET / after login: %d", home.status)
+	}
+	return csrfOf(e.t, home.body)
+}

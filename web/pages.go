@@ -1,0 +1,506 @@
+package web
+
+import (
+	"html/template"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/modellab/modellab"
+	"github.com/modellab/modellab/cache"
+	"github.com/modellab/modellab/server"
+)
+
+// setXCache exposes the cache result of a page's main read, as the API
+// does, so that load tests and curious people can see where a page came from.
+func setXCache(w http.ResponseWriter, res cache.Result) {
+	w.Header().Set("X-Cache", res.String())
+}
+
+// ---- home ----------------------------------------------------------------
+
+type homeData struct {
+	Models, Mine, Global int
+	Summary              modellab.ServerSummary
+	StateBar             template.HTML
+	Usage                modellab.AnalyticsTotals
+	Spark                template.HTML
+	From, To             time.Time
+	Attention            []modellab.ServerWithModel // servers in error, a few
+}
+
+// homeUsageQuery is the home page's sparkline: the default 7 days, hourly.
+var homeUsageQuery = url.Values{"interval": {modellab.IntervalHour}}
+
+func (a *app) home(w http.ResponseWriter, r *http.Request, v *view) error {
+	ctx := r.Context()
+	me, _, err := a.s.ModelsList(ctx, v.User)
+	if err != nil {
+		return err
+	}
+	models, err := decodeEntry[modelsBody](a.decode, "models", me)
+	if err != nil {
+		return err
+	}
+	se, _, err := a.s.ServersStatus(ctx, v.User)
+	if err != nil {
+		return err
+	}
+	servers, err := decodeEntry[serversBody](a.decode, "servers", se)
+	if err != nil {
+		return err
+	}
+	q, err := server.ParseAnalyticsQuery(homeUsageQuery, a.now())
+	if err != nil {
+		return err
+	}
+	ae, _, err := a.s.AnalyticsData(ctx, v.User, q)
+	if err != nil {
+		return err
+	}
+	usage, err := decodeEntry[modellab.AnalyticsResult](a.decode, "analytics", ae)
+	if err != nil {
+		return err
+	}
+	d := homeData{Summary: servers.Summary, Usage: usage.Totals, From: usage.From, To: usage.To}
+	d.Models = len(models.Models)
+	for _, m := range models.Models {
+		if m.Visibility == modellab.VisibilityGlobal {
+			d.Global++
+		} else {
+			d.Mine++
+		}
+	}
+	for _, s := range servers.Servers {
+		if s.Status == modellab.StatusError && len(d.Attention) < 5 {
+			d.Attention = append(d.Attention, s)
+		}
+	}
+	d.StateBar = stateBar(servers.Summary)
+	d.Spark = sparkline(usage.Series, usage.Interval)
+	v.Title, v.Nav, v.Data = "Overview", "home", d
+	a.renderPage(w, r, http.StatusOK, "home", v)
+	return nil
+}
+
+// ---- models --------------------------------------------------------------
+
+const modelsPerPage = 50
+
+type modelRow struct {
+	modellab.Model
+	Editable bool
+}
+
+// modelForm is the create form: what was typed and what is wrong with it,
+// field by field.
+type modelForm struct {
+	Name, Provider, BaseModel, Description, ContextLength, Visibility string
+	Errors                                                            map[string]string
+	Error                                                             string // not about one field
+}
+
+type scopeLink struct {
+	Name, Label, URL string
+	Count            int
+	Active           bool
+}
+
+type modelsData struct {
+	Rows             []modelRow
+	Total            int // visible to the caller
+	Matching         int // after scope and filter
+	Query, Scope     string
+	Scopes           []scopeLink
+	Page, Pages      int
+	PrevURL, NextURL string
+	First, Last      int // 1-based positions shown
+	Form             modelForm
+	Created          string
+	Deleted          bool
+	CanGlobal        bool
+}
+
+func (a *app) models(w http.ResponseWriter, r *http.Request, v *view) error {
+	return a.renderModels(w, r, v, http.StatusOK, modelForm{Visibility: modellab.VisibilityPrivate})
+}
+
+// renderModels renders the list with form f (blank or being corrected).
+func (a *app) renderModels(w http.ResponseWriter, r *http.Request, v *view, status int, f modelForm) error {
+	e, res, err := a.s.ModelsList(r.Context(), v.User)
+	if err != nil {
+		return err
+	}
+	body, err := decodeEntry[modelsBody](a.decode, "models", e)
+	if err != nil {
+		return err
+	}
+	qv := r.URL.Query()
+	d := modelsData{Form: f, CanGlobal: v.User.Admin, Total: len(body.Models)}
+	d.Query = strings.TrimSpace(qv.Get("q"))
+	d.Scope = qv.Get("scope")
+	if d.Scope != "mine" && d.Scope != "global" {
+		d.Scope = "all"
+	}
+	needle := strings.ToLower(d.Query)
+	var all, mine, global int
+	var rows []modelRow
+	for _, m := range body.Models {
+		if needle != "" && !strings.Contains(strings.ToLower(m.Name), needle) &&
+			!strings.Contains(strings.ToLower(m.Provider), needle) &&
+			!strings.Contains(strings.ToLower(m.BaseModel), needle) {
+			continue
+		}
+		all++
+		isGlobal := m.Visibility == modellab.VisibilityGlobal
+		if isGlobal {
+			global++
+		} else {
+			mine++
+		}
+		if d.Scope == "mine" && isGlobal || d.Scope == "global" && !isGlobal {
+			continue
+		}
+		rows = append(rows, modelRow{Model: m, Editable: m.EditableBy(v.User)})
+	}
+	d.Matching = len(rows)
+	link := func(scope string, page int) string {
+		p := url.Values{}
+		if d.Query != "" {
+			p.Set("q", d.Query)
+		}
+		if scope != "all" {
+			p.Set("scope", scope)
+		}
+		if page > 1 {
+			p.Set("page", strconv.Itoa(page))
+		}
+		if len(p) == 0 {
+			return "/models"
+		}
+		return "/models?" + p.Encode()
+	}
+	for _, s := range []scopeLink{{Name: "all", Label: "All", Count: all}, {Name: "mine", Label: "Private", Count: mine}, {Name: "global", Label: "Global", Count: global}} {
+		s.URL, s.Active = link(s.Name, 1), s.Name == d.Scope
+		d.Scopes = append(d.Scopes, s)
+	}
+	d.Pages = max(1, (len(rows)+modelsPerPage-1)/modelsPerPage)
+	d.Page, _ = strconv.Atoi(qv.Get("page"))
+	d.Page = min(max(d.Page, 1), d.Pages)
+	lo := (d.Page - 1) * modelsPerPage
+	hi := min(lo+modelsPerPage, len(rows))
+	d.Rows = rows[lo:hi]
+	d.First, d.Last = lo+1, hi
+	if d.Page > 1 {
+		d.PrevURL = link(d.Scope, d.Page-1)
+	}
+	if d.Page < d.Pages {
+		d.NextURL = link(d.Scope, d.Page+1)
+	}
+	if id := qv.Get("created"); id != "" {
+		for _, m := range body.Models {
+			if m.ID == id {
+				d.Created = m.Name
+			}
+		}
+	}
+	d.Deleted = qv.Get("deleted") == "1"
+	setXCache(w, res)
+	v.Title, v.Nav, v.Data = "Models", "models", d
+	a.renderPage(w, r, status, "models", v)
+	return nil
+}
+
+// fieldOf maps a validation message of the domain ("name must be …") to the
+// form field it is about.
+func fieldOf(msg string) string {
+	for _, f := range []string{"name", "provider", "base_model", "description", "context_length", "visibility"} {
+		if strings.HasPrefix(msg, f+" ") {
+			return f
+		}
+	}
+	return ""
+}
+
+func (a *app) createModel(w http.ResponseWriter, r *http.Request, v *view) error {
+	pf := r.PostForm
+	f := modelForm{
+		Name: pf.Get("name"), Provider: pf.Get("provider"), BaseModel: pf.Get("base_model"),
+		Description: pf.Get("description"), ContextLength: strings.TrimSpace(pf.Get("context_length")),
+		Visibility: pf.Get("visibility"), Errors: map[string]string{},
+	}
+	if f.Visibility == "" {
+		f.Visibility = modellab.VisibilityPrivate
+	}
+	in := server.CreateModelInput{
+		Name: strings.TrimSpace(f.Name), Provider: strings.TrimSpace(f.Provider),
+		BaseModel: strings.TrimSpace(f.BaseModel), Description: f.Description, Visibility: f.Visibility,
+	}
+	// Check what can be checked here first, so that every wrong field is
+	// reported at once rather than one per submit.
+	if in.Name == "" {
+		f.Errors["name"] = "Give the model a name."
+	}
+	if in.Provider == "" {
+		f.Errors["provider"] = "Say who provides it, e.g. meta or local."
+	}
+	if f.ContextLength != "" {
+		n, err := strconv.ParseInt(strings.ReplaceAll(f.ContextLength, ",", ""), 10, 64)
+		if err != nil || n < 1 || n > modellab.MaxContextLength {
+			f.Errors["context_length"] = "Enter a whole number of tokens, e.g. 8192."
+		} else {
+			in.ContextLength = &n
+		}
+	}
+	if len(f.Errors) > 0 {
+		return a.renderModels(w, r, v, http.StatusBadRequest, f)
+	}
+	m, err := a.s.CreateModel(r.Context(), v.User, in)
+	if err != nil {
+		switch code := modellab.ErrorCode(err); code {
+		case modellab.EINVALID:
+			if field := fieldOf(modellab.ErrorMessage(err)); field != "" {
+				f.Errors[field] = sentence(modellab.ErrorMessage(err))
+			} else {
+				f.Error = sentence(modellab.ErrorMessage(err))
+			}
+		case modellab.ECONFLICT:
+			f.Errors["name"] = "You already have a model with this name."
+		case modellab.EFORBIDDEN:
+			f.Errors["visibility"] = "Only admins may create global models."
+		default:
+			return err
+		}
+		return a.renderModels(w, r, v, server.StatusOf(err), f)
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, "/models?created="+url.QueryEscape(m.ID), http.StatusSeeOther)
+	return nil
+}
+
+// sentence capitalises a domain message for display next to a field.
+func sentence(s string) string {
+	s = strings.ReplaceAll(s, "_", " ")
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:] + "."
+}
+
+func (a *app) deleteModel(w http.ResponseWriter, r *http.Request, v *view) error {
+	if err := a.s.DeleteModel(r.Context(), v.User, r.PathValue("id")); err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, "/models?deleted=1", http.StatusSeeOther)
+	return nil
+}
+
+// ---- monitor ---------------------------------------------------------------
+
+// monitorRefresh is how often the monitor polls, in seconds.
+const monitorRefresh = 3
+
+type monitorData struct {
+	Servers  []modellab.ServerWithModel
+	Summary  modellab.ServerSummary
+	StateBar template.HTML
+	AsOf     time.Time
+	Refresh  int
+}
+
+func (a *app) monitorView(r *http.Request, u *modellab.User) (monitorData, *cache.Entry, cache.Result, error) {
+	e, res, err := a.s.ServersStatus(r.Context(), u)
+	if err != nil {
+		return monitorData{}, nil, res, err
+	}
+	body, err := decodeEntry[serversBody](a.decode, "servers", e)
+	if err != nil {
+		return monitorData{}, nil, res, err
+	}
+	return monitorData{Servers: body.Servers, Summary: body.Summary, StateBar: stateBar(body.Summary),
+		AsOf: a.now(), Refresh: monitorRefresh}, e, res, nil
+}
+
+func (a *app) monitor(w http.ResponseWriter, r *http.Request, v *view) error {
+	d, _, res, err := a.monitorView(r, v.User)
+	if err != nil {
+		return err
+	}
+	setXCache(w, res)
+	v.Title, v.Nav, v.Data = "Training monitor", "monitor", d
+	a.renderPage(w, r, http.StatusOK, "monitor", v)
+	return nil
+}
+
+// monitorData answers the monitor's polling with the live part of the page
+// as an HTML fragment, rendered by the same template as the page. Its ETag
+// follows the cache entry's, so an unchanged status costs the browser a 304
+// and us no rendering. No session: 401, for the script to say so (a
+// redirect would hand it the login page as a fragment).
+func (a *app) monitorData(w http.ResponseWriter, r *http.Request) {
+	u, err := a.s.Authenticate(r, true)
+	if u == nil || err != nil {
+		status := http.StatusUnauthorized
+		if err != nil && modellab.ErrorCode(err) != modellab.EUNAUTHORIZED {
+			status = server.StatusOf(err)
+			w.Header().Set("Retry-After", "1")
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		http.Error(w, http.StatusText(status), status)
+		return
+	}
+	e, res, err := a.s.ServersStatus(r.Context(), u)
+	if err != nil {
+		status := server.StatusOf(err)
+		if status == http.StatusServiceUnavailable {
+			w.Header().Set("Retry-After", "1")
+		}
+		http.Error(w, http.StatusText(status), status)
+		return
+	}
+	etag := `W/"mon-` + strings.Trim(e.ETag, `"`) + `"`
+	w.Header().Set("ETag", etag)
+	setXCache(w, res)
+	if r.Header.Get("If-None-Match") == etag {
+		w.Header().Set("Cache-Control", "private, no-cache")
+		w.Header().Set("Vary", "Authorization, Cookie")
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	d, _, _, err := a.monitorView(r, u)
+	if err != nil {
+		http.Error(w, http.StatusText(server.StatusOf(err)), server.StatusOf(err))
+		return
+	}
+	a.render(w, r, http.StatusOK, "monitor", "monitor_live", d)
+}
+
+// ---- analytics -------------------------------------------------------------
+
+type analyticsForm struct {
+	From, To, Interval, ModelID string
+}
+
+type analyticsData struct {
+	Form          analyticsForm
+	Error         string
+	Result        *modellab.AnalyticsResult
+	ModelName     string
+	ErrorRate     float64
+	RequestsChart template.HTML
+	LatencyChart  template.HTML
+	Bucket        string // what one bar stands for
+	ClearURL      string
+	Presets       []scopeLink
+}
+
+func (a *app) analytics(w http.ResponseWriter, r *http.Request, v *view) error {
+	qv := r.URL.Query()
+	// An empty form field means "the default", as an absent parameter does.
+	for _, k := range []string{"from", "to", "interval", "model_id"} {
+		if len(qv[k]) == 1 && strings.TrimSpace(qv[k][0]) == "" {
+			delete(qv, k)
+		}
+	}
+	d := analyticsData{Form: analyticsForm{From: qv.Get("from"), To: qv.Get("to"), Interval: qv.Get("interval"), ModelID: qv.Get("model_id")}}
+	v.Title, v.Nav, v.Data = "Analytics", "analytics", &d
+	now := a.now()
+	d.Presets = analyticsPresets(now, qv)
+	q, err := server.ParseAnalyticsQuery(qv, now)
+	if err != nil {
+		if modellab.ErrorCode(err) != modellab.EINVALID {
+			return err
+		}
+		d.Error = sentence(modellab.ErrorMessage(err))
+		a.renderPage(w, r, http.StatusBadRequest, "analytics", v)
+		return nil
+	}
+	e, res, err := a.s.AnalyticsData(r.Context(), v.User, q)
+	if err != nil {
+		return err
+	}
+	result, err := decodeEntry[modellab.AnalyticsResult](a.decode, "analytics", e)
+	if err != nil {
+		return err
+	}
+	d.Result = result
+	d.Form.From, d.Form.To, d.Form.Interval = formDate(q.From), formDate(q.To), q.Interval
+	if q.ModelID != "" {
+		d.ModelName = q.ModelID
+		for _, m := range result.ByModel {
+			if m.ModelID == q.ModelID {
+				d.ModelName = m.ModelName
+			}
+		}
+		c := url.Values{}
+		for k, vs := range qv {
+			if k != "model_id" {
+				c[k] = vs
+			}
+		}
+		d.ClearURL = "/analytics"
+		if len(c) > 0 {
+			d.ClearURL += "?" + c.Encode()
+		}
+	}
+	if result.Totals.Requests > 0 {
+		d.ErrorRate = float64(result.Totals.Errors) * 100 / float64(result.Totals.Requests)
+	}
+	series, per := downsample(result.Series, maxBars)
+	d.Bucket = bucketLabel(q.Interval, per)
+	d.RequestsChart = requestsChart(series, q.Interval)
+	d.LatencyChart = latencyChart(series, q.Interval)
+	setXCache(w, res)
+	a.renderPage(w, r, http.StatusOK, "analytics", v)
+	return nil
+}
+
+// formDate renders a bound for the date input: days only, the form's grain.
+func formDate(t time.Time) string { return t.UTC().Format(time.DateOnly) }
+
+// analyticsPresets are one-click ranges ending now.
+func analyticsPresets(now time.Time, cur url.Values) []scopeLink {
+	today := now.UTC().Truncate(24 * time.Hour).Add(24 * time.Hour)
+	mk := func(label string, days int, interval string) scopeLink {
+		p := url.Values{"from": {formDate(today.AddDate(0, 0, -days))}, "to": {formDate(today)}, "interval": {interval}}
+		if m := cur.Get("model_id"); m != "" {
+			p.Set("model_id", m)
+		}
+		active := cur.Get("from") == p.Get("from") && cur.Get("to") == p.Get("to") && cur.Get("interval") == interval
+		return scopeLink{Label: label, URL: "/analytics?" + p.Encode(), Active: active}
+	}
+	return []scopeLink{mk("Last 24 hours", 1, modellab.IntervalHour), mk("7 days", 7, modellab.IntervalDay),
+		mk("30 days", 30, modellab.IntervalDay), mk("90 days", 90, modellab.IntervalDay)}
+}
+
+// ---- docs and the OpenAPI document ------------------------------------------
+
+func (a *app) docsPage(w http.ResponseWriter, r *http.Request) {
+	v := &view{Title: "API reference", Nav: "docs", Data: a.docs}
+	// Public page; a session only changes the navigation.
+	if u, err := a.s.Authenticate(r, true); err == nil && u != nil {
+		v.User, v.CSRF = u, csrfToken(credential(r))
+	}
+	w.Header().Set("Cache-Control", "private, max-age=60")
+	a.renderPage(w, r, http.StatusOK, "docs", v)
+}
+
+func (a *app) openAPI(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("ETag", a.specET)
+	h.Set("Cache-Control", "public, max-age=300")
+	h.Set("X-Content-Type-Options", "nosniff")
+	if r.Header.Get("If-None-Match") == a.specET {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	h.Set("Content-Length", strconv.Itoa(len(a.spec)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(a.spec)
+	}
+}

@@ -1,0 +1,226 @@
+package web
+
+import (
+	"bytes"
+	"fmt"
+	"html/template"
+	"io/fs"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/modellab/modellab"
+	"github.com/modellab/modellab/server"
+)
+
+// view is what every page template receives.
+type view struct {
+	Title string
+	Nav   string // the active item of the navigation
+	User  *modellab.User
+	CSRF  string // the anti-CSRF token of the session's forms
+	Data  any    // the page's own data
+}
+
+// pageTemplate is one page: the layout plus the page's file.
+type pageTemplate struct{ t *template.Template }
+
+// pageFiles are the pages under templates/, each executed through "layout".
+var pageFiles = []string{"home", "models", "monitor", "analytics", "docs", "login", "error"}
+
+func parsePages(fsys fs.FS, as *assets) (map[string]*pageTemplate, error) {
+	funcs := template.FuncMap{
+		"asset":    as.url,
+		"num":      fmtInt,
+		"float":    fmtFloat,
+		"ms":       fmtMS,
+		"usd":      fmtUSD,
+		"time":     fmtTime,
+		"timePtr":  fmtTimePtr,
+		"date":     func(t time.Time) string { return t.UTC().Format(time.DateOnly) },
+		"deref":    derefInt,
+		"percent":  percent,
+		"lower":    strings.ToLower,
+		"initials": initials,
+	}
+	out := map[string]*pageTemplate{}
+	for _, name := range pageFiles {
+		t, err := template.New(name).Funcs(funcs).ParseFS(fsys, "templates/layout.html", "templates/"+name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("parse %s: %w", name, err)
+		}
+		out[name] = &pageTemplate{t: t}
+	}
+	return out, nil
+}
+
+var bufPool = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// securityHeaders are set on every page. The CSP allows nothing but this
+// origin: no inline script, no external resource.
+func securityHeaders(h http.Header) {
+	h.Set("Content-Security-Policy", "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "+
+		"connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("X-Frame-Options", "DENY")
+}
+
+// render executes template name (entry point tmpl) into a buffer first, so
+// that a template error becomes a clean 500 rather than half a page.
+func (a *app) render(w http.ResponseWriter, r *http.Request, status int, name, entry string, v any) {
+	buf := bufPool.Get().(*bytes.Buffer)
+	buf.Reset()
+	defer func() {
+		if buf.Cap() <= 1<<20 {
+			bufPool.Put(buf)
+		}
+	}()
+	if err := a.pages[name].t.ExecuteTemplate(buf, entry, v); err != nil {
+		a.log.ErrorContext(r.Context(), "page template failed", "page", name, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	// Pages show the caller's data: never shared caches, and revalidated.
+	if h.Get("Cache-Control") == "" {
+		h.Set("Cache-Control", "private, no-cache")
+	}
+	h.Set("Vary", "Authorization, Cookie")
+	securityHeaders(h)
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(buf.Bytes())
+	}
+}
+
+func (a *app) renderPage(w http.ResponseWriter, r *http.Request, status int, name string, v *view) {
+	a.render(w, r, status, name, "layout", v)
+}
+
+type errorData struct {
+	Status  int
+	Heading string
+	Message string
+}
+
+// renderError shows an error page; v may be nil (no session known).
+func (a *app) renderError(w http.ResponseWriter, r *http.Request, v *view, status int, heading, msg string) {
+	if v == nil {
+		v = &view{}
+	}
+	v.Title, v.Nav = heading, ""
+	v.Data = errorData{Status: status, Heading: heading, Message: msg}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	a.renderPage(w, r, status, "error", v)
+}
+
+// fail answers err as an error page with the status of the API's table.
+func (a *app) fail(w http.ResponseWriter, r *http.Request, v *view, err error) {
+	status := server.StatusOf(err)
+	heading := http.StatusText(status)
+	msg := modellab.ErrorMessage(err)
+	switch status {
+	case http.StatusServiceUnavailable:
+		heading = "Temporarily unavailable"
+		msg += " The page will work again in a moment: reload it."
+		a.log.WarnContext(r.Context(), "page unavailable", "path", r.URL.Path, "err", err)
+	case http.StatusInternalServerError:
+		a.log.ErrorContext(r.Context(), "page failed", "path", r.URL.Path, "err", err)
+	}
+	a.renderError(w, r, v, status, heading, msg)
+}
+
+// Formatting helpers of the templates. Numbers are grouped by thousands so
+// that large counts stay readable.
+
+func fmtInt(n any) string {
+	var v int64
+	switch x := n.(type) {
+	case int:
+		v = int64(x)
+	case int64:
+		v = x
+	default:
+		return fmt.Sprint(n)
+	}
+	s := strconv.FormatInt(v, 10)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	var b strings.Builder
+	for i, c := range s {
+		if i > 0 && (len(s)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(c)
+	}
+	if neg {
+		return "-" + b.String()
+	}
+	return b.String()
+}
+
+func fmtFloat(f float64) string {
+	if math.IsNaN(f) || math.IsInf(f, 0) {
+		return "–"
+	}
+	return strconv.FormatFloat(f, 'f', 1, 64)
+}
+
+func fmtMS(f float64) string {
+	if f >= 10000 {
+		return strconv.FormatFloat(f/1000, 'f', 1, 64) + " s"
+	}
+	if f >= 100 {
+		return strconv.FormatFloat(f, 'f', 0, 64) + " ms"
+	}
+	return strconv.FormatFloat(f, 'f', 1, 64) + " ms"
+}
+
+func fmtUSD(f float64) string {
+	if f != 0 && f < 0.01 {
+		return "$" + strconv.FormatFloat(f, 'f', 4, 64)
+	}
+	return "$" + strconv.FormatFloat(f, 'f', 2, 64)
+}
+
+func fmtTime(t time.Time) string {
+	return t.UTC().Format("2006-01-02 15:04:05") + " UTC"
+}
+
+func fmtTimePtr(t *time.Time) string {
+	if t == nil {
+		return "never"
+	}
+	return fmtTime(*t)
+}
+
+func derefInt(p *int64) string {
+	if p == nil {
+		return "—"
+	}
+	return fmtInt(*p)
+}
+
+// percent is part/total as a whole percentage.
+func percent(part, total int) int {
+	if total <= 0 {
+		return 0
+	}
+	return int(math.Round(float64(part) * 100 / float64(total)))
+}
+
+func initials(s string) string {
+	if s == "" {
+		return "?"
+	}
+	r := []rune(s)
+	return strings.ToUpper(string(r[0]))
+}

@@ -1,0 +1,105 @@
+// Package web renders modellab's pages for people: home, models, the
+// training monitor, analytics and the API reference, plus the login form.
+//
+// The pages read through the same service calls as the JSON API
+// (server.ModelsList, ServersStatus, AnalyticsData), so they are served from
+// the same cache entries and invalidated by the same writes. Everything they
+// need — templates, CSS, the few lines of JavaScript of the monitor and the
+// OpenAPI document — is embedded with go:embed: the pages make no external
+// request and work offline. Charts are SVG drawn on the server.
+//
+// Sessions: POST /login checks the pasted API token and stores it in the
+// HttpOnly, SameSite=Lax cookie modellab_session, which
+// server.Authenticate(r, true) resolves like a bearer token (cached, so a
+// page costs no database round trip for auth). Pages also accept
+// Authorization: Bearer, so the load tester can fetch them.
+//
+// CSRF: every form that changes something carries a token derived from the
+// credential of the session (HMAC keyed by the session token). It needs no
+// server-side state and no shared secret, so it works across instances; a
+// cross-site page cannot read it. The login form, which has no session yet,
+// uses a double-submit cookie. On top of that, net/http's
+// CrossOriginProtection rejects cross-origin POSTs that browsers label as
+// such (Sec-Fetch-Site, Origin).
+package web
+
+import (
+	"embed"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/modellab/modellab/server"
+)
+
+//go:embed templates/*.html static/* openapi.json
+var files embed.FS
+
+// app holds what the page handlers share. It is immutable after Mount.
+type app struct {
+	s      *server.Server
+	log    *slog.Logger
+	pages  map[string]*pageTemplate
+	assets *assets
+	docs   *apiDoc
+	spec   []byte
+	specET string
+	decode *decodeCache
+	cop    *http.CrossOriginProtection
+}
+
+// Mount registers the pages on mux. It panics when the embedded files do
+// not parse: they are part of the binary, so that is a bug every test sees.
+func Mount(s *server.Server, mux *http.ServeMux) {
+	a, err := newApp(s)
+	if err != nil {
+		panic("web: " + err.Error())
+	}
+	a.routes(mux)
+}
+
+func newApp(s *server.Server) (*app, error) {
+	a := &app{s: s, log: s.Logger(), decode: newDecodeCache(512)}
+	var err error
+	if a.assets, err = newAssets(files); err != nil {
+		return nil, err
+	}
+	if a.pages, err = parsePages(files, a.assets); err != nil {
+		return nil, err
+	}
+	if a.spec, err = fs.ReadFile(files, "openapi.json"); err != nil {
+		return nil, err
+	}
+	a.specET = etagOf(a.spec)
+	if a.docs, err = parseAPIDoc(a.spec); err != nil {
+		return nil, err
+	}
+	a.cop = http.NewCrossOriginProtection()
+	a.cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a.renderError(w, r, nil, http.StatusForbidden, "Request refused",
+			"This form was sent from another site. Go back, reload the page and try again.")
+	}))
+	return a, nil
+}
+
+// routes lists every page route. "/" itself stays the server's JSON 404:
+// the home page is "/{$}" only.
+func (a *app) routes(mux *http.ServeMux) {
+	mux.HandleFunc("GET /{$}", a.page(a.home))
+	mux.HandleFunc("GET /models", a.page(a.models))
+	mux.Handle("POST /models", a.form(a.createModel))
+	mux.Handle("POST /models/{id}/delete", a.form(a.deleteModel))
+	mux.HandleFunc("GET /monitor", a.page(a.monitor))
+	mux.HandleFunc("GET /monitor/data", a.monitorData)
+	mux.HandleFunc("GET /analytics", a.page(a.analytics))
+	mux.HandleFunc("GET /docs", a.docsPage)
+	mux.HandleFunc("GET /openapi.json", a.openAPI)
+	mux.HandleFunc("GET /login", a.loginForm)
+	mux.Handle("POST /login", a.cop.Handler(http.HandlerFunc(a.login)))
+	mux.Handle("POST /logout", a.form(a.logout))
+	mux.Handle("GET /static/", a.assets)
+}
+
+// now is the server's clock, injected in tests.
+func (a *app) now() time.Time { return a.s.Now().UTC() }
