@@ -1,0 +1,234 @@
+package cache
+
+import (
+	"context"
+	"strings"
+)
+
+// Invalidate removes keys from both tiers, here and — through Redis — on
+// every instance. The local copies are dropped synchronously before and
+// after Redis is told (a push for our own write may arrive after the reply,
+// rueidis#534, and a concurrent read may re-store a copy in between). An
+// UNLINK removes value and lease together, so a load that began before the
+// write can no longer fill. A load in flight in this process will not store
+// its result. When Redis is unreachable the invalidation is queued and
+// replayed before Redis is used again; that is not an error.
+func (c *Cache) Invalidate(ctx context.Context, keys ...string) error {
+	if c.opts.Disabled || len(keys) == 0 {
+		return nil
+	}
+	c.dropKeys(keys)
+	if c.useRed {
+		var todo []string
+		for _, k := range keys {
+			if !c.queue(pendingInv{'k', k}) {
+				todo = append(todo, k)
+			}
+		}
+		if len(todo) > 0 {
+			if err := c.redisUnlink(ctx, todo); err != nil && ctx.Err() == nil {
+				for _, k := range todo {
+					c.failedInvalidation(pendingInv{'k', k}, err)
+				}
+			}
+		}
+		c.dropKeys(keys)
+	}
+	return nil
+}
+
+func (c *Cache) dropKeys(keys []string) {
+	for _, k := range keys {
+		c.dropLocalKey(k)
+	}
+	c.fmu.Lock()
+	for _, k := range keys {
+		delete(c.flights, k)
+	}
+	c.fmu.Unlock()
+}
+
+// InvalidateTag gives each tag a new random generation, here and in Redis
+// (key Prefix+"gen:"+tag, 24h TTL re-set on each bump): every entry that
+// recorded an older generation becomes absent on every instance, in O(1).
+// A random generation (not a counter) stays correct if the key is lost.
+func (c *Cache) InvalidateTag(ctx context.Context, tags ...string) error {
+	if c.opts.Disabled || len(tags) == 0 {
+		return nil
+	}
+	gens := make([]string, len(tags))
+	for i, t := range tags {
+		gens[i] = newGen()
+		c.setLocalGen(t, gens[i])
+	}
+	// Loads in flight recorded old generations; later Fetches must not join them.
+	c.detach(func(string) bool { return true })
+	if !c.useRed {
+		return nil
+	}
+	for i, t := range tags {
+		if c.queue(pendingInv{'t', t}) {
+			continue
+		}
+		if err := c.redisBumpTag(ctx, t, gens[i]); err != nil && ctx.Err() == nil {
+			c.failedInvalidation(pendingInv{'t', t}, err)
+		}
+		// A concurrent reader may have stored the old generation meanwhile.
+		c.setLocalGen(t, gens[i])
+	}
+	return nil
+}
+
+func (c *Cache) setLocalGen(tag, gen string) {
+	c.genEpoch.Add(1)
+	it := genItem{gen: gen}
+	if c.fallback() {
+		it.until = c.now().Add(c.opts.FallbackLocalTTL).UnixNano()
+	}
+	c.gens.Set(tag, it)
+	c.genEpoch.Add(1)
+}
+
+// InvalidatePattern removes every key matching the glob pattern (Redis
+// syntax: * ? [abc] [^a] [a-z] \x), e.g. "api:models:*", from the local
+// tier and from Redis (SCAN MATCH + UNLINK in batches on every master; never
+// KEYS). It returns the number of keys removed: from Redis when Redis took
+// part, else from the local tier. An empty pattern is rejected.
+func (c *Cache) InvalidatePattern(ctx context.Context, pattern string) (int, error) {
+	if pattern == "" {
+		return 0, ErrEmptyPattern
+	}
+	if c.opts.Disabled {
+		return 0, nil
+	}
+	n := c.dropLocalPattern(pattern)
+	if !c.useRed || c.queue(pendingInv{'p', pattern}) {
+		return n, nil
+	}
+	rn, err := c.redisPattern(ctx, pattern)
+	if err != nil && ctx.Err() == nil {
+		c.failedInvalidation(pendingInv{'p', pattern}, err)
+	}
+	n2 := c.dropLocalPattern(pattern)
+	if err != nil {
+		return max(n, n2, rn), nil
+	}
+	return rn, nil
+}
+
+func (c *Cache) dropLocalPattern(pattern string) int {
+	// In-flight loads of any key may match: let none of them store.
+	c.epoch.Add(1)
+	match := func(k string) bool { return globMatch(pattern, k) }
+	c.detach(match)
+	n := 0
+	if c.local != nil {
+		var hit []string
+		for k := range c.local.Keys() {
+			if match(k) {
+				hit = append(hit, k)
+			}
+		}
+		for _, k := range hit {
+			if _, ok := c.local.Invalidate(k); ok {
+				n++
+			}
+		}
+	}
+	c.epoch.Add(1)
+	return n
+}
+
+// globEscape quotes the glob metacharacters of s (the prefix is literal).
+func globEscape(s string) string {
+	if !strings.ContainsAny(s, `*?[]\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if strings.IndexByte(`*?[]\`, s[i]) >= 0 {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// globMatch matches s against a Redis-style glob (as SCAN MATCH does).
+func globMatch(p, s string) bool {
+	for len(p) > 0 {
+		switch p[0] {
+		case '*':
+			for len(p) > 1 && p[1] == '*' {
+				p = p[1:]
+			}
+			if len(p) == 1 {
+				return true
+			}
+			for i := 0; i <= len(s); i++ {
+				if globMatch(p[1:], s[i:]) {
+					return true
+				}
+			}
+			return false
+		case '?':
+			if len(s) == 0 {
+				return false
+			}
+			s = s[1:]
+			p = p[1:]
+		case '[':
+			if len(s) == 0 {
+				return false
+			}
+			p = p[1:]
+			not := len(p) > 0 && p[0] == '^'
+			if not {
+				p = p[1:]
+			}
+			matched := false
+			for len(p) > 0 && p[0] != ']' {
+				switch {
+				case p[0] == '\\' && len(p) >= 2:
+					if p[1] == s[0] {
+						matched = true
+					}
+					p = p[2:]
+				case len(p) >= 3 && p[1] == '-':
+					lo, hi := p[0], p[2]
+					if lo > hi {
+						lo, hi = hi, lo
+					}
+					if s[0] >= lo && s[0] <= hi {
+						matched = true
+					}
+					p = p[3:]
+				default:
+					if p[0] == s[0] {
+						matched = true
+					}
+					p = p[1:]
+				}
+			}
+			if len(p) > 0 {
+				p = p[1:] // ']'
+			}
+			if matched == not {
+				return false
+			}
+			s = s[1:]
+		case '\\':
+			if len(p) >= 2 {
+				p = p[1:]
+			}
+			fallthrough
+		default:
+			if len(s) == 0 || p[0] != s[0] {
+				return false
+			}
+			s = s[1:]
+			p = p[1:]
+		}
+	}
+	return len(s) == 0
+}
