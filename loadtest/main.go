@@ -94,19 +94,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 	var list []Target
 	if *targets != "" {
-		for _, name := range strings.Split(*targets, ",") {
-			name = strings.TrimSpace(name)
-			if name == "" {
-				continue
-			}
-			t, ok := NamedTarget(name)
-			if !ok {
-				return bad("unknown target %q (known: %s)", name, strings.Join(TargetNames(), ", "))
-			}
-			list = append(list, t)
-		}
-		if len(list) == 0 {
-			return bad("--targets names no target")
+		var err error
+		if list, err = ParseTargets(*targets); err != nil {
+			return bad("--targets: %v", err)
 		}
 	}
 	for _, p := range paths {
@@ -146,6 +136,35 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
+// ParseTargets parses a comma separated list of target names (see
+// NamedTarget); an entry starting with "/" is a path, loaded as a target of
+// that name. It fails on an unknown name and on an empty list.
+func ParseTargets(list string) ([]Target, error) {
+	var out []Target
+	for _, name := range strings.Split(list, ",") {
+		name = strings.TrimSpace(name)
+		switch {
+		case name == "":
+			continue
+		case strings.HasPrefix(name, "/"):
+			if strings.ContainsAny(name, " \t\r\n") {
+				return nil, fmt.Errorf("path %q contains white space", name)
+			}
+			out = append(out, Target{Name: name, Path: name})
+		default:
+			t, ok := NamedTarget(name)
+			if !ok {
+				return nil, fmt.Errorf("unknown target %q (known: %s)", name, strings.Join(TargetNames(), ", "))
+			}
+			out = append(out, t)
+		}
+	}
+	if len(out) == 0 {
+		return nil, errors.New("names no target")
+	}
+	return out, nil
+}
+
 // DefaultTargets are the targets loaded when none are named: the three
 // cached APIs with a token, else only api-models.
 func DefaultTargets(withToken bool) []Target {
@@ -164,9 +183,6 @@ func DefaultTargets(withToken bool) []Target {
 func write(w io.Writer, rep Report, asJSON bool) error {
 	if !asJSON {
 		return rep.WriteTable(w)
-	}
-	if rep.Targets == nil {
-		rep.Targets = []TargetReport{}
 	}
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

@@ -214,3 +214,39 @@ func TestMainFailuresAreNotFatal(t *testing.T) {
 		t.Fatalf("got %+v, want every request a 503 failure", tr)
 	}
 }
+
+func TestParseTargets(t *testing.T) {
+	tests := []struct {
+		in      string
+		want    []Target
+		wantErr string
+	}{
+		{"api-models", []Target{{"api-models", "/api/models"}}, ""},
+		{" home , /x?y=1,api-servers ", []Target{{"home", "/"}, {"/x?y=1", "/x?y=1"}, {"api-servers", "/api/servers/status"}}, ""},
+		{"home,nope", nil, `unknown target "nope"`},
+		{" , ", nil, "names no target"},
+	}
+	for _, tc := range tests {
+		got, err := ParseTargets(tc.in)
+		if tc.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Fatalf("ParseTargets(%q): error %v, want %q", tc.in, err, tc.wantErr)
+			}
+			continue
+		}
+		if err != nil || !reflect.DeepEqual(got, tc.want) {
+			t.Fatalf("ParseTargets(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+		}
+	}
+}
+
+func TestComparisonJSON(t *testing.T) {
+	b, err := json.Marshal(Comparison{Before: Report{Targets: []TargetReport{{Name: "a"}}}, After: Report{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `{"before":{"targets":[{"name":"a","requests":0,"rps":0,"avg_ms":0,"p50_ms":0,"p95_ms":0,"p99_ms":0,"max_ms":0,"failures":0,"status_counts":{}}]},"after":{"targets":[]}}`
+	if string(b) != want {
+		t.Fatalf("got %s\nwant %s", b, want)
+	}
+}

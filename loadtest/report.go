@@ -1,6 +1,7 @@
 package loadtest
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
@@ -25,6 +26,31 @@ func (r Report) WriteTable(w io.Writer) error {
 		})
 	}
 	return writeColumns(w, rows, 9) // the status column is left-aligned
+}
+
+// MarshalJSON writes "targets" as [] rather than null when there is none.
+func (r Report) MarshalJSON() ([]byte, error) {
+	type plain Report
+	if r.Targets == nil {
+		r.Targets = []TargetReport{}
+	}
+	return json.Marshal(plain(r))
+}
+
+// MarshalJSON writes "status_counts" as {} rather than null when empty.
+func (t TargetReport) MarshalJSON() ([]byte, error) {
+	type plain TargetReport
+	if t.StatusCounts == nil {
+		t.StatusCounts = map[string]int64{}
+	}
+	return json.Marshal(plain(t))
+}
+
+// Comparison is the `modellab bench --json` document:
+// {"before": {"targets": […]}, "after": {"targets": […]}}.
+type Comparison struct {
+	Before Report `json:"before"`
+	After  Report `json:"after"`
 }
 
 // WriteComparison writes the before/after table of `modellab bench`: per
