@@ -428,8 +428,11 @@ func (w *worker) one(start time.Time) bool {
 		return false // finished after the end of the run: not counted
 	}
 	w.rec.record(end.Sub(start), status, err)
-	var de *dialError
-	if errors.As(err, &de) {
+	if err == nil {
+		w.backoff = 0
+		return true
+	}
+	if _, ok := err.(*dialError); ok {
 		// Do not spin on a server that refuses connections.
 		if w.backoff == 0 {
 			w.backoff = time.Millisecond
