@@ -19,6 +19,11 @@ type opener func(t *testing.T, opts store.Options) *store.DB
 func openURL(t *testing.T, url string, opts store.Options) *store.DB {
 	t.Helper()
 	ctx := context.Background()
+	if opts.QueryTimeout == 0 {
+		// The race detector slows the pure-Go SQLite down tenfold; the
+		// deadline itself is tested with an explicit tiny value.
+		opts.QueryTimeout = time.Minute
+	}
 	db, err := store.Open(ctx, url, opts)
 	if err != nil {
 		t.Fatalf("Open(%s): %v", url, err)
@@ -34,23 +39,27 @@ func openSQLite(t *testing.T, opts store.Options) *store.DB {
 	return openURL(t, "sqlite://"+filepath.Join(t.TempDir(), "test.db"), opts)
 }
 
-func openPostgres(t *testing.T, opts store.Options) *store.DB {
-	return openURL(t, testpg.URL(t), opts)
+// postgresOpener makes one database for t and a schema in it per test.
+func postgresOpener(t *testing.T) opener {
+	base := testpg.URL(t)
+	return func(t *testing.T, opts store.Options) *store.DB {
+		return openURL(t, testpg.SchemaURL(t, base), opts)
+	}
 }
 
 var engines = []struct {
-	name string
-	open opener
+	name   string
+	opener func(t *testing.T) opener
 }{
-	{"sqlite", openSQLite},
-	{"postgres", openPostgres},
+	{"sqlite", func(*testing.T) opener { return openSQLite }},
+	{"postgres", postgresOpener},
 }
 
 func TestStore(t *testing.T) {
 	for _, e := range engines {
 		t.Run(e.name, func(t *testing.T) {
 			t.Parallel()
-			testStore(t, e.open)
+			testStore(t, e.opener(t))
 		})
 	}
 }
@@ -451,24 +460,29 @@ func testInsertEvents(t *testing.T, open opener) {
 		return res.Totals.Requests
 	}
 
-	// More rows than one multi-row INSERT holds, with a bad one at the end:
-	// the earlier statements must be rolled back too.
+	// One row more than a multi-row INSERT holds, the bad one last: the
+	// first statement must be rolled back too. (Kept small: the race
+	// detector makes the pure-Go SQLite slow.)
 	var batch []modellab.Event
-	for i := 0; i < 2500; i++ {
+	for i := 0; i < 1001; i++ {
 		batch = append(batch, ev(u.ID, "mdl_x", time.Duration(i)*time.Second, 1, 1, 10, modellab.EventOK, 0))
 	}
-	for _, bad := range []func(e *modellab.Event){
-		func(e *modellab.Event) { e.LatencyMS = -1 },
-		func(e *modellab.Event) { e.Status = "weird" },
-		func(e *modellab.Event) { e.InputTokens = -5 },
+	for i, tt := range []struct {
+		n   int
+		bad func(e *modellab.Event)
+	}{
+		{len(batch), func(e *modellab.Event) { e.LatencyMS = -1 }},
+		{3, func(e *modellab.Event) { e.Status = "weird" }},
+		{3, func(e *modellab.Event) { e.InputTokens = -5 }},
+		{3, func(e *modellab.Event) { e.CostUSD = -1 }},
 	} {
-		b := append([]modellab.Event(nil), batch...)
-		bad(&b[len(b)-1])
+		b := append([]modellab.Event(nil), batch[:tt.n]...)
+		tt.bad(&b[len(b)-1])
 		if err := db.InsertEvents(ctx, b); code(err) != modellab.EINVALID {
-			t.Errorf("InsertEvents with a bad row: err = %v, want invalid_argument", err)
+			t.Errorf("%d: InsertEvents with a bad row: err = %v, want invalid_argument", i, err)
 		}
 		if n := count(); n != 0 {
-			t.Fatalf("after a failed batch %d events are stored, want 0", n)
+			t.Fatalf("%d: after a failed batch %d events are stored, want 0", i, n)
 		}
 	}
 	if err := db.InsertEvents(ctx, batch); err != nil {
@@ -601,6 +615,12 @@ func testUnavailable(t *testing.T, open opener) {
 		t.Errorf("InsertEvents with an expired context: err = %v, want unavailable", err)
 	}
 
+	// A statement that outlives QueryTimeout.
+	slow := open(t, store.Options{QueryTimeout: time.Nanosecond})
+	if _, err := slow.ListModels(ctx, ""); code(err) != modellab.EUNAVAILABLE {
+		t.Errorf("ListModels past QueryTimeout: err = %v, want unavailable", err)
+	}
+
 	db.Close()
 	q := modellab.AnalyticsQuery{From: t0, To: t0.Add(time.Hour), Interval: "hour"}
 	for name, call := range map[string]func() error{
@@ -626,7 +646,7 @@ func TestEnginesAgree(t *testing.T) {
 	ctx := context.Background()
 	var results [2][]any
 	for i, e := range engines {
-		db := e.open(t, store.Options{})
+		db := e.opener(t)(t, store.Options{})
 		user := analyticsFixture(t, db)
 		// Latencies that are not round, many per bucket, to catch any
 		// difference in percentile or averaging.

@@ -74,3 +74,33 @@ func redacted(raw string) string {
 	}
 	return u.Redacted()
 }
+
+// SchemaURL creates a fresh schema in the database at dbURL (one made by
+// URL) and returns a URL whose connections use it through search_path.
+// Creating a database takes seconds on a busy machine, a schema a few
+// milliseconds, so a suite makes one database and a schema per test. The
+// schema goes away with the database.
+func SchemaURL(t testing.TB, dbURL string) string {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, dbURL)
+	if err != nil {
+		t.Fatalf("connect to test database: %v", err)
+	}
+	defer conn.Close(context.Background())
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	name := "t_" + hex.EncodeToString(b[:])
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+name); err != nil {
+		t.Fatalf("create test schema: %v", err)
+	}
+	u, err := url.Parse(dbURL)
+	if err != nil {
+		t.Fatalf("test database URL: %v", err)
+	}
+	q := u.Query()
+	q.Set("search_path", name)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
