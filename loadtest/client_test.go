@@ -303,6 +303,11 @@ func TestBuildRequest(t *testing.T) {
 	if got != want {
 		t.Fatalf("got %q, want %q", got, want)
 	}
+	got = string(buildRequest(ep, "/", "", "Cookie: modellab_session=abc", "X-A: b"))
+	want = "GET /base/ HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: modellab-loadtest\r\nAccept: */*\r\nCookie: modellab_session=abc\r\nX-A: b\r\n\r\n"
+	if got != want {
+		t.Fatalf("got %q, want %q", got, want)
+	}
 	if got := string(buildRequest(ep, "/", "")); strings.Contains(got, "Authorization") || strings.Contains(got, "Accept-Encoding") {
 		t.Fatalf("unexpected header in %q", got)
 	}

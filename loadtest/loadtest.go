@@ -102,6 +102,7 @@ type Config struct {
 	Targets     []Target      // run in turn
 	Progress    io.Writer     // a live progress line, rewritten with \r once per second; nil = none
 	Timeout     time.Duration // per request (connect + write + read); default 10s
+	Headers     []string      // extra request header lines "Name: value", e.g. "Cookie: modellab_session=…"
 }
 
 // Report is the result of a Run: one entry per target, in the order run.
@@ -167,7 +168,7 @@ func parseURL(raw string) (endpoint, error) {
 }
 
 // buildRequest pre-serializes the GET request sent for a target.
-func buildRequest(ep endpoint, path, token string) []byte {
+func buildRequest(ep endpoint, path, token string, headers ...string) []byte {
 	var b strings.Builder
 	b.WriteString("GET ")
 	b.WriteString(ep.prefix)
@@ -180,8 +181,27 @@ func buildRequest(ep endpoint, path, token string) []byte {
 		b.WriteString(token)
 		b.WriteString("\r\n")
 	}
+	for _, h := range headers {
+		b.WriteString(h)
+		b.WriteString("\r\n")
+	}
 	b.WriteString("\r\n")
 	return []byte(b.String())
+}
+
+// checkHeader validates an extra header line "Name: value". Headers that
+// would break the lean client's framing are refused.
+func checkHeader(h string) error {
+	name, value, ok := strings.Cut(h, ":")
+	name = strings.TrimSpace(name)
+	if !ok || name == "" || strings.ContainsAny(name, " \t\r\n") || strings.ContainsAny(value, "\r\n") {
+		return fmt.Errorf("bad header %q: want \"Name: value\"", h)
+	}
+	switch strings.ToLower(name) {
+	case "host", "content-length", "transfer-encoding", "connection", "accept-encoding", "te", "upgrade":
+		return fmt.Errorf("header %q cannot be set", name)
+	}
+	return nil
 }
 
 func (cfg *Config) applyDefaults() {
@@ -213,6 +233,11 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	for _, t := range cfg.Targets {
 		if !strings.HasPrefix(t.Path, "/") || strings.ContainsAny(t.Path, " \r\n") {
 			return Report{}, fmt.Errorf("loadtest: target %q: bad path %q", t.Name, t.Path)
+		}
+	}
+	for _, h := range cfg.Headers {
+		if err := checkHeader(h); err != nil {
+			return Report{}, fmt.Errorf("loadtest: %v", err)
 		}
 	}
 	if cfg.Rate < 0 {
@@ -253,7 +278,7 @@ func probe(ctx context.Context, ep endpoint, timeout time.Duration) error {
 
 // runTarget runs one target for cfg.Duration (less when ctx ends).
 func runTarget(ctx context.Context, cfg Config, ep endpoint, t Target, recs []*recorder) TargetReport {
-	req := buildRequest(ep, t.Path, cfg.Token)
+	req := buildRequest(ep, t.Path, cfg.Token, cfg.Headers...)
 	clients := make([]*client, len(recs))
 	for i := range clients {
 		clients[i] = newClient(ep, req, cfg.Timeout)

@@ -33,6 +33,19 @@ func (p *pathList) Set(v string) error {
 	return nil
 }
 
+// headerList is the repeatable --header flag.
+type headerList []string
+
+func (h *headerList) String() string { return strings.Join(*h, "; ") }
+
+func (h *headerList) Set(v string) error {
+	if err := checkHeader(v); err != nil {
+		return err
+	}
+	*h = append(*h, strings.TrimSpace(v))
+	return nil
+}
+
 // Main is the `modellab loadtest` subcommand; args exclude the subcommand
 // name. It prints the table (or, with --json, the Report as JSON) on stdout
 // and the progress line on stderr. It returns the exit status: 0 when the
@@ -50,10 +63,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	targets := fs.String("targets", "", "comma separated target names: "+strings.Join(TargetNames(), ","))
 	var paths pathList
 	fs.Var(&paths, "path", "a path to load, like /api/models?limit=10 (repeatable, or a comma separated list)")
+	var headers headerList
+	fs.Var(&headers, "header", `extra request header "Name: value", e.g. "Cookie: modellab_session=…" to load pages (repeatable)`)
 	timeout := fs.Duration("timeout", DefaultTimeout, "per request timeout")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: modellab loadtest --url URL [--connections 200] [--duration 30s] [--rate R] [--token T] [--targets home,models,…] [--path /x] [--json]\n\n")
+		fmt.Fprintf(stderr, "usage: modellab loadtest --url URL [--connections 200] [--duration 30s] [--rate R] [--token T] [--targets home,models,…] [--path /x] [--header \"K: V\"] [--json]\n\n")
 		fmt.Fprintf(stderr, "Runs each target in turn for --duration over --connections connections and prints, per target,\n")
 		fmt.Fprintf(stderr, "requests, req/s, latencies and failures (transport errors and statuses >= 400; redirects are not followed).\n")
 		fmt.Fprintf(stderr, "Without --targets or --path: api-models,api-servers,api-analytics with --token, else api-models.\n\n")
@@ -115,6 +130,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Targets:     list,
 		Progress:    stderr,
 		Timeout:     *timeout,
+		Headers:     headers,
 	}
 	rep, err := Run(ctx, cfg)
 	if errors.Is(err, ErrUnreachable) {

@@ -38,6 +38,8 @@ func TestMainBadArguments(t *testing.T) {
 		{"negative rate", []string{"--url", "http://127.0.0.1:1", "--rate=-1"}, "--rate must not be negative"},
 		{"relative path", []string{"--url", "http://127.0.0.1:1", "--path", "api/models"}, "must start with /"},
 		{"unknown flag", []string{"--url", "http://127.0.0.1:1", "--bogus"}, "flag provided but not defined"},
+		{"bad header", []string{"--url", "http://127.0.0.1:1", "--header", "NoColon"}, "bad header"},
+		{"framing header", []string{"--url", "http://127.0.0.1:1", "--header", "Connection: close"}, "cannot be set"},
 		{"stray argument", []string{"--url", "http://127.0.0.1:1", "extra"}, `unexpected argument "extra"`},
 	}
 	for _, tc := range tests {

@@ -172,18 +172,19 @@ func TestRunSendsTokenAndPaths(t *testing.T) {
 	seen := map[string]string{} // path?query -> Authorization
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
-		seen[r.URL.RequestURI()] = r.Header.Get("Authorization") + "|" + r.Header.Get("Accept-Encoding")
+		seen[r.URL.RequestURI()] = r.Header.Get("Authorization") + "|" + r.Header.Get("Accept-Encoding") + "|" + r.Header.Get("Cookie")
 		mu.Unlock()
 	}))
 	defer srv.Close()
 	_, err := Run(context.Background(), Config{
 		URL: srv.URL + "/prefix/", Connections: 1, Duration: 50 * time.Millisecond, Token: "s3cret",
+		Headers: []string{"Cookie: modellab_session=abc"},
 		Targets: []Target{{Name: "a", Path: "/api/models"}, {Name: "b", Path: "/x?y=1"}},
 	})
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	want := map[string]string{"/prefix/api/models": "Bearer s3cret|", "/prefix/x?y=1": "Bearer s3cret|"}
+	want := map[string]string{"/prefix/api/models": "Bearer s3cret||modellab_session=abc", "/prefix/x?y=1": "Bearer s3cret||modellab_session=abc"}
 	mu.Lock()
 	defer mu.Unlock()
 	if len(seen) != len(want) {
@@ -279,6 +280,8 @@ func TestRunBadConfig(t *testing.T) {
 		{URL: "http://127.0.0.1:1"},
 		{URL: "http://127.0.0.1:1", Targets: []Target{{Name: "x", Path: "nope"}}},
 		{URL: "http://127.0.0.1:1", Rate: -1, Targets: []Target{{Name: "x", Path: "/"}}},
+		{URL: "http://127.0.0.1:1", Headers: []string{"Bad\r\nX: y"}, Targets: []Target{{Name: "x", Path: "/"}}},
+		{URL: "http://127.0.0.1:1", Headers: []string{"Transfer-Encoding: chunked"}, Targets: []Target{{Name: "x", Path: "/"}}},
 	}
 	for _, cfg := range tests {
 		if _, err := Run(context.Background(), cfg); err == nil || errors.Is(err, ErrUnreachable) {
