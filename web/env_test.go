@@ -205,3 +205,68 @@ func (e *env) login(c *http.Client, token string) string {
 	}
 	return csrfOf(e.t, home.body)
 }
+
+// demo is the data set of the golden and browser tests.
+type demo struct {
+	token   string // alice's
+	models  []modellab.Model
+	servers []modellab.Server
+}
+
+// seedDemo fills e through the API with a small, deterministic lab for
+// alice: private and global models, servers in every state, and a week of
+// hourly usage ending at now.
+func seedDemo(e *env, now time.Time) demo {
+	e.t.Helper()
+	var d demo
+	d.token, _ = e.user("alice")
+	e.model(adminToken, map[string]any{"name": "llama-3.1-8b-instruct", "provider": "meta", "base_model": "llama-3.1-8b", "context_length": 131072, "visibility": "global", "description": "General-purpose instruction model."})
+	e.model(adminToken, map[string]any{"name": "mistral-7b-v0.3", "provider": "mistral", "base_model": "mistral-7b", "context_length": 32768, "visibility": "global"})
+	for _, m := range []map[string]any{
+		{"name": "support-bot-ft", "provider": "meta", "base_model": "llama-3.1-8b-instruct", "context_length": 8192, "description": "Fine-tuned on 40k support tickets."},
+		{"name": "code-review-lora", "provider": "local", "base_model": "qwen2.5-coder-7b", "context_length": 16384},
+		{"name": "summarizer-small", "provider": "local"},
+	} {
+		d.models = append(d.models, e.model(d.token, m))
+	}
+	hb := now.Add(-90 * time.Second).UTC().Format(time.RFC3339)
+	for i, s := range []map[string]any{
+		{"name": "a100-node-1", "status": "running", "gpu": "A100 80GB", "endpoint": "http://10.0.0.11:8000", "last_heartbeat": hb},
+		{"name": "a100-node-2", "status": "running", "gpu": "A100 80GB", "endpoint": "http://10.0.0.12:8000", "last_heartbeat": hb},
+		{"name": "h100-train-1", "status": "starting", "gpu": "H100", "endpoint": "http://10.0.0.21:8000"},
+		{"name": "l4-batch", "status": "stopped", "gpu": "L4", "endpoint": ""},
+		{"name": "t4-legacy", "status": "error", "gpu": "T4", "endpoint": "http://10.0.0.41:8000", "last_heartbeat": hb},
+	} {
+		s["model_id"] = d.models[i%len(d.models)].ID
+		d.servers = append(d.servers, e.server(d.token, s))
+	}
+	// A week of traffic: a daily wave, a few errors, deterministic.
+	var events []map[string]any
+	end := now.UTC().Truncate(time.Hour)
+	for h := 0; h < 7*24; h++ {
+		t := end.Add(-time.Duration(h) * time.Hour)
+		hour := t.Hour()
+		n := 2 + (hour*7+h)%5
+		if hour >= 8 && hour <= 18 {
+			n += 6
+		}
+		for i := 0; i < n; i++ {
+			m := d.models[(h+i)%len(d.models)]
+			status := "ok"
+			if (h*31+i*17)%23 == 0 {
+				status = "error"
+			}
+			events = append(events, map[string]any{
+				"model_id": m.ID, "timestamp": t.Add(time.Duration(i) * time.Minute).Format(time.RFC3339),
+				"input_tokens": 200 + (h*13+i*29)%400, "output_tokens": 100 + (h*7+i*11)%900,
+				"latency_ms": float64(180 + (h*37+i*53)%600), "status": status, "cost_usd": 0.0004 * float64(1+i%3),
+			})
+		}
+	}
+	for len(events) > 0 {
+		n := min(len(events), 1000)
+		e.api("POST", "/api/analytics/events", d.token, map[string]any{"events": events[:n]}, 202)
+		events = events[n:]
+	}
+	return d
+}
