@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"math"
 	"strings"
 	"time"
 
@@ -10,15 +11,27 @@ import (
 	"golang.org/x/sync/errgroup"
 )
 
-var eventCols = []string{"user_id", "ts", "model_id", "input_tokens", "output_tokens", "latency_ms", "status", "cost_usd"}
+var eventCols = []string{"user_id", "ts", "model_id", "input_tokens", "output_tokens", "latency_us", "status", "cost_nanos"}
 
 // sqliteEventBatch rows per INSERT keeps a statement under SQLite's 32766
 // parameters while amortising the per-statement cost.
 const sqliteEventBatch = 1000
 
 func eventRow(e *modellab.Event) []any {
-	return []any{e.UserID, e.Timestamp.UnixMilli(), e.ModelID, e.InputTokens, e.OutputTokens, e.LatencyMS, e.Status, e.CostUSD}
+	return []any{e.UserID, e.Timestamp.UnixMilli(), e.ModelID, e.InputTokens, e.OutputTokens,
+		int64(math.Round(e.LatencyMS * 1e3)), e.Status, int64(math.Round(e.CostUSD * 1e9))}
 }
+
+// avgMS turns a sum of microseconds into a mean in ms with one division,
+// so that it is the correctly rounded value whatever the engine.
+func avgMS(sumUS, n int64) float64 {
+	if n == 0 {
+		return 0
+	}
+	return float64(sumUS) / (float64(n) * 1e3)
+}
+
+func usd(nanos int64) float64 { return float64(nanos) / 1e9 }
 
 // insertValues returns "INSERT INTO table (cols) VALUES (?,..),(?,..)" for n rows.
 func insertValues(table string, cols []string, n int) string {
@@ -36,6 +49,7 @@ func insertValues(table string, cols []string, n int) string {
 
 // InsertEvents stores all events or none. Validation is the caller's (it
 // knows the clock); the schema's CHECK constraints are the last line.
+// Latencies are kept to the microsecond and costs to the nano-dollar.
 func (db *DB) InsertEvents(ctx context.Context, events []modellab.Event) error {
 	if len(events) == 0 {
 		return nil
@@ -120,23 +134,24 @@ func (db *DB) Analytics(ctx context.Context, userID string, q modellab.Analytics
 		series = []modellab.SeriesPoint{}
 	}
 
+	var costNanos, latUS, p95US int64
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		return db.get(gctx, "analytics totals", `SELECT COUNT(*),
 			CAST(COALESCE(SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END), 0) AS BIGINT),
 			CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT),
 			CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT),
-			COALESCE(SUM(cost_usd), 0), COALESCE(AVG(latency_ms), 0)
+			CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT), CAST(COALESCE(SUM(latency_us), 0) AS BIGINT)
 			FROM events WHERE `+where, args,
 			&res.Totals.Requests, &res.Totals.Errors, &res.Totals.InputTokens, &res.Totals.OutputTokens,
-			&res.Totals.CostUSD, &res.Totals.AvgLatencyMS)
+			&costNanos, &latUS)
 	})
 	g.Go(func() error {
 		// Nearest rank: the ceil(0.95 n)-th smallest latency, computed in
 		// integers so that both engines agree to the last bit.
-		err := db.get(gctx, "analytics p95", `SELECT latency_ms FROM (
-			SELECT latency_ms, ROW_NUMBER() OVER (ORDER BY latency_ms) AS rn, COUNT(*) OVER () AS n
-			FROM events WHERE `+where+`) AS x WHERE rn = (n * 95 + 99) / 100`, args, &res.Totals.P95LatencyMS)
+		err := db.get(gctx, "analytics p95", `SELECT latency_us FROM (
+			SELECT latency_us, ROW_NUMBER() OVER (ORDER BY latency_us) AS rn, COUNT(*) OVER () AS n
+			FROM events WHERE `+where+`) AS x WHERE rn = (n * 95 + 99) / 100`, args, &p95US)
 		if modellab.ErrorCode(err) == modellab.ENOTFOUND {
 			return nil // no events
 		}
@@ -146,12 +161,12 @@ func (db *DB) Analytics(ctx context.Context, userID string, q modellab.Analytics
 		// Aggregate first, then join: one lookup per model, and the join
 		// condition hides names of models the user may no longer see.
 		r, err := db.query(gctx, `SELECT a.model_id, COALESCE(m.name, ''), a.requests, a.errors,
-			a.input_tokens, a.output_tokens, a.cost_usd, a.avg_latency
+			a.input_tokens, a.output_tokens, a.cost_nanos, a.latency_us
 			FROM (SELECT model_id, COUNT(*) AS requests,
 				CAST(SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS BIGINT) AS errors,
 				CAST(SUM(input_tokens) AS BIGINT) AS input_tokens,
 				CAST(SUM(output_tokens) AS BIGINT) AS output_tokens,
-				SUM(cost_usd) AS cost_usd, AVG(latency_ms) AS avg_latency
+				CAST(SUM(cost_nanos) AS BIGINT) AS cost_nanos, CAST(SUM(latency_us) AS BIGINT) AS latency_us
 				FROM events WHERE `+where+` GROUP BY model_id) AS a
 			LEFT JOIN models m ON m.id = a.model_id AND (m.owner_id IS NULL OR m.owner_id = ?)
 			ORDER BY a.requests DESC, a.model_id COLLATE "C"`, append(args[:len(args):len(args)], userID)...)
@@ -161,10 +176,12 @@ func (db *DB) Analytics(ctx context.Context, userID string, q modellab.Analytics
 		defer r.Close()
 		for r.Next() {
 			var u modellab.ModelUsage
+			var cost, lat int64
 			if err := r.Scan(&u.ModelID, &u.ModelName, &u.Requests, &u.Errors, &u.InputTokens,
-				&u.OutputTokens, &u.CostUSD, &u.AvgLatencyMS); err != nil {
+				&u.OutputTokens, &cost, &lat); err != nil {
 				return fail(err, "analytics by model")
 			}
+			u.CostUSD, u.AvgLatencyMS = usd(cost), avgMS(lat, u.Requests)
 			res.ByModel = append(res.ByModel, u)
 		}
 		return fail(r.Err(), "analytics by model")
@@ -172,18 +189,19 @@ func (db *DB) Analytics(ctx context.Context, userID string, q modellab.Analytics
 	g.Go(func() error {
 		r, err := db.query(gctx, `SELECT ts / ?, COUNT(*),
 			CAST(SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS BIGINT),
-			CAST(SUM(input_tokens + output_tokens) AS BIGINT), AVG(latency_ms)
+			CAST(SUM(input_tokens + output_tokens) AS BIGINT), CAST(SUM(latency_us) AS BIGINT)
 			FROM events WHERE `+where+` GROUP BY 1`, append([]any{step}, args...)...)
 		if err != nil {
 			return fail(err, "analytics series")
 		}
 		defer r.Close()
 		for r.Next() {
-			var b int64
+			var b, lat int64
 			var p modellab.SeriesPoint
-			if err := r.Scan(&b, &p.Requests, &p.Errors, &p.Tokens, &p.AvgLatencyMS); err != nil {
+			if err := r.Scan(&b, &p.Requests, &p.Errors, &p.Tokens, &lat); err != nil {
 				return fail(err, "analytics series")
 			}
+			p.AvgLatencyMS = avgMS(lat, p.Requests)
 			if i := (b*step - start) / step; i >= 0 && i < int64(len(series)) {
 				p.T = series[i].T
 				series[i] = p
@@ -194,6 +212,9 @@ func (db *DB) Analytics(ctx context.Context, userID string, q modellab.Analytics
 	if err := g.Wait(); err != nil {
 		return modellab.AnalyticsResult{}, err
 	}
+	res.Totals.CostUSD = usd(costNanos)
+	res.Totals.AvgLatencyMS = avgMS(latUS, res.Totals.Requests)
+	res.Totals.P95LatencyMS = float64(p95US) / 1e3
 	res.Series = series
 	return res, nil
 }

@@ -1,6 +1,9 @@
 -- One schema for SQLite and PostgreSQL. Timestamps are BIGINT: unix
 -- microseconds for rows, unix milliseconds for events (cheap range scans and
 -- integer bucketing), so both engines store and return identical values.
+-- For the same reason event latencies and costs are integers (microseconds,
+-- nano-dollars): sums of integers are exact, while two engines summing
+-- floats in different orders disagree in the last bits.
 
 -- +goose Up
 CREATE TABLE users (
@@ -59,13 +62,13 @@ CREATE TABLE events (
     model_id      TEXT NOT NULL,
     input_tokens  BIGINT NOT NULL CHECK (input_tokens >= 0),
     output_tokens BIGINT NOT NULL CHECK (output_tokens >= 0),
-    latency_ms    DOUBLE PRECISION NOT NULL CHECK (latency_ms >= 0),
+    latency_us    BIGINT NOT NULL CHECK (latency_us >= 0),
     status        TEXT NOT NULL CHECK (status IN ('ok', 'error')),
-    cost_usd      DOUBLE PRECISION NOT NULL CHECK (cost_usd >= 0)
+    cost_nanos    BIGINT NOT NULL CHECK (cost_nanos >= 0)
 );
 -- Covering index: every analytics query is a range scan of one user's
 -- [from, to) that never touches the table.
-CREATE INDEX events_user_ts ON events (user_id, ts, model_id, status, latency_ms, input_tokens, output_tokens, cost_usd);
+CREATE INDEX events_user_ts ON events (user_id, ts, model_id, status, latency_us, input_tokens, output_tokens, cost_nanos);
 
 -- +goose Down
 DROP TABLE events;
