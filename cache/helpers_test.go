@@ -93,6 +93,11 @@ func newCache(t testing.TB, o Options) *Cache {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.RedisTimeout == 0 {
+		// Tests share a small machine (and -race): a generous deadline keeps
+		// the breaker out of tests that are not about it.
+		o.RedisTimeout = time.Second
+	}
 	c, err := New(o)
 	if err != nil {
 		t.Fatalf("New: %v", err)

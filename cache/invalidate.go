@@ -26,7 +26,7 @@ func (c *Cache) Invalidate(ctx context.Context, keys ...string) error {
 			}
 		}
 		if len(todo) > 0 {
-			if err := c.redisUnlink(ctx, todo); err != nil && ctx.Err() == nil {
+			if err := c.redisUnlink(ctx, todo, c.opts.RedisTimeout); err != nil && ctx.Err() == nil {
 				for _, k := range todo {
 					c.failedInvalidation(pendingInv{'k', k}, err)
 				}
@@ -70,7 +70,7 @@ func (c *Cache) InvalidateTag(ctx context.Context, tags ...string) error {
 		if c.queue(pendingInv{'t', t}) {
 			continue
 		}
-		if err := c.redisBumpTag(ctx, t, gens[i]); err != nil && ctx.Err() == nil {
+		if err := c.redisBumpTag(ctx, t, gens[i], c.opts.RedisTimeout); err != nil && ctx.Err() == nil {
 			c.failedInvalidation(pendingInv{'t', t}, err)
 		}
 		// A concurrent reader may have stored the old generation meanwhile.

@@ -31,9 +31,9 @@ type redisState struct {
 	// before Redis is used again. mu also orders "append to pending" against
 	// "declare Redis up", so none is stranded.
 	mu        sync.Mutex
-	pending   []pendingInv
-	overflow  bool // too many: replay a full-prefix pattern instead
-	announced bool // "unreachable at start" logged
+	pending   map[pendingInv]struct{} // a set: repeats collapse
+	overflow  bool                    // too many: replay a full-prefix pattern instead
+	announced bool                    // "unreachable at start" logged
 }
 
 type pendingInv struct {
@@ -371,6 +371,11 @@ func (c *Cache) dial() (*redisConn, error) {
 			t.ClientTrackingOptions = append(t.ClientTrackingOptions, "PREFIX", c.opts.Prefix)
 		}
 		t.OnInvalidations = c.onInvalidations
+		// One pipelined connection per node: NOLOOP is per connection, so with
+		// several, our own fills would come back as pushes on the others and
+		// evict the copy we just stored. Auto-pipelining keeps one connection
+		// fast.
+		t.PipelineMultiplex = -1
 		cl, err := rueidis.NewClient(t)
 		if err == nil {
 			return &redisConn{client: cl, tracking: true}, nil
@@ -395,7 +400,11 @@ func (c *Cache) probe() bool {
 	}
 	ctx, cancel := context.WithTimeout(c.closeCtx, max(c.opts.RedisTimeout, 250*time.Millisecond))
 	defer cancel()
-	return cl.Do(ctx, cl.B().Ping().Build()).Error() == nil
+	err := cl.Do(ctx, cl.B().Ping().Build()).Error()
+	if err != nil {
+		c.log.Debug("cache: redis probe failed", "err", err)
+	}
+	return err == nil
 }
 
 // recover runs when Redis answers again (or for the first time): the local
@@ -405,7 +414,11 @@ func (c *Cache) recover() bool {
 	c.flushLocal()
 	for {
 		c.r.mu.Lock()
-		batch, overflow := c.r.pending, c.r.overflow
+		batch := make([]pendingInv, 0, len(c.r.pending))
+		for p := range c.r.pending {
+			batch = append(batch, p)
+		}
+		overflow := c.r.overflow
 		if len(batch) == 0 && !overflow {
 			c.r.fails.Store(0)
 			c.r.up.Store(true)
@@ -417,26 +430,64 @@ func (c *Cache) recover() bool {
 		if overflow {
 			batch = []pendingInv{{'p', "*"}}
 		}
-		for i, p := range batch {
-			if err := c.replay(p); err != nil {
-				c.r.mu.Lock()
-				c.r.pending = append(append([]pendingInv(nil), batch[i:]...), c.r.pending...)
-				c.r.overflow = c.r.overflow || overflow
-				c.r.mu.Unlock()
-				return false
+		// Replay is off the request path: generous deadlines, keys batched.
+		var keys []string
+		var rest []pendingInv
+		for _, p := range batch {
+			if p.kind == 'k' {
+				keys = append(keys, p.s)
+			} else {
+				rest = append(rest, p)
 			}
+		}
+		var err error
+		for len(keys) > 0 && err == nil {
+			n := min(len(keys), 500)
+			if err = c.replayKeys(keys[:n]); err == nil {
+				keys = keys[n:]
+			}
+		}
+		for len(rest) > 0 && err == nil {
+			if err = c.replay(rest[0]); err == nil {
+				rest = rest[1:]
+			}
+		}
+		if err != nil {
+			c.log.Debug("cache: replay failed; staying in memory mode", "err", err)
+			left := rest
+			for _, k := range keys {
+				left = append(left, pendingInv{'k', k})
+			}
+			c.r.mu.Lock()
+			if c.r.pending == nil {
+				c.r.pending = make(map[pendingInv]struct{})
+			}
+			for _, p := range left {
+				c.r.pending[p] = struct{}{}
+			}
+			c.r.overflow = c.r.overflow || overflow
+			c.r.mu.Unlock()
+			return false
 		}
 	}
 }
 
+const replayTimeout = 5 * time.Second
+
+func (c *Cache) replayKeys(keys []string) error {
+	ctx, cancel := context.WithTimeout(c.closeCtx, replayTimeout)
+	defer cancel()
+	return c.redisUnlink(ctx, keys, replayTimeout)
+}
+
 func (c *Cache) replay(p pendingInv) error {
-	ctx, cancel := context.WithTimeout(c.closeCtx, 5*time.Second)
+	ctx, cancel := context.WithTimeout(c.closeCtx, replayTimeout)
 	defer cancel()
 	switch p.kind {
 	case 'k':
-		return c.redisUnlink(ctx, []string{p.s})
+		return c.redisUnlink(ctx, []string{p.s}, replayTimeout)
 	case 't':
-		return c.redisBumpTag(ctx, p.s, newGen())
+		return c.redisBumpTag(ctx, p.s, newGen(), replayTimeout)
 	case 'p':
 		_, err := c.redisPattern(ctx, p.s)
 		return err
@@ -456,7 +507,10 @@ func (c *Cache) queue(p pendingInv) bool {
 		c.r.pending, c.r.overflow = nil, true
 	}
 	if !c.r.overflow {
-		c.r.pending = append(c.r.pending, p)
+		if c.r.pending == nil {
+			c.r.pending = make(map[pendingInv]struct{})
+		}
+		c.r.pending[p] = struct{}{}
 	}
 	return true
 }
@@ -466,10 +520,14 @@ func (c *Cache) queue(p pendingInv) bool {
 // tiers) before Redis is trusted again.
 func (c *Cache) failedInvalidation(p pendingInv, err error) {
 	c.r.mu.Lock()
-	c.r.up.Store(false) // under mu so that queue() below cannot lose it
+	wasUp := c.r.up.Swap(false) // under mu so that queue() below cannot lose it
 	c.r.mu.Unlock()
 	c.queue(p)
-	c.log.Warn("cache: invalidation not sent to redis; will replay", "kind", string(p.kind), "what", p.s, "err", err)
+	if wasUp {
+		c.log.Warn("cache: redis unavailable (an invalidation failed), serving from memory; invalidations will be replayed", "err", err)
+	} else {
+		c.log.Debug("cache: invalidation queued for replay", "kind", string(p.kind), "what", p.s, "err", err)
+	}
 	select {
 	case c.r.tripCh <- struct{}{}:
 	default:
@@ -567,7 +625,7 @@ func (c *Cache) onMessage(m rueidis.PubSubMessage) {
 
 // redisUnlink removes keys (value and lease together). One command per key:
 // keys of different slots cannot share a command in a cluster.
-func (c *Cache) redisUnlink(ctx context.Context, keys []string) error {
+func (c *Cache) redisUnlink(ctx context.Context, keys []string, timeout time.Duration) error {
 	cl := c.client()
 	if cl == nil {
 		return errNoRedis
@@ -576,7 +634,7 @@ func (c *Cache) redisUnlink(ctx context.Context, keys []string) error {
 	for _, k := range keys {
 		cmds = append(cmds, cl.B().Unlink().Key(c.rkey(k)).Build())
 	}
-	rctx, cancel := context.WithTimeout(ctx, c.opts.RedisTimeout)
+	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	for _, r := range cl.DoMulti(rctx, cmds...) {
 		if err := r.Error(); err != nil {
@@ -590,12 +648,12 @@ func (c *Cache) redisUnlink(ctx context.Context, keys []string) error {
 	return nil
 }
 
-func (c *Cache) redisBumpTag(ctx context.Context, tag, gen string) error {
+func (c *Cache) redisBumpTag(ctx context.Context, tag, gen string, timeout time.Duration) error {
 	cl := c.client()
 	if cl == nil {
 		return errNoRedis
 	}
-	rctx, cancel := context.WithTimeout(ctx, c.opts.RedisTimeout)
+	rctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	err := cl.Do(rctx, cl.B().Set().Key(c.genKey(tag)).Value(gen).PxMilliseconds(jitter(genTTL).Milliseconds()).Build()).Error()
 	if err != nil {

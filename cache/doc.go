@@ -1,0 +1,65 @@
+// Package cache is a two-tier response cache: an in-process tier (otter,
+// bounded by bytes) in front of Redis (rueidis: standalone or Cluster, TLS),
+// with exactly-once loading, coherent invalidation across instances, and
+// graceful degradation when Redis or the data source fails. It knows nothing
+// of HTTP or of the application's data: values are opaque bytes.
+//
+// # Read path
+//
+// Fetch looks in the local tier, then in Redis, then runs the Loader:
+//
+//   - HIT: a fresh entry from either tier.
+//   - MISS: a value loaded for this call, or for a call it was deduplicated
+//     with (one load per key per process; across processes a Redis lease).
+//   - STALE: an entry past FreshUntil but before StaleUntil. It is returned at
+//     once and refreshed in the background (stale-while-revalidate), and it is
+//     returned instead of the loader's error (stale-if-error).
+//   - BYPASS: caching is off (Options.Disabled or TTL <= 0).
+//
+// Past StaleUntil the loader's error is returned unchanged; callers map it
+// (typically to 503). Errors and empty values are never cached.
+//
+// # Redis layout
+//
+// Each key is one Redis hash, Prefix+key, with field v (the encoded entry: a
+// versioned binary format with fresh/stale times, tag generations, ETag and
+// body) and field l (the fill lease, "token:expiresAtMs"). Lua scripts take
+// the lease (server TIME) and fill v only if the lease is still ours. An
+// invalidation UNLINKs the key, removing value and lease together, so a load
+// that read the database before a write can never store its result after it
+// (the stale-set race of "Scaling Memcache at Facebook", §3.2.1). Inside a
+// process, per-key invalidation sequences give the same guarantee for the
+// local tier. Every key written carries a TTL with jitter; KEYS, FLUSHALL
+// and FLUSHDB are never sent.
+//
+// Tags are generations: InvalidateTag writes a new random generation to
+// Prefix+"gen:"+tag; entries record the generations of their tags as read
+// before their load and are absent once one differs. Keys passed to Fetch
+// should therefore not start with "gen:".
+//
+// # Coherence and staleness bounds
+//
+// With Redis server-assisted client-side caching (CLIENT TRACKING BCAST on
+// the prefix, the default), Redis pushes the name of every modified key to
+// every instance, which drops its local copy: a write on one instance is
+// visible on the others after the push latency (about a millisecond on a
+// LAN). The writing instance drops its own copy synchronously.
+//
+// When the server refuses CLIENT TRACKING (some managed services) or
+// Options.DisableTracking is set, local copies are trusted for at most
+// Options.FallbackLocalTTL (default 1s) and invalidations are broadcast with
+// PUBLISH on Prefix+"cache:invalidate": staleness is the pub/sub latency, and
+// never more than FallbackLocalTTL if a message is lost.
+//
+// In memory-only mode (no Redis) each instance is coherent only with itself.
+//
+// # Failure of Redis
+//
+// Redis never fails a request. Every call has a deadline (RedisTimeout); a
+// request makes no further Redis call after one failed; after
+// BreakerThreshold consecutive transport errors or timeouts the breaker opens
+// and Redis is skipped until a PING probe succeeds. Redis unreachable at New
+// is the same state: the client is built in the background. Before Redis is
+// used again the local tier is dropped (invalidations may have been missed)
+// and invalidations issued meanwhile are replayed.
+package cache
