@@ -159,6 +159,9 @@ type Cache struct {
 	epoch    atomic.Uint64
 	genEpoch atomic.Uint64
 
+	refMu     sync.Mutex
+	refreshed map[string]time.Time // last background refresh per key
+
 	fmu     sync.Mutex
 	flights map[string]*flight
 	closed  bool
@@ -404,13 +407,7 @@ func (c *Cache) bypass(ctx context.Context, g *groupCounters, o FetchOptions, lo
 // revalidate starts a background refresh of a stale entry, at most one per
 // entry per throttle interval and one per key at a time.
 func (c *Cache) revalidate(ctx context.Context, key string, o FetchOptions, load Loader, stale *Entry) {
-	now := time.Now().UnixNano()
-	last := stale.refreshAt.Load()
-	throttle := min(c.opts.LeaseTTL, time.Second)
-	if last != 0 && now-last < int64(throttle) {
-		return
-	}
-	if !stale.refreshAt.CompareAndSwap(last, now) {
+	if !c.refreshAllowed(key) {
 		return
 	}
 	seq := c.seq(key)
@@ -424,6 +421,33 @@ func (c *Cache) revalidate(ctx context.Context, key string, o FetchOptions, load
 	c.wg.Add(1)
 	c.fmu.Unlock()
 	go c.runFlight(ctx, f, key, o, load, seq, false, stale, true)
+}
+
+// refreshAllowed throttles stale-while-revalidate per key: one background
+// refresh per key per interval, so that a burst of stale hits — or a
+// database that keeps failing — costs one load, not one per hit. (Entries
+// decoded from Redis are new instances each time, so the throttle cannot
+// live on the entry.)
+func (c *Cache) refreshAllowed(key string) bool {
+	now := time.Now()
+	every := min(c.opts.LeaseTTL, time.Second)
+	c.refMu.Lock()
+	defer c.refMu.Unlock()
+	if last, ok := c.refreshed[key]; ok && now.Sub(last) < every {
+		return false
+	}
+	if len(c.refreshed) >= 10000 {
+		for k, t := range c.refreshed {
+			if now.Sub(t) >= every {
+				delete(c.refreshed, k)
+			}
+		}
+	}
+	if c.refreshed == nil {
+		c.refreshed = make(map[string]time.Time)
+	}
+	c.refreshed[key] = now
+	return true
 }
 
 // flight is one load of a key in this process, shared by its waiters.

@@ -8,7 +8,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"sync"
-	"sync/atomic"
 	"time"
 )
 
@@ -29,11 +28,6 @@ type Entry struct {
 
 	gzOnce sync.Once
 	gz     []byte
-
-	// refreshAt throttles stale-while-revalidate: the unix-nano time of the last
-	// background refresh started for this entry, so that a burst of stale hits
-	// (or a database that keeps failing) triggers one refresh, not one per hit.
-	refreshAt atomic.Int64
 }
 
 // tagGen is a tag and the generation it had when the entry was loaded.
