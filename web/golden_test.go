@@ -1,0 +1,160 @@
+package web_test
+
+import (
+	"flag"
+	"fmt"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The golden tests render every page through the real server (fixed clock,
+// the demo data set entered through the API) and compare the HTML with
+// testdata/*.golden. Random parts — IDs, anti-CSRF values, asset hashes —
+// are replaced by stable placeholders first. Run with -update to accept a
+// change after looking at the diff.
+
+var update = flag.Bool("update", false, "rewrite the golden files of the page tests")
+
+// goldenNow is the fixed clock of the golden tests.
+var goldenNow = time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC)
+
+var (
+	idRE    = regexp.MustCompile(`\b(mdl|srv|usr)_[0-9a-z]{20}\b`)
+	assetRE = regexp.MustCompile(`\?v=[0-9a-f]{12}`)
+)
+
+// normalise replaces what differs between runs by stable placeholders.
+// IDs are numbered in order of appearance, so that a page still shows which
+// rows share an ID.
+func normalise(body string) string {
+	body = csrfRE.ReplaceAllString(body, `name="csrf" value="CSRF"`)
+	body = assetRE.ReplaceAllString(body, "?v=HASH")
+	seen := map[string]string{}
+	counts := map[string]int{}
+	return idRE.ReplaceAllStringFunc(body, func(id string) string {
+		if p, ok := seen[id]; ok {
+			return p
+		}
+		prefix := id[:3]
+		counts[prefix]++
+		p := fmt.Sprintf("%s_%020d", prefix, counts[prefix])
+		seen[id] = p
+		return p
+	})
+}
+
+func checkGolden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name+".golden")
+	got = normalise(got)
+	if *update {
+		if err := os.MkdirAll("testdata", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test ./web -run TestGolden -update to create it)", err)
+	}
+	if got != string(want) {
+		gl, wl := strings.Split(got, "\n"), strings.Split(string(want), "\n")
+		for i := 0; i < max(len(gl), len(wl)); i++ {
+			var g, w string
+			if i < len(gl) {
+				g = gl[i]
+			}
+			if i < len(wl) {
+				w = wl[i]
+			}
+			if g != w {
+				t.Fatalf("%s differs from %s at line %d:\n got: %s\nwant: %s\n(run with -update to accept)", name, path, i+1, g, w)
+			}
+		}
+	}
+}
+
+func TestGolden(t *testing.T) {
+	e := newEnv(t, func() time.Time { return goldenNow })
+	d := seedDemo(e, goldenNow)
+	c := e.client()
+	csrf := e.login(c, d.token)
+
+	// A second user with nothing yet: the empty states.
+	emptyTok, _ := e.user("bob")
+	ec := e.client()
+	e.login(ec, emptyTok)
+
+	tests := []struct {
+		name   string
+		client *http.Client
+		method string
+		path   string
+		form   url.Values
+		status int
+	}{
+		{"login", e.client(), "GET", "/login", nil, 200},
+		{"login-wrong-token", e.client(), "POST-LOGIN", "/login", url.Values{"token": {"mlk_wrong"}}, 401},
+		{"home", c, "GET", "/", nil, 200},
+		{"home-empty", ec, "GET", "/", nil, 200},
+		{"models", c, "GET", "/models", nil, 200},
+		{"models-filtered", c, "GET", "/models?scope=mine&q=bot", nil, 200},
+		{"models-no-match", c, "GET", "/models?q=nothing-like-this", nil, 200},
+		{"models-empty", ec, "GET", "/models?scope=mine", nil, 200},
+		{"models-invalid", c, "POST", "/models", url.Values{"name": {""}, "provider": {" "}, "context_length": {"-3"}, "description": {"kept <b>escaped</b>"}}, 400},
+		{"models-conflict", c, "POST", "/models", url.Values{"name": {"support-bot-ft"}, "provider": {"meta"}}, 409},
+		{"monitor", c, "GET", "/monitor", nil, 200},
+		{"monitor-data", c, "GET", "/monitor/data", nil, 200},
+		{"monitor-empty", ec, "GET", "/monitor", nil, 200},
+		{"analytics", c, "GET", "/analytics", nil, 200},
+		{"analytics-hourly-model", c, "GET", "/analytics?from=2025-03-13&to=2025-03-14&interval=hour&model_id=" + d.models[0].ID, nil, 200},
+		{"analytics-invalid", c, "GET", "/analytics?from=2025-03-14&to=2025-03-01", nil, 400},
+		{"analytics-empty", ec, "GET", "/analytics", nil, 200},
+		{"docs", e.client(), "GET", "/docs", nil, 200},
+		{"error-forbidden", c, "POST", "/models/" + d.models[0].ID + "/delete", url.Values{"csrf": {"wrong"}}, 403},
+		{"error-not-found", c, "POST", "/models/mdl_doesnotexist000000000/delete", nil, 404},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var r resp
+			switch tt.method {
+			case "GET":
+				r = e.get(tt.client, tt.path)
+			case "POST-LOGIN":
+				form := e.get(tt.client, "/login")
+				tt.form.Set("csrf", csrfOf(t, form.body))
+				r = e.post(tt.client, tt.path, tt.form)
+			default:
+				if !tt.form.Has("csrf") {
+					tt.form = cloneValues(tt.form)
+					tt.form.Set("csrf", csrf)
+				}
+				r = e.post(tt.client, tt.path, tt.form)
+			}
+			if r.status != tt.status {
+				t.Fatalf("%s %s: status %d, want %d; body:\n%s", tt.method, tt.path, r.status, tt.status, r.body)
+			}
+			if ct := r.header.Get("Content-Type"); ct != "text/html; charset=utf-8" {
+				t.Errorf("Content-Type = %q", ct)
+			}
+			checkGolden(t, tt.name, r.body)
+		})
+	}
+}
+
+func cloneValues(v url.Values) url.Values {
+	out := url.Values{}
+	for k, vs := range v {
+		out[k] = append([]string(nil), vs...)
+	}
+	return out
+}
