@@ -135,23 +135,17 @@ func (db *DB) Analytics(ctx context.Context, userID string, q modellab.Analytics
 	}
 
 	var costNanos, latUS, p95US int64
+	qs := analyticsSQL(where)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		return db.get(gctx, "analytics totals", `SELECT COUNT(*),
-			CAST(COALESCE(SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END), 0) AS BIGINT),
-			CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT),
-			CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT),
-			CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT), CAST(COALESCE(SUM(latency_us), 0) AS BIGINT)
-			FROM events WHERE `+where, args,
+		return db.get(gctx, "analytics totals", qs.totals, args,
 			&res.Totals.Requests, &res.Totals.Errors, &res.Totals.InputTokens, &res.Totals.OutputTokens,
 			&costNanos, &latUS)
 	})
 	g.Go(func() error {
 		// Nearest rank: the ceil(0.95 n)-th smallest latency, computed in
 		// integers so that both engines agree to the last bit.
-		err := db.get(gctx, "analytics p95", `SELECT latency_us FROM (
-			SELECT latency_us, ROW_NUMBER() OVER (ORDER BY latency_us) AS rn, COUNT(*) OVER () AS n
-			FROM events WHERE `+where+`) AS x WHERE rn = (n * 95 + 99) / 100`, args, &p95US)
+		err := db.get(gctx, "analytics p95", qs.p95, args, &p95US)
 		if modellab.ErrorCode(err) == modellab.ENOTFOUND {
 			return nil // no events
 		}
@@ -160,16 +154,7 @@ func (db *DB) Analytics(ctx context.Context, userID string, q modellab.Analytics
 	g.Go(func() error {
 		// Aggregate first, then join: one lookup per model, and the join
 		// condition hides names of models the user may no longer see.
-		r, err := db.query(gctx, `SELECT a.model_id, COALESCE(m.name, ''), a.requests, a.errors,
-			a.input_tokens, a.output_tokens, a.cost_nanos, a.latency_us
-			FROM (SELECT model_id, COUNT(*) AS requests,
-				CAST(SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS BIGINT) AS errors,
-				CAST(SUM(input_tokens) AS BIGINT) AS input_tokens,
-				CAST(SUM(output_tokens) AS BIGINT) AS output_tokens,
-				CAST(SUM(cost_nanos) AS BIGINT) AS cost_nanos, CAST(SUM(latency_us) AS BIGINT) AS latency_us
-				FROM events WHERE `+where+` GROUP BY model_id) AS a
-			LEFT JOIN models m ON m.id = a.model_id AND (m.owner_id IS NULL OR m.owner_id = ?)
-			ORDER BY a.requests DESC, a.model_id COLLATE "C"`, append(args[:len(args):len(args)], userID)...)
+		r, err := db.query(gctx, qs.byModel, append(args[:len(args):len(args)], userID)...)
 		if err != nil {
 			return fail(err, "analytics by model")
 		}
@@ -187,10 +172,7 @@ func (db *DB) Analytics(ctx context.Context, userID string, q modellab.Analytics
 		return fail(r.Err(), "analytics by model")
 	})
 	g.Go(func() error {
-		r, err := db.query(gctx, `SELECT ts / ?, COUNT(*),
-			CAST(SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS BIGINT),
-			CAST(SUM(input_tokens + output_tokens) AS BIGINT), CAST(SUM(latency_us) AS BIGINT)
-			FROM events WHERE `+where+` GROUP BY 1`, append([]any{step}, args...)...)
+		r, err := db.query(gctx, qs.series, append([]any{step}, args...)...)
 		if err != nil {
 			return fail(err, "analytics series")
 		}
@@ -217,4 +199,36 @@ func (db *DB) Analytics(ctx context.Context, userID string, q modellab.Analytics
 	res.Totals.P95LatencyMS = float64(p95US) / 1e3
 	res.Series = series
 	return res, nil
+}
+
+type analyticsQueries struct{ totals, p95, byModel, series string }
+
+// analyticsSQL returns Analytics' statements for a WHERE clause over events
+// (kept apart so that a test can EXPLAIN them).
+func analyticsSQL(where string) analyticsQueries {
+	return analyticsQueries{
+		totals: `SELECT COUNT(*),
+			CAST(COALESCE(SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END), 0) AS BIGINT),
+			CAST(COALESCE(SUM(input_tokens), 0) AS BIGINT),
+			CAST(COALESCE(SUM(output_tokens), 0) AS BIGINT),
+			CAST(COALESCE(SUM(cost_nanos), 0) AS BIGINT), CAST(COALESCE(SUM(latency_us), 0) AS BIGINT)
+			FROM events WHERE ` + where,
+		p95: `SELECT latency_us FROM (
+			SELECT latency_us, ROW_NUMBER() OVER (ORDER BY latency_us) AS rn, COUNT(*) OVER () AS n
+			FROM events WHERE ` + where + `) AS x WHERE rn = (n * 95 + 99) / 100`,
+		byModel: `SELECT a.model_id, COALESCE(m.name, ''), a.requests, a.errors,
+			a.input_tokens, a.output_tokens, a.cost_nanos, a.latency_us
+			FROM (SELECT model_id, COUNT(*) AS requests,
+				CAST(SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS BIGINT) AS errors,
+				CAST(SUM(input_tokens) AS BIGINT) AS input_tokens,
+				CAST(SUM(output_tokens) AS BIGINT) AS output_tokens,
+				CAST(SUM(cost_nanos) AS BIGINT) AS cost_nanos, CAST(SUM(latency_us) AS BIGINT) AS latency_us
+				FROM events WHERE ` + where + ` GROUP BY model_id) AS a
+			LEFT JOIN models m ON m.id = a.model_id AND (m.owner_id IS NULL OR m.owner_id = ?)
+			ORDER BY a.requests DESC, a.model_id COLLATE "C"`,
+		series: `SELECT ts / ?, COUNT(*),
+			CAST(SUM(CASE WHEN status = 'error' THEN 1 ELSE 0 END) AS BIGINT),
+			CAST(SUM(input_tokens + output_tokens) AS BIGINT), CAST(SUM(latency_us) AS BIGINT)
+			FROM events WHERE ` + where + ` GROUP BY 1`,
+	}
 }
