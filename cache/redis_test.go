@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -380,6 +381,13 @@ func TestRedisFrozen(t *testing.T) {
 	srv.Thaw()
 	waitFor(t, 5*time.Second, "recovery", func() bool { return c.Mode() == "redis" })
 	cl := adminClient(t, srv.URL())
+	// The Fetches whose GET failed sent nothing else: no lease, no fill
+	// (commands stuck in the socket while frozen ran at SIGCONT).
+	for i := 0; i < 20; i++ {
+		if n, _ := cl.Do(ctx, cl.B().Exists().Key(fmt.Sprintf("p:cold%d", i)).Build()).AsInt64(); n != 0 {
+			t.Errorf("p:cold%d was written after its GET failed", i)
+		}
+	}
 	if n, _ := cl.Do(ctx, cl.B().Exists().Key("p:before").Build()).AsInt64(); n != 0 {
 		t.Errorf("invalidation issued during the outage was not replayed")
 	}
@@ -501,4 +509,31 @@ type tlogWriter struct{ t *testing.T }
 func (w tlogWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+func TestDeadLeaseHolder(t *testing.T) {
+	prefix := testPrefix(t, sharedRedis)
+	c := newRedisCache(t, Options{RedisURL: sharedRedis, Prefix: prefix, LeaseTTL: 2 * time.Second})
+	cl := adminClient(t, sharedRedis)
+	ctx := context.Background()
+	// Another process took the lease and died: it expires in 300ms (server time).
+	tm, err := cl.Do(ctx, cl.B().Time().Build()).AsStrSlice()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sec, _ := strconv.ParseInt(tm[0], 10, 64)
+	usec, _ := strconv.ParseInt(tm[1], 10, 64)
+	exp := sec*1000 + usec/1000 + 300
+	cl.Do(ctx, cl.B().Hset().Key(prefix+"k").FieldValue().FieldValue("l", "dead:"+strconv.FormatInt(exp, 10)).Build())
+	cl.Do(ctx, cl.B().Pexpire().Key(prefix+"k").Milliseconds(10000).Build())
+	src := &source{val: "v"}
+	start := time.Now()
+	got, res := fetch(t, c, "k", FetchOptions{TTL: time.Minute}, src.load)
+	d := time.Since(start)
+	if got != "v" || res != Miss || src.loads.Load() != 1 {
+		t.Fatalf("Fetch = %q %v (loads %d), want v MISS 1", got, res, src.loads.Load())
+	}
+	if d < 250*time.Millisecond || d > 1500*time.Millisecond {
+		t.Errorf("Fetch took %v; want it to wait for the dead lease to expire (~300ms)", d)
+	}
 }
