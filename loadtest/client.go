@@ -170,9 +170,7 @@ func (c *client) roundTrip() (status int, keep, gotBytes bool, err error) {
 		if err != nil {
 			return 0, false, true, err
 		}
-		keep = !http10
-		contentLength := int64(-1)
-		chunked := false
+		h := respHead{status: status, keep: !http10, contentLength: -1}
 		for {
 			line, err = br.ReadSlice('\n')
 			if err != nil {
@@ -182,32 +180,12 @@ func (c *client) roundTrip() (status int, keep, gotBytes bool, err error) {
 			if len(line) == 0 {
 				break
 			}
-			colon := bytes.IndexByte(line, ':')
-			if colon <= 0 {
-				return 0, false, true, malformedError("bad header line")
-			}
-			name, value := line[:colon], bytes.TrimSpace(line[colon+1:])
-			switch len(name) {
-			case len("content-length"):
-				if asciiEqualFold(name, "content-length") {
-					if contentLength, err = parseContentLength(value); err != nil {
-						return 0, false, true, err
-					}
-				}
-			case len("transfer-encoding"):
-				if asciiEqualFold(name, "transfer-encoding") {
-					chunked = hasSuffixFold(value, "chunked")
-				}
-			case len("connection"):
-				if asciiEqualFold(name, "connection") {
-					if containsFold(value, "close") {
-						keep = false
-					} else if containsFold(value, "keep-alive") {
-						keep = true
-					}
-				}
+			if err := h.headerLine(line); err != nil {
+				return 0, false, true, err
 			}
 		}
+		keep = h.keep
+		contentLength, chunked := h.contentLength, h.chunked
 		if status >= 100 && status < 200 && status != 101 {
 			continue // interim response; the real one follows
 		}
@@ -228,6 +206,74 @@ func (c *client) roundTrip() (status int, keep, gotBytes bool, err error) {
 		}
 		return status, keep, true, nil
 	}
+}
+
+// respHead is what the client needs from a response head.
+type respHead struct {
+	status        int
+	keep          bool  // the connection may carry another request
+	contentLength int64 // -1 when absent
+	chunked       bool
+}
+
+// headerLine applies one header line (without its line end).
+func (h *respHead) headerLine(line []byte) error {
+	colon := bytes.IndexByte(line, ':')
+	if colon <= 0 {
+		return malformedError("bad header line")
+	}
+	name, value := line[:colon], bytes.TrimSpace(line[colon+1:])
+	switch len(name) {
+	case len("content-length"):
+		if asciiEqualFold(name, "content-length") {
+			n, err := parseContentLength(value)
+			if err != nil {
+				return err
+			}
+			h.contentLength = n
+		}
+	case len("transfer-encoding"):
+		if asciiEqualFold(name, "transfer-encoding") {
+			h.chunked = hasSuffixFold(value, "chunked")
+		}
+	case len("connection"):
+		if asciiEqualFold(name, "connection") {
+			if containsFold(value, "close") {
+				h.keep = false
+			} else if containsFold(value, "keep-alive") {
+				h.keep = true
+			}
+		}
+	}
+	return nil
+}
+
+// parseChunkSize parses a chunk size line (without its line end), ignoring
+// chunk extensions.
+func parseChunkSize(line []byte) (int64, error) {
+	if i := bytes.IndexByte(line, ';'); i >= 0 {
+		line = line[:i]
+	}
+	line = bytes.TrimSpace(line)
+	if len(line) == 0 || len(line) > 15 {
+		return 0, malformedError("bad chunk size")
+	}
+	var size int64
+	for _, b := range line {
+		var d byte
+		switch {
+		case b >= '0' && b <= '9':
+			d = b - '0'
+		case b >= 'a' && b <= 'f':
+			d = b - 'a' + 10
+		case b >= 'A' && b <= 'F':
+			d = b - 'A' + 10
+		default:
+			return 0, malformedError("bad chunk size")
+		}
+		size = size<<4 | int64(d)
+	}
+	return size, nil
 }
 
 // parseStatusLine parses "HTTP/1.x SSS reason\r\n".
@@ -268,28 +314,9 @@ func discardChunked(br *bufio.Reader) error {
 		if err != nil {
 			return err
 		}
-		line = trimEOL(line)
-		if i := bytes.IndexByte(line, ';'); i >= 0 {
-			line = line[:i]
-		}
-		line = bytes.TrimSpace(line)
-		if len(line) == 0 || len(line) > 15 {
-			return malformedError("bad chunk size")
-		}
-		var size int64
-		for _, b := range line {
-			var d byte
-			switch {
-			case b >= '0' && b <= '9':
-				d = b - '0'
-			case b >= 'a' && b <= 'f':
-				d = b - 'a' + 10
-			case b >= 'A' && b <= 'F':
-				d = b - 'A' + 10
-			default:
-				return malformedError("bad chunk size")
-			}
-			size = size<<4 | int64(d)
+		size, err := parseChunkSize(trimEOL(line))
+		if err != nil {
+			return err
 		}
 		if size == 0 {
 			for { // trailers up to the empty line

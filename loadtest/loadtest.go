@@ -243,7 +243,8 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	if cfg.Rate < 0 {
 		return Report{}, errors.New("loadtest: negative rate")
 	}
-	if err := probe(ctx, ep, cfg.Timeout); err != nil {
+	addr, err := probe(ctx, ep, cfg.Timeout)
+	if err != nil {
 		return Report{}, err
 	}
 
@@ -254,7 +255,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	}
 	var rep Report
 	for _, t := range cfg.Targets {
-		tr := runTarget(ctx, cfg, ep, t, recs)
+		tr := runTarget(ctx, cfg, ep, addr, t, recs)
 		rep.Targets = append(rep.Targets, tr)
 		if err := ctx.Err(); err != nil {
 			return rep, err
@@ -263,21 +264,23 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	return rep, nil
 }
 
-// probe checks that the server accepts connections at all.
-func probe(ctx context.Context, ep endpoint, timeout time.Duration) error {
+// probe checks that the server accepts connections at all, and returns the
+// address that answered.
+func probe(ctx context.Context, ep endpoint, timeout time.Duration) (*net.TCPAddr, error) {
 	c := newClient(ep, nil, timeout)
 	if err := c.dial(ctx); err != nil {
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return nil, ctx.Err()
 		}
-		return fmt.Errorf("%w at %s: %v", ErrUnreachable, ep.addr, err)
+		return nil, fmt.Errorf("%w at %s: %v", ErrUnreachable, ep.addr, err)
 	}
+	addr, _ := c.conn.RemoteAddr().(*net.TCPAddr)
 	c.closeConn()
-	return nil
+	return addr, nil
 }
 
 // runTarget runs one target for cfg.Duration (less when ctx ends).
-func runTarget(ctx context.Context, cfg Config, ep endpoint, t Target, recs []*recorder) TargetReport {
+func runTarget(ctx context.Context, cfg Config, ep endpoint, addr *net.TCPAddr, t Target, recs []*recorder) TargetReport {
 	req := buildRequest(ep, t.Path, cfg.Token, cfg.Headers...)
 	clients := make([]*client, len(recs))
 	for i := range clients {
@@ -298,20 +301,6 @@ func runTarget(ctx context.Context, cfg Config, ep endpoint, t Target, recs []*r
 		interval = float64(time.Second) / cfg.Rate
 	}
 	var next atomic.Int64 // open loop: index of the next request to schedule
-
-	var wg sync.WaitGroup
-	for i := range clients {
-		w := &worker{c: clients[i], rec: recs[i], stop: &stop, stopCh: stopCh, deadline: deadline, ctx: dialCtx}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if interval > 0 {
-				w.openLoop(start, interval, &next)
-			} else {
-				w.closedLoop()
-			}
-		}()
-	}
 
 	// Stop at the deadline or when ctx ends: flag the workers, then close
 	// every connection so that no read waits for its timeout.
@@ -345,7 +334,28 @@ func runTarget(ctx context.Context, cfg Config, ep endpoint, t Target, recs []*r
 		}()
 	}
 
-	wg.Wait()
+	// The engine: epoll loops for a closed loop over plain HTTP on Linux,
+	// else a goroutine per connection.
+	engineDone := false
+	if addr != nil && epollUsable(cfg, ep) {
+		engineDone = runEpoll(addr, req, cfg.Timeout, deadline, &stop, recs) == nil
+	}
+	if !engineDone {
+		var wg sync.WaitGroup
+		for i := range clients {
+			w := &worker{c: clients[i], rec: recs[i], stop: &stop, stopCh: stopCh, deadline: deadline, ctx: dialCtx}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if interval > 0 {
+					w.openLoop(start, interval, &next)
+				} else {
+					w.closedLoop()
+				}
+			}()
+		}
+		wg.Wait()
+	}
 	<-stopDone
 	if progDone != nil {
 		<-progDone
