@@ -141,6 +141,7 @@ const seqStripes = 4096
 type Cache struct {
 	opts    Options
 	now     func() time.Time
+	clock   *coarseClock // nil when Options.Now is injected
 	log     *slog.Logger
 	useRed  bool // Redis configured and not disabled
 	clientO rueidis.ClientOption
@@ -162,9 +163,10 @@ type Cache struct {
 	refMu     sync.Mutex
 	refreshed map[string]time.Time // last background refresh per key
 
-	fmu     sync.Mutex
-	flights map[string]*flight
-	closed  bool
+	fmu        sync.Mutex
+	flights    map[string]*flight
+	closed     bool        // under fmu: no flight starts after Close
+	closedFlag atomic.Bool // the same, lock-free for the hit path
 
 	closeCtx context.Context
 	cancel   context.CancelFunc
@@ -206,7 +208,11 @@ func New(opts Options) (*Cache, error) {
 	if opts.ProbeInterval <= 0 {
 		opts.ProbeInterval = 500 * time.Millisecond
 	}
-	if opts.Now == nil {
+	var clock *coarseClock
+	if opts.Now == nil && !opts.Disabled {
+		clock = newCoarseClock()
+		opts.Now = clock.Now
+	} else if opts.Now == nil {
 		opts.Now = time.Now
 	}
 	if opts.Logger == nil {
@@ -219,6 +225,7 @@ func New(opts Options) (*Cache, error) {
 		id:      strconv.FormatUint(rand.Uint64(), 16),
 		channel: opts.Prefix + "cache:invalidate",
 		seed:    maphash.MakeSeed(),
+		clock:   clock,
 		flights: make(map[string]*flight),
 	}
 	c.closeCtx, c.cancel = context.WithCancel(context.Background())
@@ -258,6 +265,7 @@ func New(opts Options) (*Cache, error) {
 				ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[string, *localItem]) time.Duration {
 					return max(e.Value.e.StaleUntil.Sub(c.now()), time.Millisecond)
 				}),
+				Clock: otterClock(clock),
 			})
 		}
 		c.gens = otter.Must(&otter.Options[string, genItem]{MaximumSize: 1 << 16})
@@ -277,6 +285,7 @@ func (c *Cache) Close() {
 	c.once.Do(func() {
 		c.fmu.Lock()
 		c.closed = true
+		c.closedFlag.Store(true)
 		c.fmu.Unlock()
 		c.cancel()
 		c.wg.Wait()
@@ -288,6 +297,9 @@ func (c *Cache) Close() {
 		}
 		if c.gens != nil {
 			c.gens.StopAllGoroutines()
+		}
+		if c.clock != nil {
+			c.clock.Close()
 		}
 	})
 }
@@ -385,11 +397,7 @@ func (c *Cache) count(g *groupCounters, res Result, err error) {
 	}
 }
 
-func (c *Cache) isClosed() bool {
-	c.fmu.Lock()
-	defer c.fmu.Unlock()
-	return c.closed
-}
+func (c *Cache) isClosed() bool { return c.closedFlag.Load() }
 
 func (c *Cache) bypass(ctx context.Context, g *groupCounters, o FetchOptions, load Loader) (*Entry, Result, error) {
 	g.bypass.Add(1)
@@ -753,3 +761,12 @@ func (c *Cache) detachKey(key string) {
 }
 
 var _ = io.EOF
+
+// otterClock returns clock as an otter.Clock, or nil (otter's default) when
+// the clock is injected.
+func otterClock(clock *coarseClock) otter.Clock {
+	if clock == nil {
+		return nil
+	}
+	return clock
+}
