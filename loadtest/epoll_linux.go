@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
 )
 
 // The epoll engine runs the closed loop over plain HTTP the way wrk does: a
@@ -151,20 +152,25 @@ func (l *eloop) run() {
 		if wait <= 0 {
 			return
 		}
-		ms := int((wait + time.Millisecond - 1) / time.Millisecond)
-		n, err := syscall.EpollWait(l.epfd, l.events, ms)
+		// Poll without blocking first: under load events are usually
+		// ready, and a blocking system call costs the runtime a P hand-off.
+		n, err := epollWaitNow(l.epfd, l.events)
+		if err == nil && n == 0 {
+			ms := int((wait + time.Millisecond - 1) / time.Millisecond)
+			n, err = syscall.EpollWait(l.epfd, l.events, ms)
+		}
 		if err != nil && err != syscall.EINTR {
 			return
 		}
-		now = time.Now()
 		for i := 0; i < n; i++ {
 			ev := &l.events[i]
 			c := l.conns[ev.Fd]
 			if c.fd < 0 {
 				continue
 			}
-			l.handle(c, ev.Events, now)
+			l.handle(c, ev.Events)
 		}
+		now = time.Now()
 		if now.Sub(lastScan) >= 5*time.Millisecond {
 			lastScan = now
 			l.scan(now)
@@ -210,7 +216,7 @@ func (l *eloop) send(c *econn, now time.Time) {
 		}
 		return // the request is written when the connection is writable
 	}
-	l.write(c, now)
+	l.write(c)
 }
 
 func (l *eloop) connect(c *econn) error {
@@ -241,7 +247,7 @@ func (l *eloop) closeConn(c *econn) {
 	}
 }
 
-func (l *eloop) handle(c *econn, events uint32, now time.Time) {
+func (l *eloop) handle(c *econn, events uint32) {
 	if !c.connected {
 		if events&(syscall.EPOLLOUT|syscall.EPOLLERR|syscall.EPOLLHUP) == 0 {
 			return
@@ -251,13 +257,13 @@ func (l *eloop) handle(c *econn, events uint32, now time.Time) {
 			err = syscall.Errno(soerr)
 		}
 		if err != nil {
-			l.fail(c, &dialError{err}, now)
+			l.fail(c, &dialError{err}, time.Now())
 			return
 		}
 		c.connected = true
 		c.backoff = 0
 		if c.inFlight {
-			l.write(c, now)
+			l.write(c)
 		}
 		return
 	}
@@ -266,18 +272,18 @@ func (l *eloop) handle(c *econn, events uint32, now time.Time) {
 	}
 	if c.wrOff < len(l.req) {
 		if events&(syscall.EPOLLOUT|syscall.EPOLLERR|syscall.EPOLLHUP) != 0 {
-			l.write(c, now)
+			l.write(c)
 		}
 		return
 	}
 	if events&(syscall.EPOLLIN|syscall.EPOLLERR|syscall.EPOLLHUP|syscall.EPOLLRDHUP) != 0 {
-		l.read(c, now)
+		l.read(c)
 	}
 }
 
-func (l *eloop) write(c *econn, now time.Time) {
+func (l *eloop) write(c *econn) {
 	for c.wrOff < len(l.req) {
-		n, err := syscall.Write(c.fd, l.req[c.wrOff:])
+		n, err := rawWrite(c.fd, l.req[c.wrOff:])
 		if err == syscall.EAGAIN {
 			return // resumed on EPOLLOUT
 		}
@@ -285,28 +291,28 @@ func (l *eloop) write(c *econn, now time.Time) {
 			continue
 		}
 		if err != nil {
-			l.fail(c, err, now)
+			l.fail(c, err, time.Now())
 			return
 		}
 		c.wrOff += n
 	}
 	// The response may already be there (edge-triggered: no new event).
-	l.read(c, now)
+	l.read(c)
 }
 
-func (l *eloop) read(c *econn, now time.Time) {
+func (l *eloop) read(c *econn) {
 	for {
 		if c.w == len(c.buf) {
 			if c.r > 0 {
 				c.w = copy(c.buf, c.buf[c.r:c.w])
 				c.r = 0
 			} else {
-				l.fail(c, errHeadLarge, now)
+				l.fail(c, errHeadLarge, time.Now())
 				return
 			}
 		}
 		space := len(c.buf) - c.w
-		n, err := syscall.Read(c.fd, c.buf[c.w:])
+		n, err := rawRead(c.fd, c.buf[c.w:])
 		if err == syscall.EAGAIN {
 			return
 		}
@@ -314,29 +320,29 @@ func (l *eloop) read(c *econn, now time.Time) {
 			continue
 		}
 		if err != nil {
-			l.fail(c, err, now)
+			l.fail(c, err, time.Now())
 			return
 		}
 		if n == 0 {
 			if c.phase == phUntilClose {
-				l.complete(c, false, now)
+				l.complete(c, false, time.Now())
 				return
 			}
-			l.fail(c, errEOF, now)
+			l.fail(c, errEOF, time.Now())
 			return
 		}
 		c.gotBytes = true
 		c.w += n
 		if err := c.parse(); err != nil {
-			l.fail(c, err, now)
+			l.fail(c, err, time.Now())
 			return
 		}
 		if c.finished {
 			if c.r != c.w {
-				l.fail(c, errLeftover, now)
+				l.fail(c, errLeftover, time.Now())
 				return
 			}
-			l.complete(c, c.keep, now)
+			l.complete(c, c.keep, time.Now())
 			return
 		}
 		if c.r == c.w {
@@ -515,4 +521,31 @@ func indexHeadEnd(data []byte, from int) int {
 		}
 	}
 	return -1
+}
+
+// rawRead and rawWrite are read(2) and write(2) on a non-blocking socket:
+// they never block, so they skip the runtime's system call bookkeeping.
+func rawRead(fd int, p []byte) (int, error) {
+	n, _, e := syscall.RawSyscall(syscall.SYS_READ, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+func rawWrite(fd int, p []byte) (int, error) {
+	n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
+}
+
+// epollWaitNow is epoll_wait(2) with a zero timeout.
+func epollWaitNow(epfd int, events []syscall.EpollEvent) (int, error) {
+	n, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), 0, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
 }
