@@ -208,12 +208,9 @@ func New(opts Options) (*Cache, error) {
 	if opts.ProbeInterval <= 0 {
 		opts.ProbeInterval = 500 * time.Millisecond
 	}
-	var clock *coarseClock
-	if opts.Now == nil && !opts.Disabled {
-		clock = newCoarseClock()
-		opts.Now = clock.Now
-	} else if opts.Now == nil {
-		opts.Now = time.Now
+	injected := opts.Now != nil
+	if !injected {
+		opts.Now = time.Now // replaced by a coarse clock below, once options are valid
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
@@ -225,7 +222,6 @@ func New(opts Options) (*Cache, error) {
 		id:      strconv.FormatUint(rand.Uint64(), 16),
 		channel: opts.Prefix + "cache:invalidate",
 		seed:    maphash.MakeSeed(),
-		clock:   clock,
 		flights: make(map[string]*flight),
 	}
 	c.closeCtx, c.cancel = context.WithCancel(context.Background())
@@ -251,6 +247,10 @@ func New(opts Options) (*Cache, error) {
 		c.useRed = true
 	}
 
+	if !opts.Disabled && !injected {
+		c.clock = newCoarseClock()
+		c.opts.Now, c.now = c.clock.Now, c.clock.Now
+	}
 	if !opts.Disabled {
 		if !opts.DisableLocal {
 			c.local = otter.Must(&otter.Options[string, *localItem]{
@@ -265,7 +265,7 @@ func New(opts Options) (*Cache, error) {
 				ExpiryCalculator: otter.ExpiryWritingFunc(func(e otter.Entry[string, *localItem]) time.Duration {
 					return max(e.Value.e.StaleUntil.Sub(c.now()), time.Millisecond)
 				}),
-				Clock: otterClock(clock),
+				Clock: otterClock(c.clock),
 			})
 		}
 		c.gens = otter.Must(&otter.Options[string, genItem]{MaximumSize: 1 << 16})
