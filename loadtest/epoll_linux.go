@@ -277,7 +277,7 @@ func (l *eloop) handle(c *econn, events uint32) {
 		return
 	}
 	if events&(syscall.EPOLLIN|syscall.EPOLLERR|syscall.EPOLLHUP|syscall.EPOLLRDHUP) != 0 {
-		l.read(c)
+		l.read(c, events)
 	}
 }
 
@@ -297,10 +297,14 @@ func (l *eloop) write(c *econn) {
 		c.wrOff += n
 	}
 	// The response may already be there (edge-triggered: no new event).
-	l.read(c)
+	l.read(c, 0)
 }
 
-func (l *eloop) read(c *econn) {
+// read reads and parses what has arrived. events are those of the epoll
+// event that triggered it (0 right after writing the request): once the peer
+// has closed, no further edge will come, so read on to the end of the stream.
+func (l *eloop) read(c *econn, events uint32) {
+	peerClosed := events&(syscall.EPOLLRDHUP|syscall.EPOLLHUP|syscall.EPOLLERR) != 0
 	for {
 		if c.w == len(c.buf) {
 			if c.r > 0 {
@@ -348,7 +352,7 @@ func (l *eloop) read(c *econn) {
 		if c.r == c.w {
 			c.r, c.w = 0, 0
 		}
-		if n < space {
+		if n < space && !peerClosed && c.phase != phUntilClose {
 			return // drained; the next bytes raise a new edge
 		}
 	}
