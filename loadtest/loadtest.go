@@ -12,10 +12,13 @@
 //     when a free connection finally sent it, so queueing in the server is not
 //     hidden (no coordinated omission).
 //
-// The client is a lean HTTP/1.1 implementation (one net.Conn per connection,
-// pre-serialized request bytes, body discarded without allocation), because on
-// a small machine the generator shares the CPU with the server under test and
-// must not be the bottleneck. Redirects are not followed: a 303 from a page
+// The client is a lean HTTP/1.1 implementation (pre-serialized request bytes,
+// keep-alive, body discarded without allocation), because on a small machine
+// the generator shares the CPU with the server under test and must not be the
+// bottleneck. The closed loop over plain HTTP on Linux runs wrk's way: one
+// epoll loop per GOMAXPROCS on its own OS thread over non-blocking sockets
+// (epoll_linux.go); the open loop, https and other systems use a goroutine per
+// connection over net.Conn (client.go). Both follow the same rules. Redirects are not followed: a 303 from a page
 // that wants a session is counted as a 303, and is not a failure. Responses are
 // never compressed (no Accept-Encoding is sent).
 //
