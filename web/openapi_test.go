@@ -1,0 +1,315 @@
+package web_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+
+	"github.com/modellab/modellab"
+)
+
+// oaCheck validates real exchanges with the server against the embedded
+// OpenAPI document: the request must match a documented operation, the
+// response status must be documented for it and the body and headers must
+// match. It records which operations were exercised, so that the test can
+// insist on every one of them.
+type oaCheck struct {
+	t      *testing.T
+	e      *env
+	doc    *openapi3.T
+	router routers.Router
+	seen   map[string]bool // "METHOD /path/template"
+}
+
+// textDecoder lets kin-openapi check the pages, whose bodies are text: the
+// document says only that they are strings of the given media type.
+func textDecoder(body io.Reader, _ http.Header, _ *openapi3.SchemaRef, _ openapi3filter.EncodingFn) (any, error) {
+	b, err := io.ReadAll(body)
+	return string(b), err
+}
+
+func init() {
+	for _, ct := range []string{"text/html", "text/css", "text/javascript"} {
+		openapi3filter.RegisterBodyDecoder(ct, textDecoder)
+	}
+}
+
+func newOACheck(t *testing.T, e *env) *oaCheck {
+	t.Helper()
+	spec, err := os.ReadFile("openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	loader := openapi3.NewLoader()
+	doc, err := loader.LoadFromData(spec)
+	if err != nil {
+		t.Fatalf("load openapi.json: %v", err)
+	}
+	if err := doc.Validate(context.Background()); err != nil {
+		t.Fatalf("openapi.json is not a valid OpenAPI document: %v", err)
+	}
+	// The router matches on the server URL: point it at the test server.
+	doc.Servers = openapi3.Servers{{URL: e.url}}
+	router, err := gorillamux.NewRouter(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &oaCheck{t: t, e: e, doc: doc, router: router, seen: map[string]bool{}}
+}
+
+// exchange sends a request and validates both sides. body is sent with
+// contentType; c may carry a session cookie; want is the expected status.
+func (o *oaCheck) exchange(c *http.Client, method, path, token, contentType string, body []byte, want int, hdr ...string) resp {
+	o.t.Helper()
+	newReq := func() *http.Request {
+		var rd io.Reader
+		if body != nil {
+			rd = bytes.NewReader(body)
+		}
+		req, err := http.NewRequest(method, o.e.url+path, rd)
+		if err != nil {
+			o.t.Fatal(err)
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		if contentType != "" {
+			req.Header.Set("Content-Type", contentType)
+		}
+		for i := 0; i+1 < len(hdr); i += 2 {
+			req.Header.Set(hdr[i], hdr[i+1])
+		}
+		return req
+	}
+	r := o.e.send(c, newReq())
+	if r.status != want {
+		o.t.Fatalf("%s %s: status %d, want %d; body %s", method, path, r.status, want, r.body)
+	}
+
+	req := newReq()
+	route, params, err := o.router.FindRoute(req)
+	if err != nil {
+		o.t.Fatalf("%s %s is not documented in openapi.json: %v", method, path, err)
+	}
+	key := method + " " + route.Path
+	o.seen[key] = true
+	opts := &openapi3filter.Options{IncludeResponseStatus: true, AuthenticationFunc: openapi3filter.NoopAuthenticationFunc}
+	in := &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route, Options: opts}
+	// Requests the server accepted must match the documented body too.
+	if r.status < 400 {
+		if err := openapi3filter.ValidateRequest(context.Background(), in); err != nil {
+			o.t.Errorf("%s %s: the request does not match the document: %v", method, path, err)
+		}
+	}
+	if route.Operation.Responses.Status(r.status) == nil {
+		o.t.Errorf("%s: status %d is not documented", key, r.status)
+	}
+	out := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: in, Status: r.status, Header: r.header,
+		Body: io.NopCloser(strings.NewReader(r.body)), Options: opts,
+	}
+	if err := openapi3filter.ValidateResponse(context.Background(), out); err != nil {
+		o.t.Errorf("%s %s → %d: the response does not match the document: %v", method, path, r.status, err)
+	}
+	return r
+}
+
+func (o *oaCheck) json(method, path, token string, body any, want int, hdr ...string) resp {
+	o.t.Helper()
+	var b []byte
+	ct := ""
+	if body != nil {
+		switch v := body.(type) {
+		case []byte:
+			b = v
+		default:
+			var err error
+			if b, err = json.Marshal(body); err != nil {
+				o.t.Fatal(err)
+			}
+		}
+		ct = "application/json"
+	}
+	return o.exchange(http.DefaultClient, method, path, token, ct, b, want, hdr...)
+}
+
+func (o *oaCheck) form(c *http.Client, path string, v url.Values, want int, hdr ...string) resp {
+	o.t.Helper()
+	return o.exchange(c, "POST", path, "", "application/x-www-form-urlencoded", []byte(v.Encode()), want, hdr...)
+}
+
+// errorShape validates a body against the Error schema, for the answers
+// that no operation owns (unknown paths, wrong methods).
+func (o *oaCheck) errorShape(r resp) {
+	o.t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(r.body), &v); err != nil {
+		o.t.Fatalf("error body %q: %v", r.body, err)
+	}
+	if err := o.doc.Components.Schemas["Error"].Value.VisitJSON(v); err != nil {
+		o.t.Errorf("error body %s does not match Error: %v", r.body, err)
+	}
+}
+
+func TestOpenAPI(t *testing.T) {
+	e := newEnv(t, time.Now)
+	o := newOACheck(t, e)
+	var out struct {
+		User  modellab.User `json:"user"`
+		Token string        `json:"token"`
+	}
+
+	// Users.
+	if err := json.Unmarshal([]byte(o.json("POST", "/api/users", adminToken, map[string]any{"name": "alice"}, 201).body), &out); err != nil {
+		t.Fatal(err)
+	}
+	alice := out.Token
+	bob, _ := e.user("bob")
+	o.json("POST", "/api/users", "", map[string]any{"name": "x"}, 401)
+	o.json("POST", "/api/users", alice, map[string]any{"name": "x"}, 403)
+	o.json("POST", "/api/users", adminToken, map[string]any{"name": ""}, 400)
+	o.json("POST", "/api/users", adminToken, []byte(`{"name": "`+strings.Repeat("x", 2<<20)+`"}`), 413)
+
+	// Models.
+	var m modellab.Model
+	r := o.json("POST", "/api/models", alice, map[string]any{"name": "m1", "provider": "meta", "context_length": 8192, "description": "d"}, 201)
+	if err := json.Unmarshal([]byte(r.body), &m); err != nil {
+		t.Fatal(err)
+	}
+	o.json("POST", "/api/models", adminToken, map[string]any{"name": "g1", "provider": "meta", "visibility": "global"}, 201)
+	o.json("POST", "/api/models", alice, map[string]any{"name": "m1", "provider": "meta"}, 409)
+	o.json("POST", "/api/models", alice, map[string]any{"name": "g2", "provider": "meta", "visibility": "global"}, 403)
+	o.json("POST", "/api/models", alice, map[string]any{"name": "", "provider": "meta"}, 400)
+	o.json("POST", "/api/models", "", map[string]any{"name": "x", "provider": "meta"}, 401)
+	o.json("GET", "/api/models", "", nil, 200)
+	r = o.json("GET", "/api/models", alice, nil, 200)
+	o.json("GET", "/api/models", alice, nil, 304, "If-None-Match", r.header.Get("ETag"))
+	o.json("GET", "/api/models", "mlk_wrong", nil, 401)
+	o.json("GET", "/api/models/"+m.ID, alice, nil, 200)
+	o.json("GET", "/api/models/"+m.ID, bob, nil, 404)
+	o.json("PATCH", "/api/models/"+m.ID, alice, map[string]any{"description": "new", "context_length": nil}, 200)
+	o.json("PATCH", "/api/models/"+m.ID, alice, map[string]any{"name": nil}, 400)
+	o.json("PATCH", "/api/models/"+m.ID, bob, map[string]any{"description": "x"}, 404)
+
+	// Servers.
+	var s modellab.Server
+	r = o.json("POST", "/api/servers", alice, map[string]any{"name": "node-1", "model_id": m.ID, "gpu": "A100", "endpoint": "http://10.0.0.1:8000"}, 201)
+	if err := json.Unmarshal([]byte(r.body), &s); err != nil {
+		t.Fatal(err)
+	}
+	o.json("POST", "/api/servers", alice, map[string]any{"name": "node-2", "model_id": "mdl_nope0000000000000000"}, 400)
+	o.json("GET", "/api/servers/"+s.ID, alice, nil, 200)
+	o.json("GET", "/api/servers/"+s.ID, bob, nil, 404)
+	o.json("PATCH", "/api/servers/"+s.ID, alice, map[string]any{"status": "running", "last_heartbeat": time.Now().UTC().Format(time.RFC3339)}, 200)
+	o.json("PATCH", "/api/servers/"+s.ID, alice, map[string]any{"status": "flying"}, 400)
+	r = o.json("GET", "/api/servers/status", alice, nil, 200)
+	o.json("GET", "/api/servers/status", alice, nil, 304, "If-None-Match", r.header.Get("ETag"))
+	o.json("GET", "/api/servers/status", "", nil, 401)
+	o.json("GET", "/api/servers/status", bob, nil, 200) // empty list
+
+	// Analytics.
+	now := time.Now().UTC()
+	o.json("POST", "/api/analytics/events", alice, map[string]any{"events": []map[string]any{
+		{"model_id": m.ID, "timestamp": now.Add(-time.Hour).Format(time.RFC3339), "input_tokens": 10, "output_tokens": 20, "latency_ms": 120.5, "status": "ok", "cost_usd": 0.001},
+		{"model_id": m.ID, "input_tokens": 1, "output_tokens": 2, "latency_ms": 80, "status": "error"},
+	}}, 202)
+	o.json("POST", "/api/analytics/events", alice, map[string]any{"events": []any{}}, 400)
+	r = o.json("GET", "/api/analytics/data", alice, nil, 200)
+	o.json("GET", "/api/analytics/data", alice, nil, 304, "If-None-Match", r.header.Get("ETag"))
+	o.json("GET", "/api/analytics/data?interval=hour&model_id="+m.ID+"&from="+now.Add(-48*time.Hour).Format(time.RFC3339), alice, nil, 200)
+	o.json("GET", "/api/analytics/data?interval=week", alice, nil, 400)
+
+	// Cache and operations.
+	o.json("GET", "/api/cache/stats", adminToken, nil, 200)
+	o.json("GET", "/api/cache/stats", alice, nil, 403)
+	o.json("POST", "/api/cache/invalidate", adminToken, map[string]any{"pattern": "api:models:*"}, 200)
+	o.json("POST", "/api/cache/invalidate", adminToken, map[string]any{"pattern": ""}, 400)
+	o.json("GET", "/healthz", "", nil, 200)
+	o.json("GET", "/readyz", "", nil, 200)
+	o.json("GET", "/metrics", "", nil, 200)
+
+	// Pages.
+	c := e.client()
+	o.exchange(c, "GET", "/", "", "", nil, 303)
+	login := o.exchange(c, "GET", "/login", "", "", nil, 200)
+	lcsrf := csrfOf(t, login.body)
+	o.form(c, "/login", url.Values{"token": {"mlk_wrong"}, "csrf": {lcsrf}}, 401)
+	o.form(c, "/login", url.Values{"token": {alice}, "csrf": {"nope"}}, 403)
+	o.form(c, "/login", url.Values{"token": {alice}, "csrf": {lcsrf}}, 303)
+	home := o.exchange(c, "GET", "/", "", "", nil, 200)
+	csrf := csrfOf(t, home.body)
+	o.exchange(c, "GET", "/login", "", "", nil, 303)
+	o.exchange(c, "GET", "/models?scope=mine&page=1&q=m", "", "", nil, 200)
+	o.form(c, "/models", url.Values{"csrf": {csrf}, "name": {"page-model"}, "provider": {"local"}, "context_length": {"4096"}, "visibility": {"private"}}, 303)
+	o.form(c, "/models", url.Values{"csrf": {csrf}, "name": {""}, "provider": {"local"}}, 400)
+	o.form(c, "/models", url.Values{"csrf": {csrf}, "name": {"page-model"}, "provider": {"local"}}, 409)
+	o.form(c, "/models", url.Values{"csrf": {"wrong"}, "name": {"x"}, "provider": {"local"}}, 403)
+	o.form(c, "/models/"+m.ID+"/delete", url.Values{"csrf": {"wrong"}}, 403)
+	o.form(c, "/models/mdl_nope0000000000000000/delete", url.Values{"csrf": {csrf}}, 404)
+	o.exchange(c, "GET", "/monitor", "", "", nil, 200)
+	mon := o.exchange(c, "GET", "/monitor/data", "", "", nil, 200)
+	o.exchange(c, "GET", "/monitor/data", "", "", nil, 304, "If-None-Match", mon.header.Get("ETag"))
+	o.exchange(e.client(), "GET", "/monitor/data", "", "", nil, 401)
+	o.exchange(c, "GET", "/analytics?interval=hour", "", "", nil, 200)
+	o.exchange(c, "GET", "/analytics?interval=week", "", "", nil, 400)
+	o.exchange(c, "GET", "/docs", "", "", nil, 200)
+	spec := o.exchange(c, "GET", "/openapi.json", "", "", nil, 200)
+	o.exchange(c, "GET", "/openapi.json", "", "", nil, 304, "If-None-Match", spec.header.Get("ETag"))
+	css := o.exchange(c, "GET", "/static/style.css?v=1", "", "", nil, 200)
+	o.exchange(c, "GET", "/static/style.css", "", "", nil, 304, "If-None-Match", css.header.Get("ETag"))
+	o.exchange(c, "GET", "/static/monitor.js", "", "", nil, 200)
+	o.exchange(c, "GET", "/static/nope.js", "", "", nil, 404)
+	o.form(c, "/models/"+m.ID+"/delete", url.Values{"csrf": {csrf}}, 303)
+	o.form(c, "/logout", url.Values{"csrf": {csrf}}, 303)
+
+	// Deletes last: they remove what the rest used.
+	o.json("DELETE", "/api/servers/"+s.ID, alice, nil, 204)
+	o.json("DELETE", "/api/servers/"+s.ID, alice, nil, 404)
+	m2 := e.model(alice, map[string]any{"name": "m2", "provider": "x"})
+	o.json("DELETE", "/api/models/"+m2.ID, bob, nil, 404)
+	o.json("DELETE", "/api/models/"+m2.ID, alice, nil, 204)
+
+	// Answers no operation owns still have the Error shape.
+	o.errorShape(e.get(e.client(), "/api/nope"))
+	r = e.send(http.DefaultClient, mustRequest(t, "PUT", e.url+"/api/models"))
+	if r.status != 405 || r.header.Get("Allow") == "" {
+		t.Errorf("PUT /api/models: %d Allow %q, want 405 with Allow", r.status, r.header.Get("Allow"))
+	}
+	o.errorShape(r)
+
+	// Every documented operation was exercised.
+	var missing []string
+	for path, item := range o.doc.Paths.Map() {
+		for method := range item.Operations() {
+			if !o.seen[method+" "+path] {
+				missing = append(missing, method+" "+path)
+			}
+		}
+	}
+	slices.Sort(missing)
+	if len(missing) > 0 {
+		t.Errorf("operations of openapi.json that no request exercised:\n  %s", strings.Join(missing, "\n  "))
+	}
+}
+
+func mustRequest(t *testing.T, method, url string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
