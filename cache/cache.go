@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
-	"io"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -514,9 +513,6 @@ func (c *Cache) runFlight(parent context.Context, f *flight, key string, o Fetch
 		}()
 		f.e, f.res, f.err = c.loadAndFill(ctx, &op, key, o, load, seq, lastResort, background)
 	}()
-	if background && f.err == nil && f.res == Miss {
-		// A refresh's result has no caller of its own; count its load only.
-	}
 	c.fmu.Lock()
 	if c.flights[key] == f {
 		delete(c.flights, key)
@@ -759,8 +755,6 @@ func (c *Cache) detachKey(key string) {
 	delete(c.flights, key)
 	c.fmu.Unlock()
 }
-
-var _ = io.EOF
 
 // otterClock returns clock as an otter.Clock, or nil (otter's default) when
 // the clock is injected.

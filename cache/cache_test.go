@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"sync"
@@ -383,5 +384,26 @@ func TestEntryEncoding(t *testing.T) {
 		if _, err := decodeEntry(bad); err == nil {
 			t.Errorf("case %d: decoded a corrupt value", i)
 		}
+	}
+}
+
+func TestStatsJSON(t *testing.T) {
+	c := newCache(t, Options{})
+	fetch(t, c, "k", FetchOptions{TTL: time.Minute, Group: "models"}, (&source{val: "v"}).load)
+	fetch(t, c, "k", FetchOptions{TTL: time.Minute, Group: "models"}, (&source{val: "v"}).load)
+	b, err := json.Marshal(c.Stats())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got map[string]any
+	json.Unmarshal(b, &got)
+	for _, k := range []string{"mode", "redis", "tiers", "stale_serves", "loads", "groups"} {
+		if _, ok := got[k]; !ok {
+			t.Errorf("Stats JSON lacks %q: %s", k, b)
+		}
+	}
+	want := `"models":{"hit":1,"miss":1,"stale":0,"bypass":0,"loads":1}`
+	if !strings.Contains(string(b), want) {
+		t.Errorf("Stats JSON = %s, want it to contain %s", b, want)
 	}
 }

@@ -17,7 +17,19 @@
 //   - BYPASS: caching is off (Options.Disabled or TTL <= 0).
 //
 // Past StaleUntil the loader's error is returned unchanged; callers map it
-// (typically to 503). Errors and empty values are never cached.
+// (typically to 503). Errors and empty values are never cached. A caller
+// that waited on another process's lease and got its value sees MISS.
+//
+// An *Entry is shared by every caller that gets it and must be treated as
+// read-only; its ETag is computed once at fill and Gzip compresses once.
+//
+// A load runs detached from the cancellation of the caller that started it
+// (other callers may be waiting for it); Close cancels it. A background
+// refresh is bounded by Options.RefreshTimeout.
+//
+// With tracking, a fill is itself a write that Redis announces: the local
+// copy of a freshly filled key is usually taken on the next read (one Redis
+// round trip), not at the fill.
 //
 // # Redis layout
 //
