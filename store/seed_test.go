@@ -136,6 +136,15 @@ func TestSeedDefaultSize(t *testing.T) {
 		t.Skip("set MODELLAB_SEED_BENCH=1 to seed the default size (1M events) on both engines")
 	}
 	for _, e := range engines {
+		t.Run(e.name+"/demo", func(t *testing.T) {
+			db := e.opener(t)(t, store.Options{})
+			start := time.Now()
+			res, err := store.Seed(context.Background(), db, store.DemoSeedOptions())
+			if err != nil {
+				t.Fatalf("Seed: %v", err)
+			}
+			t.Logf("%s: demo size: %d users, %d models, %d servers, %d events in %v", e.name, len(res.Users), res.Models, res.Servers, res.Events, time.Since(start).Round(time.Millisecond))
+		})
 		t.Run(e.name, func(t *testing.T) {
 			db := e.opener(t)(t, store.Options{})
 			opts := store.DefaultSeedOptions()
