@@ -121,7 +121,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(map[string]loadtest.Report{"before": before, "after": after}); err != nil {
+		if err := enc.Encode(loadtest.Comparison{Before: before, After: after}); err != nil {
 			return 1
 		}
 		return 0
