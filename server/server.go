@@ -92,7 +92,7 @@ func New(cfg Config) *Server {
 		cfg.MaxDBInFlight = 64
 	}
 	if cfg.DBQueueWait <= 0 {
-		cfg.DBQueueWait = 2 * time.Second
+		cfg.DBQueueWait = time.Second
 	}
 	s := &Server{
 		cfg:     cfg,

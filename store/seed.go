@@ -37,7 +37,7 @@ func DefaultSeedOptions() SeedOptions {
 // DemoSeedOptions is small enough for `serve --demo` to seed at start.
 func DemoSeedOptions() SeedOptions {
 	return SeedOptions{Users: 20, Models: 300, GlobalModels: 40, Servers: 120,
-		Events: 60_000, Days: 30, Now: time.Now(), RandSeed: 1}
+		Events: 20_000, Days: 14, Now: time.Now(), RandSeed: 1}
 }
 
 // SeededUser is a created user with its plaintext token.

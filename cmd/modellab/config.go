@@ -103,7 +103,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.MaxInFlight = e.integer("MAX_IN_FLIGHT", 10000, 1)
 	c.MaxDBInFlight = e.integer("MAX_DB_IN_FLIGHT", 64, 1)
 	c.DBMaxConns = e.integer("DB_MAX_CONNS", 0, 0)
-	c.DBTimeout = e.millis("DB_TIMEOUT_MS", 2000)
+	c.DBTimeout = e.millis("DB_TIMEOUT_MS", 3000)
 	c.Shutdown = e.millis("SHUTDOWN_TIMEOUT_MS", 20000)
 	switch lvl := strings.ToLower(e.str("LOG_LEVEL", "info")); lvl {
 	case "debug":
