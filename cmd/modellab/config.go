@@ -96,7 +96,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.ServersTTL = e.millis("SERVERS_CACHE_TTL_MS", 30000)
 	c.AnalyticsTTL = e.millis("ANALYTICS_CACHE_TTL_MS", 300000)
 	c.Stale = e.millis("CACHE_STALE_MS", 600000)
-	c.RedisTimeout = e.millis("REDIS_TIMEOUT_MS", 50)
+	c.RedisTimeout = e.millis("REDIS_TIMEOUT_MS", 100)
 	c.CachePrefix = e.str("CACHE_PREFIX", "")
 	c.AdminToken = getenv("ADMIN_TOKEN")
 	c.AccessLog = e.boolean("ACCESS_LOG", true)
