@@ -1,0 +1,343 @@
+// Package scaletest_test proves the scale-out deployment of docs/DEPLOYMENT.md:
+// several modellab instances sharing PostgreSQL and a Redis Cluster, a TLS
+// Redis (rediss://, Upstash-style), or a Redis that refuses CLIENT TRACKING.
+// Every Redis here is started by the test itself (internal/testredis); the
+// machine's shared Redis is never touched.
+package scaletest_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modellab/modellab"
+	"github.com/modellab/modellab/cache"
+	"github.com/modellab/modellab/server"
+	"github.com/modellab/modellab/store"
+)
+
+const adminToken = "scale-admin-token-0123456789"
+
+// logBuf collects an instance's log lines.
+type logBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuf) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if testing.Verbose() && os.Getenv("MODELLAB_TEST_LOG") != "" {
+		os.Stderr.Write(p)
+	}
+	return l.b.Write(p)
+}
+
+func (l *logBuf) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// inst is one modellab instance (server.New behind an httptest server) with
+// its own store handle and cache, the way `modellab serve` builds them.
+type inst struct {
+	t     *testing.T
+	name  string
+	srv   *server.Server
+	cache *cache.Cache
+	db    *store.DB
+	url   string
+	logs  *logBuf
+}
+
+type instOpts struct {
+	dbURL           string
+	redisURL        string
+	prefix          string
+	tls             *tls.Config
+	disableTracking bool
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func newInstance(t *testing.T, name string, o instOpts) *inst {
+	t.Helper()
+	ctx := context.Background()
+	logs := &logBuf{}
+	level := slog.LevelInfo
+	if os.Getenv("MODELLAB_TEST_LOG") != "" {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level})).With("instance", name)
+	metrics := server.NewMetrics()
+	db, err := store.Open(ctx, o.dbURL, store.Options{OnQuery: metrics.DBQuery, Logger: log})
+	if err != nil {
+		t.Fatalf("%s: open store: %v", name, err)
+	}
+	t.Cleanup(func() { db.Close() })
+	if err := db.Migrate(ctx); err != nil {
+		t.Fatalf("%s: migrate: %v", name, err)
+	}
+	admin := modellab.User{ID: "usr_admin", Name: "admin", Admin: true}
+	if err := db.EnsureUser(ctx, admin); err != nil {
+		t.Fatalf("%s: ensure admin: %v", name, err)
+	}
+	c, err := cache.New(cache.Options{
+		Logger:          log,
+		RedisURL:        o.redisURL,
+		Prefix:          o.prefix,
+		TLSConfig:       o.tls,
+		DisableTracking: o.disableTracking,
+		// This machine is shared and often loaded far beyond its two cores
+		// (load averages above 10 were seen while these tests ran), and the
+		// tests run under -race: with the 50ms default a Redis call can time
+		// out and open the breaker, which is the designed behaviour but not
+		// what these tests are about (cluster, TLS, coherence). Deadlines
+		// and breakers have their own tests in cache/ and server/.
+		RedisTimeout: time.Second,
+		LeaseTTL:     10 * time.Second,
+	})
+	if err != nil {
+		t.Fatalf("%s: cache: %v", name, err)
+	}
+	t.Cleanup(c.Close)
+	srv := server.New(server.Config{
+		Store: db, Cache: c, Metrics: metrics, Logger: log,
+		AdminToken: adminToken, AdminUser: admin,
+		ModelsTTL: time.Minute, ServersTTL: time.Minute, AnalyticsTTL: time.Minute,
+	})
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	return &inst{t: t, name: name, srv: srv, cache: c, db: db, url: hs.URL, logs: logs}
+}
+
+// waitFor polls cond every few milliseconds until it holds or d passes.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %s", what, d)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func (in *inst) waitRedisUp() {
+	in.t.Helper()
+	waitFor(in.t, 10*time.Second, in.name+": redis up", func() bool { return in.cache.RedisState() == "up" })
+}
+
+type resp struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+func (r resp) json(t *testing.T, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("decode %s: %v", r.body, err)
+	}
+}
+
+var client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 100}}
+
+func doReq(baseURL, method, path, token string, body any) (resp, error) {
+	var rd io.Reader
+	if body != nil {
+		j, err := json.Marshal(body)
+		if err != nil {
+			return resp{}, err
+		}
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, baseURL+path, rd)
+	if err != nil {
+		return resp{}, err
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		return resp{}, err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	return resp{status: res.StatusCode, header: res.Header, body: b}, err
+}
+
+func (in *inst) must(want int, method, path, token string, body any) resp {
+	in.t.Helper()
+	r, err := doReq(in.url, method, path, token, body)
+	if err != nil {
+		in.t.Fatalf("%s: %s %s: %v", in.name, method, path, err)
+	}
+	if r.status != want {
+		in.t.Fatalf("%s: %s %s: status %d, want %d; body %s", in.name, method, path, r.status, want, r.body)
+	}
+	return r
+}
+
+func (in *inst) user(name string) (token, id string) {
+	in.t.Helper()
+	var out struct {
+		User  modellab.User `json:"user"`
+		Token string        `json:"token"`
+	}
+	in.must(201, "POST", "/api/users", adminToken, map[string]any{"name": name}).json(in.t, &out)
+	return out.Token, out.User.ID
+}
+
+func (in *inst) model(token string, body map[string]any) modellab.Model {
+	in.t.Helper()
+	var m modellab.Model
+	in.must(201, "POST", "/api/models", token, body).json(in.t, &m)
+	return m
+}
+
+// modelNames is GET /api/models as token, with the X-Cache result.
+func (in *inst) modelNames(token string) ([]string, string) {
+	in.t.Helper()
+	var out struct {
+		Models []modellab.Model `json:"models"`
+	}
+	r := in.must(200, "GET", "/api/models", token, nil)
+	r.json(in.t, &out)
+	names := make([]string, len(out.Models))
+	for i, m := range out.Models {
+		names[i] = m.Name
+	}
+	return names, r.header.Get("X-Cache")
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+type readyBody struct {
+	Database string `json:"database"`
+	Cache    struct {
+		Mode  string `json:"mode"`
+		Redis string `json:"redis"`
+	} `json:"cache"`
+}
+
+func (in *inst) ready() readyBody {
+	in.t.Helper()
+	var rb readyBody
+	in.must(200, "GET", "/readyz", "", nil).json(in.t, &rb)
+	return rb
+}
+
+func (in *inst) stats() cache.Stats {
+	in.t.Helper()
+	var st cache.Stats
+	in.must(200, "GET", "/api/cache/stats", adminToken, nil).json(in.t, &st)
+	return st
+}
+
+func (in *inst) loads(endpoint string) float64 {
+	return in.srv.Metrics().Gather("modellab_cache_loads_total", map[string]string{"endpoint": endpoint})
+}
+
+// stampede sends n concurrent requests of path, alternating over insts, all
+// released at once, and fails the test on any status but 200.
+func stampede(t *testing.T, insts []*inst, n int, path, token string) {
+	t.Helper()
+	var wg sync.WaitGroup
+	start := make(chan struct{})
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		in := insts[i%len(insts)]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			r, err := doReq(in.url, "GET", path, token, nil)
+			if err == nil && r.status != 200 {
+				err = fmt.Errorf("%s: status %d: %s", in.name, r.status, r.body)
+			}
+			if err != nil {
+				errs <- err
+			}
+		}()
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("stampede %s: %v", path, err)
+	}
+}
+
+// crossStaleness makes writes on a and measures how long b takes to show
+// each one in the list of token (a private model of that user on even
+// rounds, a global model by the admin on odd rounds: the O(1) tag bump).
+// b's list is cached (a HIT) before every write. It returns the median and
+// the worst delay; it fails the test if one write is not visible within
+// limit.
+func crossStaleness(t *testing.T, a, b *inst, token string, rounds int, limit time.Duration) (median, worst time.Duration) {
+	t.Helper()
+	var all []time.Duration
+	for i := 0; i < rounds; i++ {
+		b.modelNames(token)
+		if _, xc := b.modelNames(token); xc != "HIT" {
+			t.Fatalf("round %d: %s list before the write: X-Cache %q, want HIT", i, b.name, xc)
+		}
+		name := fmt.Sprintf("cross-%s-%02d", randHex(3), i)
+		body := map[string]any{"name": name, "provider": "p"}
+		tok := token
+		if i%2 == 1 {
+			body["visibility"], tok = "global", adminToken
+		}
+		a.model(tok, body)
+		// The delay is from the write's answer to the start of the first
+		// read on b that shows it (a read's own duration on this loaded
+		// machine is not staleness).
+		start := time.Now()
+		var d time.Duration
+		for {
+			readAt := time.Since(start)
+			if got, _ := b.modelNames(token); contains(got, name) {
+				d = readAt
+				break
+			}
+			if time.Since(start) > limit {
+				t.Fatalf("round %d: write on %s not visible on %s after %s", i, a.name, b.name, limit)
+			}
+			time.Sleep(time.Millisecond)
+		}
+		worst = max(worst, d)
+		all = append(all, d)
+	}
+	slices.Sort(all)
+	return all[len(all)/2], worst
+}
