@@ -32,7 +32,7 @@ func TestLoadShedding(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			in := newInstance(t, instOpts{dbURL: dbURL, maxInFlight: tc.maxInFlight, maxDB: tc.maxDB,
 				dbQueueWait: 200 * time.Millisecond, dbTimeout: 5 * time.Second})
-			in.must(200, "GET", "/api/models", "", nil)       // warm the global list
+			in.must(200, "GET", "/api/models", "", nil)      // warm the global list
 			in.must(200, "GET", "/api/models", f.token, nil) // and the token cache
 			dbTy, hitTy, shedTy := newTally(), newTally(), newTally()
 			stop := make(chan struct{})
