@@ -34,6 +34,7 @@ type redisState struct {
 	pending   map[pendingInv]struct{} // a set: repeats collapse
 	overflow  bool                    // too many: replay a full-prefix pattern instead
 	announced bool                    // "unreachable at start" logged
+	tlsLogged bool                    // "certificate does not verify" logged
 }
 
 type pendingInv struct {
@@ -305,10 +306,7 @@ func (c *Cache) manage() {
 			rc, err := c.dial()
 			if err != nil {
 				c.r.mu.Lock()
-				if !c.r.announced {
-					c.r.announced = true
-					c.log.Warn("cache: redis unreachable, serving from memory; retrying in background", "err", err)
-				}
+				c.announceDialFailure(err)
 				c.r.mu.Unlock()
 				if !c.sleep(backoff) {
 					return
