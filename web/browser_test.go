@@ -254,6 +254,18 @@ func TestBrowser(t *testing.T) {
 		shot("docs", false),
 	)
 
+	// The pages fit a phone: a narrow viewport without horizontal scrolling.
+	do("open the overview on a phone",
+		chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)),
+		chromedp.Navigate(e.url+"/"),
+		chromedp.WaitVisible(chromedp.CSS(".stats")),
+		shot("home-mobile", false),
+	)
+	if overflow := get(t, ctx, "measure the page width", chromedp.Evaluate[bool](`document.documentElement.scrollWidth > window.innerWidth + 1`)); overflow {
+		t.Errorf("the overview scrolls sideways on a 390 px wide screen")
+	}
+	do("back to a desktop viewport", chromedp.EmulateViewport(1280, 860))
+
 	// Logging out ends the session: pages send the browser to /login again.
 	do("log out",
 		chromedp.Click(chromedp.CSS(`form[action="/logout"] button`)),

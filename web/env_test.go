@@ -38,7 +38,9 @@ func newEnv(t *testing.T, now func() time.Time) *env {
 	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	db, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "test.db"), store.Options{Logger: log})
+	// A generous statement timeout: under -race on a busy machine the
+	// analytics queries can take seconds, which is not what these tests test.
+	db, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "test.db"), store.Options{Logger: log, QueryTimeout: 30 * time.Second})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

@@ -144,28 +144,32 @@ func (a *app) renderModels(w http.ResponseWriter, r *http.Request, v *view, stat
 	if d.Scope != "mine" && d.Scope != "global" {
 		d.Scope = "all"
 	}
+	// Two passes over the (possibly thousands of) models, so that only the
+	// rows of the page shown are built: the first counts, the second picks.
 	needle := strings.ToLower(d.Query)
+	matches := func(m *modellab.Model) bool {
+		return needle == "" || strings.Contains(strings.ToLower(m.Name), needle) ||
+			strings.Contains(strings.ToLower(m.Provider), needle) ||
+			strings.Contains(strings.ToLower(m.BaseModel), needle)
+	}
+	inScope := func(m *modellab.Model) bool {
+		g := m.Visibility == modellab.VisibilityGlobal
+		return d.Scope == "all" || d.Scope == "global" && g || d.Scope == "mine" && !g
+	}
 	var all, mine, global int
-	var rows []modelRow
-	for _, m := range body.Models {
-		if needle != "" && !strings.Contains(strings.ToLower(m.Name), needle) &&
-			!strings.Contains(strings.ToLower(m.Provider), needle) &&
-			!strings.Contains(strings.ToLower(m.BaseModel), needle) {
+	for i := range body.Models {
+		m := &body.Models[i]
+		if !matches(m) {
 			continue
 		}
 		all++
-		isGlobal := m.Visibility == modellab.VisibilityGlobal
-		if isGlobal {
+		if m.Visibility == modellab.VisibilityGlobal {
 			global++
 		} else {
 			mine++
 		}
-		if d.Scope == "mine" && isGlobal || d.Scope == "global" && !isGlobal {
-			continue
-		}
-		rows = append(rows, modelRow{Model: m, Editable: m.EditableBy(v.User)})
 	}
-	d.Matching = len(rows)
+	d.Matching = map[string]int{"all": all, "mine": mine, "global": global}[d.Scope]
 	link := func(scope string, page int) string {
 		p := url.Values{}
 		if d.Query != "" {
@@ -186,12 +190,26 @@ func (a *app) renderModels(w http.ResponseWriter, r *http.Request, v *view, stat
 		s.URL, s.Active = link(s.Name, 1), s.Name == d.Scope
 		d.Scopes = append(d.Scopes, s)
 	}
-	d.Pages = max(1, (len(rows)+modelsPerPage-1)/modelsPerPage)
+	d.Pages = max(1, (d.Matching+modelsPerPage-1)/modelsPerPage)
 	d.Page, _ = strconv.Atoi(qv.Get("page"))
 	d.Page = min(max(d.Page, 1), d.Pages)
 	lo := (d.Page - 1) * modelsPerPage
-	hi := min(lo+modelsPerPage, len(rows))
-	d.Rows = rows[lo:hi]
+	hi := min(lo+modelsPerPage, d.Matching)
+	d.Rows = make([]modelRow, 0, hi-lo)
+	n := 0
+	for i := range body.Models {
+		m := &body.Models[i]
+		if !matches(m) || !inScope(m) {
+			continue
+		}
+		if n >= lo && n < hi {
+			d.Rows = append(d.Rows, modelRow{Model: *m, Editable: m.EditableBy(v.User)})
+		}
+		n++
+		if n >= hi {
+			break
+		}
+	}
 	d.First, d.Last = lo+1, hi
 	if d.Page > 1 {
 		d.PrevURL = link(d.Scope, d.Page-1)
@@ -484,7 +502,6 @@ func (a *app) docsPage(w http.ResponseWriter, r *http.Request) {
 	if u, err := a.s.Authenticate(r, true); err == nil && u != nil {
 		v.User, v.CSRF = u, csrfToken(credential(r))
 	}
-	w.Header().Set("Cache-Control", "private, max-age=60")
 	a.renderPage(w, r, http.StatusOK, "docs", v)
 }
 

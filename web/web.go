@@ -24,7 +24,10 @@
 package web
 
 import (
+	"bytes"
 	"embed"
+	"fmt"
+	"html/template"
 	"io/fs"
 	"log/slog"
 	"net/http"
@@ -42,7 +45,7 @@ type app struct {
 	log    *slog.Logger
 	pages  map[string]*pageTemplate
 	assets *assets
-	docs   *apiDoc
+	docs   template.HTML // the reference, rendered once
 	spec   []byte
 	specET string
 	decode *decodeCache
@@ -72,9 +75,15 @@ func newApp(s *server.Server) (*app, error) {
 		return nil, err
 	}
 	a.specET = etagOf(a.spec)
-	if a.docs, err = parseAPIDoc(a.spec); err != nil {
+	doc, err := parseAPIDoc(a.spec)
+	if err != nil {
 		return nil, err
 	}
+	var buf bytes.Buffer
+	if err := a.pages["docs"].t.ExecuteTemplate(&buf, "docs_body", doc); err != nil {
+		return nil, fmt.Errorf("render docs: %w", err)
+	}
+	a.docs = template.HTML(buf.String())
 	a.cop = http.NewCrossOriginProtection()
 	a.cop.SetDenyHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		a.renderError(w, r, nil, http.StatusForbidden, "Request refused",
