@@ -461,3 +461,5 @@ func record(t *testing.T, format string, args ...any) {
 		}
 	}
 }
+
+func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
