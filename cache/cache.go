@@ -17,6 +17,7 @@ import (
 
 	"github.com/maypok86/otter/v2"
 	"github.com/redis/rueidis"
+	"golang.org/x/sync/singleflight"
 )
 
 // Options configures a Cache. The zero value is a memory-only cache with
@@ -164,6 +165,7 @@ type Cache struct {
 
 	fmu        sync.Mutex
 	flights    map[string]*flight
+	reads      singleflight.Group
 	closed     bool        // under fmu: no flight starts after Close
 	closedFlag atomic.Bool // the same, lock-free for the hit path
 
@@ -356,7 +358,7 @@ func (c *Cache) Fetch(ctx context.Context, key string, o FetchOptions, load Load
 
 	seq := c.seq(key)
 	if c.redisUp() && !op.failed {
-		e, err := c.redisGet(ctx, &op, key)
+		e, err := c.redisGetShared(ctx, &op, key)
 		if err == nil && e != nil && now.Before(e.StaleUntil) && c.tagsCurrent(ctx, &op, e.tags) {
 			c.stats.redisHits.Add(1)
 			c.storeLocal(key, e, seq)
@@ -379,6 +381,31 @@ func (c *Cache) Fetch(ctx context.Context, key string, o FetchOptions, load Load
 	e, res, err := c.shared(ctx, key, o, load, seq, op.failed, lastResort, false)
 	c.count(g, res, err)
 	return e, res, err
+}
+
+// readResult is what one shared Redis read hands to every caller.
+type readResult struct {
+	e      *Entry
+	failed bool
+}
+
+// redisGetShared is redisGet with concurrent reads of one key merged: a
+// burst of misses costs one Redis round trip per process, not one per
+// request, which also keeps a CPU-starved process from tripping its own
+// breaker with a thousand timeouts at once. The read runs detached from the
+// first caller's cancellation (it is bounded by RedisTimeout), so one
+// client going away does not fail the read of the others.
+func (c *Cache) redisGetShared(ctx context.Context, op *fetchOp, key string) (*Entry, error) {
+	v, err, _ := c.reads.Do(key, func() (any, error) {
+		var rop fetchOp
+		e, err := c.redisGet(context.WithoutCancel(ctx), &rop, key)
+		return readResult{e: e, failed: rop.failed}, err
+	})
+	r, _ := v.(readResult)
+	if r.failed {
+		op.failed = true
+	}
+	return r.e, err
 }
 
 func (c *Cache) count(g *groupCounters, res Result, err error) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/maypok86/otter/v2"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/modellab/modellab"
 )
@@ -36,6 +37,9 @@ type authenticator struct {
 	admin      modellab.User
 	now        func() time.Time
 	tokens     *otter.Cache[string, *tokenEntry]
+	// lookups merges concurrent database lookups of one token: a burst of
+	// requests with a token not yet cached costs one query.
+	lookups singleflight.Group
 }
 
 func newAuthenticator(st Store, adminToken string, admin modellab.User, now func() time.Time) *authenticator {
@@ -88,7 +92,10 @@ func (a *authenticator) userFor(ctx context.Context, token string) (*modellab.Us
 		u := e.user
 		return &u, nil
 	}
-	u, err := a.store.UserByTokenHash(ctx, hash)
+	v, err, _ := a.lookups.Do(hash, func() (any, error) {
+		return a.store.UserByTokenHash(ctx, hash)
+	})
+	u, _ := v.(modellab.User)
 	switch modellab.ErrorCode(err) {
 	case "":
 		a.tokens.Set(hash, &tokenEntry{user: u, found: true, expires: now.Add(tokenCacheTTL)})

@@ -251,8 +251,12 @@ func TestTwoInstancesShareRedis(t *testing.T) {
 	// is held to the contract's 50 ms, the worst to a bound that survives
 	// a loaded CI machine (faulttest measures p99/max over 1,000 writes).
 	slices.Sort(lags)
-	if med := lags[len(lags)/2]; med > 50*time.Millisecond {
-		t.Errorf("median cross-instance staleness %s, want <= 50ms", med)
+	bound := 50 * time.Millisecond
+	if raceEnabled {
+		bound = 250 * time.Millisecond // instrumented code is 5-10x slower
+	}
+	if med := lags[len(lags)/2]; med > bound {
+		t.Errorf("median cross-instance staleness %s, want <= %s", med, bound)
 	}
 	if worst := lags[len(lags)-1]; worst > 500*time.Millisecond {
 		t.Errorf("worst cross-instance staleness %s, want <= 500ms", worst)

@@ -132,8 +132,8 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 		}
 		elapsed := time.Since(start)
 		s.metrics.observe(route, sw.status, elapsed.Seconds())
-		if s.cfg.AccessLog {
-			s.log.LogAttrs(r.Context(), slog.LevelInfo, "request",
+		if s.cfg.AccessLog != nil {
+			s.cfg.AccessLog.LogAttrs(r.Context(), slog.LevelInfo, "request",
 				slog.String("method", r.Method), slog.String("path", r.URL.Path),
 				slog.String("route", route), slog.Int("status", sw.status),
 				slog.Int64("bytes", sw.bytes), slog.Duration("duration", elapsed),

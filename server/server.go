@@ -41,8 +41,9 @@ type Config struct {
 	// before it is answered 503.
 	DBQueueWait time.Duration
 
-	// AccessLog turns on one log line per request.
-	AccessLog bool
+	// AccessLog, when set, gets one line per request. It is a logger of
+	// its own so that it can be buffered without delaying error logs.
+	AccessLog *slog.Logger
 
 	// Pages mounts the HTML pages; nil leaves them out.
 	Pages func(s *Server, mux *http.ServeMux)

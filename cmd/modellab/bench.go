@@ -167,7 +167,7 @@ func benchToken(ctx context.Context, cfg config, opts store.SeedOptions, stderr 
 
 // benchRun starts the server in-process on 127.0.0.1:0, loads it, stops it.
 func benchRun(ctx context.Context, cfg config, log *slog.Logger, lc loadtest.Config) (loadtest.Report, error) {
-	a, err := newApp(ctx, cfg, log)
+	a, err := newApp(ctx, cfg, log, io.Discard)
 	if err != nil {
 		return loadtest.Report{}, err
 	}

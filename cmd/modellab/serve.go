@@ -66,7 +66,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return 2
 	}
 	log := newLogger(stderr, cfg)
-	if err := serve(ctx, cfg, wantDemo, log, stdout, hooks); err != nil {
+	if err := serve(ctx, cfg, wantDemo, log, stderr, stdout, hooks); err != nil {
 		log.Error("modellab serve failed", "err", err)
 		return 1
 	}
@@ -75,13 +75,17 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 
 // app is everything serve wires together; bench reuses it.
 type app struct {
-	db      *store.DB
-	cache   *cache.Cache
-	server  *server.Server
-	metrics *server.Metrics
+	accessLog *bufferedLog
+	db        *store.DB
+	cache     *cache.Cache
+	server    *server.Server
+	metrics   *server.Metrics
 }
 
 func (a *app) close() {
+	if a.accessLog != nil {
+		_ = a.accessLog.Close()
+	}
 	if a.cache != nil {
 		a.cache.Close()
 	}
@@ -91,8 +95,13 @@ func (a *app) close() {
 }
 
 // newApp opens the database (migrating it), the cache and the server.
-func newApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
+func newApp(ctx context.Context, cfg config, log *slog.Logger, logOut io.Writer) (*app, error) {
 	a := &app{metrics: server.NewMetrics()}
+	var accessLog *slog.Logger
+	if cfg.AccessLog {
+		a.accessLog = newBufferedLog(logOut)
+		accessLog = newLogger(a.accessLog, cfg)
+	}
 	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{
 		OnQuery:      a.metrics.DBQuery,
 		QueryTimeout: cfg.DBTimeout,
@@ -146,14 +155,14 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger) (*app, error) {
 		AnalyticsTTL:  cfg.AnalyticsTTL,
 		MaxInFlight:   cfg.MaxInFlight,
 		MaxDBInFlight: cfg.MaxDBInFlight,
-		AccessLog:     cfg.AccessLog,
+		AccessLog:     accessLog,
 		Pages:         pages,
 	})
 	return a, nil
 }
 
-func serve(ctx context.Context, cfg config, wantDemo bool, log *slog.Logger, stdout io.Writer, hooks *serveHooks) error {
-	a, err := newApp(ctx, cfg, log)
+func serve(ctx context.Context, cfg config, wantDemo bool, log *slog.Logger, logOut, stdout io.Writer, hooks *serveHooks) error {
+	a, err := newApp(ctx, cfg, log, logOut)
 	if err != nil {
 		return err
 	}
