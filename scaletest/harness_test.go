@@ -88,7 +88,12 @@ func newInstance(t *testing.T, name string, o instOpts) *inst {
 	}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level})).With("instance", name)
 	metrics := server.NewMetrics()
-	db, err := store.Open(ctx, o.dbURL, store.Options{OnQuery: metrics.DBQuery, Logger: log})
+	db, err := store.Open(ctx, o.dbURL, store.Options{
+		OnQuery: metrics.DBQuery, Logger: log,
+		// Generous on this loaded machine: a timed-out load is a 503, and
+		// these tests count loads.
+		QueryTimeout: 10 * time.Second,
+	})
 	if err != nil {
 		t.Fatalf("%s: open store: %v", name, err)
 	}

@@ -2,6 +2,7 @@ package scaletest_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"os"
@@ -9,7 +10,8 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -21,7 +23,6 @@ import (
 // issued by a private CA, given through cache.Options.TLSConfig (in-process;
 // the SSL_CERT_FILE path is proved with a real process below).
 func TestTLSRedis(t *testing.T) {
-	t.Parallel()
 	rs := testredis.Start(t)
 	front := testredis.StartTLSFront(t, rs.Addr())
 	dbURL := testpg.URL(t)
@@ -66,7 +67,6 @@ func TestTLSRedis(t *testing.T) {
 // used: a clear log line, the memory tier, /readyz "redis":"down", and every
 // request still answered.
 func TestTLSUnverifiedCertificate(t *testing.T) {
-	t.Parallel()
 	rs := testredis.Start(t)
 	front := testredis.StartTLSFront(t, rs.Addr())
 	cases := []struct {
@@ -117,28 +117,26 @@ func TestTLSUnverifiedCertificate(t *testing.T) {
 	}
 }
 
-// The binary, built once for the process tests.
+// The binary for the process tests. TestMain starts `go build` at once, in
+// the background, so that it overlaps with the in-process tests.
 var (
-	buildOnce sync.Once
+	buildDone = make(chan struct{})
 	binPath   string
 	buildErr  error
 	buildOut  []byte
+	buildCmd  *exec.Cmd
 )
+
+var processTestsRan atomic.Bool
 
 func modellabBinary(t *testing.T) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "modellab-scaletest-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "modellab")
-		// -race: the packages are then the ones this test binary was built
-		// from, already in the build cache, so this is mostly a link.
-		cmd := exec.Command("go", "build", "-race", "-o", binPath, "github.com/modellab/modellab/cmd/modellab")
-		buildOut, buildErr = cmd.CombinedOutput()
-	})
+	processTestsRan.Store(true)
+	select {
+	case <-buildDone:
+	case <-time.After(3 * time.Minute):
+		t.Fatalf("go build modellab: not done within 3 minutes")
+	}
 	if buildErr != nil {
 		t.Fatalf("go build modellab: %v\n%s", buildErr, buildOut)
 	}
@@ -146,10 +144,37 @@ func modellabBinary(t *testing.T) string {
 }
 
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
+	dir, err := os.MkdirTemp("", "modellab-scaletest-")
+	if err != nil {
+		panic(err)
 	}
+	// -race: the dependencies are then compiled as for this package's test
+	// binary (and cmd/modellab's), already in the build cache.
+	binPath = filepath.Join(dir, "modellab")
+	buildCmd = exec.Command("go", "build", "-race", "-o", binPath, "github.com/modellab/modellab/cmd/modellab")
+	buildCmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	var out bytes.Buffer
+	buildCmd.Stdout, buildCmd.Stderr = &out, &out
+	if buildErr = buildCmd.Start(); buildErr != nil {
+		close(buildDone)
+	} else {
+		go func() {
+			buildErr = buildCmd.Wait()
+			buildOut = out.Bytes()
+			close(buildDone)
+		}()
+	}
+	code := m.Run()
+	if !processTestsRan.Load() {
+		// -run left the process tests out: do not wait for the build.
+		select {
+		case <-buildDone:
+		default:
+			syscall.Kill(-buildCmd.Process.Pid, syscall.SIGKILL) // go build and its compilers
+		}
+	}
+	<-buildDone
+	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
@@ -217,7 +242,6 @@ func (p *proc) inst(t *testing.T, name string) *inst {
 // adds a private CA; without it the certificate does not verify, the
 // process says so and serves from memory.
 func TestTLSProcessSSLCertFile(t *testing.T) {
-	t.Parallel()
 	rs := testredis.Start(t)
 	front := testredis.StartTLSFront(t, rs.Addr())
 	for _, tc := range []struct {
