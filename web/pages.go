@@ -81,7 +81,7 @@ func (a *app) home(w http.ResponseWriter, r *http.Request, v *view) error {
 	d.StateBar = stateBar(servers.Summary)
 	d.Spark = sparkline(usage.Series, usage.Interval)
 	v.Title, v.Nav, v.Data = "Overview", "home", d
-	a.renderPage(w, r, http.StatusOK, "home", v)
+	a.renderCached(w, r, http.StatusOK, "home", "layout", v, pageKey("home", v, me.ETag, se.ETag, ae.ETag))
 	return nil
 }
 
@@ -89,9 +89,38 @@ func (a *app) home(w http.ResponseWriter, r *http.Request, v *view) error {
 
 const modelsPerPage = 50
 
+// modelRow is one row of the list, flat and pre-formatted: html/template
+// finds fields of embedded structs through reflect's FieldByName, which made
+// a page of 50 rows cost milliseconds.
 type modelRow struct {
-	modellab.Model
-	Editable bool
+	ID, Name, Description, Provider, BaseModel, Context, Visibility, Updated, UpdatedISO string
+	Editable                                                                             bool
+}
+
+func newModelRow(m *modellab.Model, u *modellab.User) modelRow {
+	return modelRow{
+		ID: m.ID, Name: m.Name, Description: m.Description, Provider: m.Provider, BaseModel: m.BaseModel,
+		Context: derefInt(m.ContextLength), Visibility: m.Visibility,
+		Updated: m.UpdatedAt.UTC().Format(time.DateOnly), UpdatedISO: m.UpdatedAt.UTC().Format(time.RFC3339),
+		Editable: m.EditableBy(u),
+	}
+}
+
+// serverRow is one row of the monitor, flat for the same reason.
+type serverRow struct {
+	ID, Name, Status, Model, GPU, Endpoint, Heartbeat, Updated string
+	ModelHidden                                                bool // a model_id the caller cannot see
+}
+
+func newServerRow(s *modellab.ServerWithModel) serverRow {
+	r := serverRow{ID: s.ID, Name: s.Name, Status: s.Status, GPU: s.GPU, Endpoint: s.Endpoint,
+		Heartbeat: fmtTimePtr(s.LastHeartbeat), Updated: fmtTime(s.UpdatedAt)}
+	if s.Model != nil {
+		r.Model = s.Model.Name
+	} else if s.ModelID != nil {
+		r.ModelHidden = true
+	}
+	return r
 }
 
 // modelForm is the create form: what was typed and what is wrong with it,
@@ -203,7 +232,7 @@ func (a *app) renderModels(w http.ResponseWriter, r *http.Request, v *view, stat
 			continue
 		}
 		if n >= lo && n < hi {
-			d.Rows = append(d.Rows, modelRow{Model: *m, Editable: m.EditableBy(v.User)})
+			d.Rows = append(d.Rows, newModelRow(m, v.User))
 		}
 		n++
 		if n >= hi {
@@ -227,7 +256,11 @@ func (a *app) renderModels(w http.ResponseWriter, r *http.Request, v *view, stat
 	d.Deleted = qv.Get("deleted") == "1"
 	setXCache(w, res)
 	v.Title, v.Nav, v.Data = "Models", "models", d
-	a.renderPage(w, r, status, "models", v)
+	key := ""
+	if status == http.StatusOK && f.Errors == nil && f.Error == "" {
+		key = pageKey("models", v, e.ETag, r.URL.RawQuery)
+	}
+	a.renderCached(w, r, status, "models", "layout", v, key)
 	return nil
 }
 
@@ -322,7 +355,7 @@ func (a *app) deleteModel(w http.ResponseWriter, r *http.Request, v *view) error
 const monitorRefresh = 3
 
 type monitorData struct {
-	Servers  []modellab.ServerWithModel
+	Servers  []serverRow
 	Summary  modellab.ServerSummary
 	StateBar template.HTML
 	AsOf     time.Time
@@ -338,18 +371,23 @@ func (a *app) monitorView(r *http.Request, u *modellab.User) (monitorData, *cach
 	if err != nil {
 		return monitorData{}, nil, res, err
 	}
-	return monitorData{Servers: body.Servers, Summary: body.Summary, StateBar: stateBar(body.Summary),
+	rows := make([]serverRow, len(body.Servers))
+	for i := range body.Servers {
+		rows[i] = newServerRow(&body.Servers[i])
+	}
+	return monitorData{Servers: rows, Summary: body.Summary, StateBar: stateBar(body.Summary),
 		AsOf: a.now(), Refresh: monitorRefresh}, e, res, nil
 }
 
 func (a *app) monitor(w http.ResponseWriter, r *http.Request, v *view) error {
-	d, _, res, err := a.monitorView(r, v.User)
+	d, e, res, err := a.monitorView(r, v.User)
 	if err != nil {
 		return err
 	}
 	setXCache(w, res)
 	v.Title, v.Nav, v.Data = "Training monitor", "monitor", d
-	a.renderPage(w, r, http.StatusOK, "monitor", v)
+	a.renderCached(w, r, http.StatusOK, "monitor", "layout", v,
+		pageKey("monitor", v, e.ETag, strconv.FormatInt(d.AsOf.Unix(), 10)))
 	return nil
 }
 
@@ -393,7 +431,7 @@ func (a *app) monitorData(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, http.StatusText(server.StatusOf(err)), server.StatusOf(err))
 		return
 	}
-	a.render(w, r, http.StatusOK, "monitor", "monitor_live", d)
+	a.renderCached(w, r, http.StatusOK, "monitor", "monitor_live", d, pageKey("monitor_live", &view{User: u}, e.ETag))
 }
 
 // ---- analytics -------------------------------------------------------------
@@ -472,7 +510,9 @@ func (a *app) analytics(w http.ResponseWriter, r *http.Request, v *view) error {
 	d.RequestsChart = requestsChart(series, q.Interval)
 	d.LatencyChart = latencyChart(series, q.Interval)
 	setXCache(w, res)
-	a.renderPage(w, r, http.StatusOK, "analytics", v)
+	// The quick ranges depend on today's date, so the date is in the key.
+	a.renderCached(w, r, http.StatusOK, "analytics", "layout", v,
+		pageKey("analytics", v, e.ETag, r.URL.RawQuery, formDate(now)))
 	return nil
 }
 

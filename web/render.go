@@ -72,6 +72,21 @@ func securityHeaders(h http.Header) {
 // render executes template name (entry point tmpl) into a buffer first, so
 // that a template error becomes a clean 500 rather than half a page.
 func (a *app) render(w http.ResponseWriter, r *http.Request, status int, name, entry string, v any) {
+	a.renderCached(w, r, status, name, entry, v, "")
+}
+
+// renderCached is render with a rendered-page cache: when key is not empty
+// and a page was rendered under it, its bytes are written again without
+// running the template. A key must name everything the page shows (the
+// cache entries' ETags, the session, the query, the clock where it shows);
+// see pageKey.
+func (a *app) renderCached(w http.ResponseWriter, r *http.Request, status int, name, entry string, v any, key string) {
+	if key != "" {
+		if b, ok := a.rendered.get(key); ok {
+			writePage(w, r, status, b)
+			return
+		}
+	}
 	buf := bufPool.Get().(*bytes.Buffer)
 	buf.Reset()
 	defer func() {
@@ -84,6 +99,13 @@ func (a *app) render(w http.ResponseWriter, r *http.Request, status int, name, e
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
 	}
+	if key != "" {
+		a.rendered.put(key, bytes.Clone(buf.Bytes()))
+	}
+	writePage(w, r, status, buf.Bytes())
+}
+
+func writePage(w http.ResponseWriter, r *http.Request, status int, body []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	// Pages show the caller's data: never shared caches, and revalidated.
@@ -92,11 +114,73 @@ func (a *app) render(w http.ResponseWriter, r *http.Request, status int, name, e
 	}
 	h.Set("Vary", "Authorization, Cookie")
 	securityHeaders(h)
-	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
-		_, _ = w.Write(buf.Bytes())
+		_, _ = w.Write(body)
 	}
+}
+
+// pageKey builds a rendered-page cache key from the session (user and
+// anti-CSRF value, which is unique per token), the page and the parts
+// given, separated by a byte no part contains.
+func pageKey(page string, v *view, parts ...string) string {
+	var b strings.Builder
+	b.WriteString(page)
+	b.WriteByte(0)
+	if v.User != nil {
+		b.WriteString(v.User.ID)
+		b.WriteByte(0)
+		b.WriteString(v.User.Name)
+		if v.User.Admin {
+			b.WriteString("\x00admin")
+		}
+	}
+	b.WriteByte(0)
+	b.WriteString(v.CSRF)
+	for _, p := range parts {
+		b.WriteByte(0)
+		b.WriteString(p)
+	}
+	return b.String()
+}
+
+// renderedCache holds rendered pages, bounded by total bytes. When full it
+// is emptied at once: crude, but bounded and cheap, and the pages in use
+// come back on their next view.
+type renderedCache struct {
+	mu       sync.Mutex
+	m        map[string][]byte
+	size     int
+	maxBytes int
+}
+
+func newRenderedCache(maxBytes int) *renderedCache {
+	return &renderedCache{m: map[string][]byte{}, maxBytes: maxBytes}
+}
+
+func (c *renderedCache) get(key string) ([]byte, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	b, ok := c.m[key]
+	return b, ok
+}
+
+func (c *renderedCache) put(key string, b []byte) {
+	if len(b) > c.maxBytes/8 {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.m[key]; ok {
+		c.size -= len(old) + len(key)
+	}
+	if c.size+len(b)+len(key) > c.maxBytes {
+		clear(c.m)
+		c.size = 0
+	}
+	c.m[key] = b
+	c.size += len(b) + len(key)
 }
 
 func (a *app) renderPage(w http.ResponseWriter, r *http.Request, status int, name string, v *view) {

@@ -49,7 +49,9 @@ type app struct {
 	spec   []byte
 	specET string
 	decode *decodeCache
-	cop    *http.CrossOriginProtection
+	// rendered holds rendered pages by what they show (see pageKey).
+	rendered *renderedCache
+	cop      *http.CrossOriginProtection
 }
 
 // Mount registers the pages on mux. It panics when the embedded files do
@@ -63,7 +65,7 @@ func Mount(s *server.Server, mux *http.ServeMux) {
 }
 
 func newApp(s *server.Server) (*app, error) {
-	a := &app{s: s, log: s.Logger(), decode: newDecodeCache(512)}
+	a := &app{s: s, log: s.Logger(), decode: newDecodeCache(512), rendered: newRenderedCache(32 << 20)}
 	var err error
 	if a.assets, err = newAssets(files); err != nil {
 		return nil, err
