@@ -133,6 +133,18 @@ func TestClusterTwoInstances(t *testing.T) {
 		_, xc := b.modelNames(tokens[1])
 		return xc == "MISS"
 	})
+	// Sizing: connections to each master for both instances together
+	// (docs/DEPLOYMENT.md: one per master per instance with tracking).
+	var conns []int
+	for _, n := range cl.Nodes {
+		conns = append(conns, clientConns(t, n))
+	}
+	t.Logf("cluster: client connections per master for 2 instances: %v", conns)
+	for i, c := range conns {
+		if c > 2*2 {
+			t.Errorf("master %d: %d client connections for 2 instances, want <= 4", i, c)
+		}
+	}
 	for _, in := range []*inst{a, b} {
 		if st := in.stats(); st.Redis != "up" || st.Tiers.Redis.Errors != 0 {
 			t.Errorf("%s: stats at the end: redis %q, redis errors %d; want up, 0", in.name, st.Redis, st.Tiers.Redis.Errors)

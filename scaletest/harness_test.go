@@ -19,12 +19,14 @@ import (
 	"net/http/httptest"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/modellab/modellab"
 	"github.com/modellab/modellab/cache"
+	"github.com/modellab/modellab/internal/testredis"
 	"github.com/modellab/modellab/server"
 	"github.com/modellab/modellab/store"
 )
@@ -345,4 +347,21 @@ func crossStaleness(t *testing.T, a, b *inst, token string, rounds int, limit ti
 	}
 	slices.Sort(all)
 	return all[len(all)/2], worst
+}
+
+// clientConns is the number of client connections a Redis server has, not
+// counting the one asking (CLIENT LIST over a fresh connection).
+func clientConns(t *testing.T, s *testredis.Server) int {
+	t.Helper()
+	out, err := s.Do("CLIENT", "LIST")
+	if err != nil {
+		t.Fatalf("CLIENT LIST: %v", err)
+	}
+	n := 0
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if strings.HasPrefix(line, "id=") && !strings.Contains(line, "cmd=client|list") {
+			n++
+		}
+	}
+	return n
 }

@@ -47,6 +47,7 @@ func TestNoClientTracking(t *testing.T) {
 		}
 	}
 	coherence(t, a, b, "no tracking")
+	t.Logf("no tracking: client connections for 2 instances: %d", clientConns(t, rs))
 
 	// A lost broadcast: the list changes behind B's back (a row written
 	// straight to the database, the Redis entry removed without a PUBLISH).
@@ -107,6 +108,11 @@ func TestClusterNoTracking(t *testing.T) {
 		}
 	}
 	coherence(t, a, b, "cluster, no tracking")
+	var conns []int
+	for _, n := range cl.Nodes {
+		conns = append(conns, clientConns(t, n))
+	}
+	t.Logf("cluster, no tracking: client connections per node for 2 instances: %v", conns)
 }
 
 // coherence checks caching and cross-instance visibility of writes both ways.

@@ -55,6 +55,7 @@ func TestTLSRedis(t *testing.T) {
 	if keys, err := rs.Scan(prefix + "api:models:*"); err != nil || len(keys) == 0 {
 		t.Errorf("Redis behind the TLS front: keys %q, %v; want the models list", keys, err)
 	}
+	t.Logf("TLS: client connections for 2 instances: %d", clientConns(t, rs))
 	median, worst := crossStaleness(t, a, b, alice, 6, time.Second)
 	t.Logf("TLS: cross-instance staleness over 6 writes: median %s, worst %s", median, worst)
 	if median > 50*time.Millisecond {
