@@ -332,3 +332,35 @@ func TestAnalyticsPage(t *testing.T) {
 		}
 	}
 }
+
+// Rendered pages are reused only for the same session and the same cache
+// entries: a write through the API shows on the next view, and two users
+// whose data happen to be identical never get each other's page.
+func TestRenderedPagesFollowWrites(t *testing.T) {
+	e := newEnv(t, time.Now)
+	alice, _ := e.user("alice")
+	bob, _ := e.user("bob")
+	ca, cb := e.client(), e.client()
+	e.login(ca, alice)
+	e.login(cb, bob)
+	for _, p := range []string{"/", "/models", "/monitor", "/analytics"} {
+		ra, rb := e.get(ca, p), e.get(cb, p)
+		if !strings.Contains(ra.body, ">alice") || strings.Contains(ra.body, ">bob") ||
+			!strings.Contains(rb.body, ">bob") || strings.Contains(rb.body, ">alice") {
+			t.Errorf("GET %s: a user got the other's page", p)
+		}
+	}
+	e.get(ca, "/models")
+	e.model(alice, map[string]any{"name": "made-through-the-api", "provider": "x"})
+	if r := e.get(ca, "/models"); !strings.Contains(r.body, "made-through-the-api") {
+		t.Errorf("a model created through the API is missing from the next /models")
+	}
+	e.get(ca, "/monitor")
+	e.server(alice, map[string]any{"name": "node-from-api"})
+	if r := e.get(ca, "/monitor"); !strings.Contains(r.body, "node-from-api") {
+		t.Errorf("a server created through the API is missing from the next /monitor")
+	}
+	if r := e.get(cb, "/models"); strings.Contains(r.body, "made-through-the-api") {
+		t.Errorf("bob sees alice's private model")
+	}
+}
