@@ -31,3 +31,9 @@ fuzz:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# soak runs the fault-injection suite with longer, larger load phases
+# (MODELLAB_SOAK=1: 5x the clients of the Redis kill, 10x the staleness
+# writes, 5x the isolation requests); every measured figure is logged (-v).
+soak:
+	MODELLAB_SOAK=1 $(GO) test -race -count=1 -timeout 60m -v ./faulttest/
