@@ -44,3 +44,14 @@ func (c *Cache) announceDialFailure(err error) {
 	c.r.tlsLogged = c.r.tlsLogged || isTLS
 	c.log.Warn(dialFailureMessage(err), "err", err)
 }
+
+// redisTopology is what the client knows of the deployment, without I/O:
+// "standalone", "cluster" or "sentinel", and the number of nodes it routes
+// to (every master of a cluster, and replicas if it knows of any).
+func (c *Cache) redisTopology() (mode string, nodes int) {
+	rc := c.r.conn.Load()
+	if rc == nil {
+		return "", 0
+	}
+	return string(rc.client.Mode()), len(rc.client.Nodes())
+}

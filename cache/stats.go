@@ -41,6 +41,11 @@ type Stats struct {
 	// "tracking" (Redis pushes), "pubsub" (fallback broadcast + short local
 	// TTL) or "" when Redis is not connected.
 	Coherence string `json:"coherence,omitempty"`
+	// RedisMode is "standalone", "cluster" or "sentinel" once connected, and
+	// RedisNodes the number of nodes the client routes to (the masters of a
+	// cluster): pattern invalidation scans every master.
+	RedisMode  string `json:"redis_mode,omitempty"`
+	RedisNodes int    `json:"redis_nodes,omitempty"`
 	// Tiers: hits, misses and errors of the local and Redis tiers. A stale
 	// serve counts as a tier hit; Redis errors include undecodable values.
 	Tiers struct {
@@ -67,6 +72,7 @@ func (c *Cache) Stats() Stats {
 			s.Coherence = "tracking"
 		}
 	}
+	s.RedisMode, s.RedisNodes = c.redisTopology()
 	s.Tiers.Local = TierStats{Hits: c.stats.localHits.Load(), Misses: c.stats.localMisses.Load()}
 	s.Tiers.Redis = TierStats{Hits: c.stats.redisHits.Load(), Misses: c.stats.redisMisses.Load(), Errors: c.stats.redisErrors.Load()}
 	s.StaleServes = c.stats.stale.Load()

@@ -29,8 +29,8 @@ func TestClusterTwoInstances(t *testing.T) {
 		if rb := in.ready(); rb.Cache.Redis != "up" || rb.Cache.Mode != "redis" || rb.Database != "ok" {
 			t.Errorf("%s: /readyz = %+v, want database ok, cache redis/up", in.name, rb)
 		}
-		if st := in.stats(); st.Redis != "up" || st.Coherence != "tracking" {
-			t.Errorf("%s: /api/cache/stats redis=%q coherence=%q, want up/tracking", in.name, st.Redis, st.Coherence)
+		if st := in.stats(); st.Redis != "up" || st.Coherence != "tracking" || st.RedisMode != "cluster" || st.RedisNodes != 3 {
+			t.Errorf("%s: /api/cache/stats redis=%q coherence=%q mode=%q nodes=%d, want up/tracking/cluster/3", in.name, st.Redis, st.Coherence, st.RedisMode, st.RedisNodes)
 		}
 	}
 

@@ -36,8 +36,8 @@ func TestNoClientTracking(t *testing.T) {
 	a.waitRedisUp()
 	b.waitRedisUp()
 	for _, in := range []*inst{a, b} {
-		if st := in.stats(); st.Redis != "up" || st.Coherence != "pubsub" {
-			t.Errorf("%s: stats redis %q coherence %q, want up/pubsub", in.name, st.Redis, st.Coherence)
+		if st := in.stats(); st.Redis != "up" || st.Coherence != "pubsub" || st.RedisMode != "standalone" || st.RedisNodes != 1 {
+			t.Errorf("%s: stats redis %q coherence %q mode %q nodes %d, want up/pubsub/standalone/1", in.name, st.Redis, st.Coherence, st.RedisMode, st.RedisNodes)
 		}
 		if rb := in.ready(); rb.Cache.Redis != "up" {
 			t.Errorf("%s: /readyz %+v, want redis up", in.name, rb)
