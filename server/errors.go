@@ -31,16 +31,23 @@ type errorBody struct {
 	} `json:"error"`
 }
 
-// StatusOf returns the HTTP status of err.
-func StatusOf(err error) int {
+// classify returns the contract code and HTTP status of err. A deadline
+// that no layer classified is the service being too slow: 503, not a bug.
+func classify(err error) (string, int) {
 	code := modellab.ErrorCode(err)
-	if errors.Is(err, context.DeadlineExceeded) {
+	if code == modellab.EINTERNAL && errors.Is(err, context.DeadlineExceeded) {
 		code = modellab.EUNAVAILABLE
 	}
 	if st, ok := statusOf[code]; ok {
-		return st
+		return code, st
 	}
-	return http.StatusInternalServerError
+	return modellab.EINTERNAL, http.StatusInternalServerError
+}
+
+// StatusOf returns the HTTP status of err.
+func StatusOf(err error) int {
+	_, st := classify(err)
+	return st
 }
 
 // writeError answers err as the JSON error of the contract. Internal errors
@@ -51,17 +58,12 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 
 // writeErrorStatus is writeError with the status forced (0: from the table).
 func (s *Server) writeErrorStatus(w http.ResponseWriter, r *http.Request, status int, err error) {
-	code := modellab.ErrorCode(err)
-	if errors.Is(err, context.DeadlineExceeded) && code == modellab.EINTERNAL {
-		code = modellab.EUNAVAILABLE
+	code, st := classify(err)
+	if code == modellab.EUNAVAILABLE && modellab.ErrorCode(err) != code {
 		err = modellab.WrapError(code, err, "the service is busy, try again")
 	}
 	if status == 0 {
-		status = statusOf[code]
-	}
-	if status == 0 {
-		status = http.StatusInternalServerError
-		code = modellab.EINTERNAL
+		status = st
 	}
 	switch code {
 	case modellab.EINTERNAL:

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/modellab/modellab"
-	"github.com/modellab/modellab/cache"
 )
 
 // apiHandler is a handler that returns an error instead of writing it, so
@@ -287,6 +286,3 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 func (s *Server) handleNotFound(w http.ResponseWriter, r *http.Request) {
 	s.writeError(w, r, modellab.Errorf(modellab.ENOTFOUND, "no such endpoint: %s %s", r.Method, r.URL.Path))
 }
-
-// resultHeader exposes the header slice for tests of the hot path.
-func resultHeader(r cache.Result) string { return hdrCacheResult[r][0] }

@@ -93,13 +93,22 @@ func gzipETag(etag string) string {
 	return etag + "-gz"
 }
 
+// acceptsGzip reports whether Accept-Encoding lists gzip with a non-zero
+// quality.
 func acceptsGzip(r *http.Request) bool {
 	for _, v := range r.Header["Accept-Encoding"] {
 		for _, part := range strings.Split(v, ",") {
 			name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-			if strings.EqualFold(strings.TrimSpace(name), "gzip") {
-				return !strings.Contains(strings.ReplaceAll(params, " ", ""), "q=0") || strings.Contains(params, "q=0.")
+			if !strings.EqualFold(strings.TrimSpace(name), "gzip") {
+				continue
 			}
+			q := 1.0
+			if k, val, ok := strings.Cut(strings.TrimSpace(params), "="); ok && strings.EqualFold(strings.TrimSpace(k), "q") {
+				if f, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil {
+					q = f
+				}
+			}
+			return q > 0
 		}
 	}
 	return false

@@ -1,0 +1,51 @@
+package server
+
+import (
+	"net/http"
+	"testing"
+)
+
+func TestAcceptsGzip(t *testing.T) {
+	cases := []struct {
+		header string
+		want   bool
+	}{
+		{"", false},
+		{"gzip", true},
+		{"br, gzip;q=0.5", true},
+		{"gzip;q=0", false},
+		{"gzip; q=0.0", false},
+		{"deflate", false},
+		{"GZIP", true},
+	}
+	for _, c := range cases {
+		r, _ := http.NewRequest("GET", "/", nil)
+		if c.header != "" {
+			r.Header.Set("Accept-Encoding", c.header)
+		}
+		if got := acceptsGzip(r); got != c.want {
+			t.Errorf("Accept-Encoding %q: got %v, want %v", c.header, got, c.want)
+		}
+	}
+}
+
+func TestETagMatch(t *testing.T) {
+	const tag = `"abc"`
+	cases := []struct {
+		header string
+		want   bool
+	}{
+		{`"abc"`, true},
+		{`W/"abc"`, true},
+		{`"x", "abc"`, true},
+		{`"abc-gz"`, true},
+		{`*`, true},
+		{`"abd"`, false},
+		{`abc`, false},
+	}
+	for _, c := range cases {
+		if got := etagMatch(c.header, tag); got != c.want {
+			t.Errorf("If-None-Match %q: got %v, want %v", c.header, got, c.want)
+		}
+	}
+}
