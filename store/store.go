@@ -299,9 +299,30 @@ type rows interface {
 type sqlRows struct {
 	*sql.Rows
 	cancel context.CancelFunc
+	closed bool
+	err    error // Rows.Err as of Close
 }
 
-func (r sqlRows) Close() { r.Rows.Close(); r.cancel() }
+// Close closes the rows, then cancels the statement's context. Rows.Err
+// is read before the cancel: database/sql reports a canceled context from
+// Err when the rows were not read to EOF (a one-row get), so an Err read
+// after the cancel would randomly turn a good result into "context
+// canceled" (seen as intermittent 503s on concurrent analytics on SQLite).
+func (r *sqlRows) Close() {
+	if !r.closed {
+		r.closed = true
+		r.Rows.Close()
+		r.err = r.Rows.Err()
+	}
+	r.cancel()
+}
+
+func (r *sqlRows) Err() error {
+	if r.closed {
+		return r.err
+	}
+	return r.Rows.Err()
+}
 
 type pgRows struct {
 	pgx.Rows
@@ -395,7 +416,7 @@ func (db *DB) query(ctx context.Context, q string, args ...any) (rows, error) {
 		cancel()
 		return nil, withCtx(ctx, err)
 	}
-	return sqlRows{r, cancel}, nil
+	return &sqlRows{Rows: r, cancel: cancel}, nil
 }
 
 // get runs a query expected to return one row and scans it; errors are
