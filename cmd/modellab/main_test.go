@@ -120,13 +120,21 @@ func TestServeDemoEndToEnd(t *testing.T) {
 	p := startServe(t, map[string]string{
 		"DATABASE_URL":        "sqlite://" + filepath.Join(dir, "demo.db"),
 		"DISABLE_REDIS_CACHE": "true",
+		// Slow statements under the race detector are not what this tests.
+		"DB_TIMEOUT_MS": "30000",
 	})
 	res, body := get(t, p.url+"/api/models", "")
 	if res.StatusCode != 200 {
 		t.Fatalf("GET /api/models: %d %s", res.StatusCode, body)
 	}
-	if took := time.Since(start); took > 10*time.Second {
-		t.Errorf("first answer after %s, want < 10s", took)
+	// The README promises an answer within 10 s; the race detector makes
+	// the seed 5-10x slower, so it gets a looser bound.
+	bound := 10 * time.Second
+	if raceEnabled {
+		bound = 60 * time.Second
+	}
+	if took := time.Since(start); took > bound {
+		t.Errorf("first answer after %s, want < %s", took, bound)
 	}
 	var models struct {
 		Models []json.RawMessage `json:"models"`
