@@ -101,7 +101,8 @@ func TestClusterTwoInstances(t *testing.T) {
 		before := a.loads(ep.endpoint) + b.loads(ep.endpoint)
 		stampede(t, []*inst{a, b}, 100, ep.path, alice)
 		if got := a.loads(ep.endpoint) + b.loads(ep.endpoint) - before; got != 1 {
-			t.Errorf("cold stampede of 100 on %s over two instances: %v loads, want 1", ep.path, got)
+			t.Errorf("cold stampede of 100 on %s over two instances: %v loads, want 1 (redis errors: A %d, B %d)",
+				ep.path, got, a.cache.Stats().Tiers.Redis.Errors, b.cache.Stats().Tiers.Redis.Errors)
 		}
 	}
 
