@@ -54,7 +54,7 @@ func TestRedisKilledMidLoad(t *testing.T) {
 		ty.add("GET "+p.path, r, r.err == nil && r.status == 200)
 	})
 	waitCount := func(n int64) {
-		waitFor(t, 60*time.Second, "load progress", func() bool { return ty.total.Load() >= n })
+		waitFor(t, 120*time.Second, "load progress", func() bool { return ty.total.Load() >= n })
 	}
 	waitCount(int64(workers) * 2)
 	rs.Kill()
@@ -127,7 +127,7 @@ func TestRedisStalled(t *testing.T) {
 					r := in.do("GET", p.path, p.token, nil)
 					ty.add(name+" GET "+p.path, r, r.err == nil && r.status == 200)
 				})
-				waitFor(t, 30*time.Second, name, func() bool { return until() && ty.total.Load() >= int64(minReq) })
+				waitFor(t, 120*time.Second, name, func() bool { return until() && ty.total.Load() >= int64(minReq) })
 				close(stop)
 				wg.Wait()
 				if n := ty.failed(); n != 0 {
@@ -136,7 +136,7 @@ func TestRedisStalled(t *testing.T) {
 				return ty
 			}
 			always := func() bool { return true }
-			base := phase("baseline", always, 400)
+			base := phase("baseline", always, 150)
 
 			if tc.slow {
 				px.Toxic("slow", "latency", "downstream", map[string]any{"latency": 300})
@@ -144,14 +144,14 @@ func TestRedisStalled(t *testing.T) {
 				rs.Freeze()
 			}
 			opening := phase("until breaker opens", func() bool { return in.cache.RedisState() == "down" }, 1)
-			open := phase("breaker open", always, 400)
+			open := phase("breaker open", always, 150)
 			if tc.slow {
 				px.RemoveToxic("slow")
 			} else {
 				rs.Thaw()
 			}
 			waitFor(t, 20*time.Second, "breaker closes", func() bool { return in.cache.RedisState() == "up" })
-			after := phase("recovered", always, 200)
+			after := phase("recovered", always, 100)
 
 			bp, op, pp := percentiles(base.lat), percentiles(opening.lat), percentiles(open.lat)
 			// Until the breaker opens a request waits for at most one Redis

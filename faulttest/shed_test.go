@@ -50,7 +50,7 @@ func TestLoadShedding(t *testing.T) {
 					shedTy.add("shed", r, true)
 				}
 			})
-			waitFor(t, 60*time.Second, "load", func() bool { return dbTy.total.Load() >= 300 && shedTy.total.Load() >= 20 })
+			waitFor(t, 120*time.Second, "load", func() bool { return dbTy.total.Load() >= 300 && shedTy.total.Load() >= 20 })
 			close(stop)
 			wg.Wait()
 			if n := dbTy.failed(); n != 0 {
