@@ -114,7 +114,7 @@ func TestMainTargets(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			srv, seen := recordingServer(t)
-			args := append([]string{"--url", srv.URL, "--connections", "1", "--duration", "30ms", "--json"}, tc.args...)
+			args := append([]string{"--url", srv.URL, "--connections", "1", "--duration", "400ms", "--json"}, tc.args...)
 			code, stdout, stderr := runMain(t, args...)
 			if code != 0 {
 				t.Fatalf("exit %d, stderr %q", code, stderr)
@@ -156,7 +156,7 @@ func TestMainTargets(t *testing.T) {
 
 func TestMainJSONShape(t *testing.T) {
 	srv, _ := recordingServer(t)
-	code, stdout, stderr := runMain(t, "--url", srv.URL, "--connections", "2", "--duration", "50ms", "--json")
+	code, stdout, stderr := runMain(t, "--url", srv.URL, "--connections", "2", "--duration", "400ms", "--json")
 	if code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
@@ -191,7 +191,7 @@ func TestMainJSONShape(t *testing.T) {
 
 func TestMainTable(t *testing.T) {
 	srv, _ := recordingServer(t)
-	code, stdout, stderr := runMain(t, "--url", srv.URL, "--connections", "2", "--duration", "50ms", "--targets", "home")
+	code, stdout, stderr := runMain(t, "--url", srv.URL, "--connections", "2", "--duration", "400ms", "--targets", "home")
 	if code != 0 {
 		t.Fatalf("exit %d, stderr %q", code, stderr)
 	}
@@ -204,7 +204,7 @@ func TestMainTable(t *testing.T) {
 func TestMainFailuresAreNotFatal(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { http.Error(w, "down", 503) }))
 	defer srv.Close()
-	code, stdout, stderr := runMain(t, "--url", srv.URL, "--connections", "1", "--duration", "30ms", "--json")
+	code, stdout, stderr := runMain(t, "--url", srv.URL, "--connections", "1", "--duration", "400ms", "--json")
 	if code != 0 {
 		t.Fatalf("exit %d, want 0 (stderr %q)", code, stderr)
 	}
