@@ -25,8 +25,11 @@ func newPair(t *testing.T) pair {
 	px := newProxy(t, "127.0.0.1:5432")
 	dbURL := viaProxy(t, testpg.URL(t), px.Addr())
 	prefix := "fault:" + randHex(4) + ":"
-	a := newInstance(t, instOpts{dbURL: dbURL, redisURL: rs.URL(), prefix: prefix, redisTimeout: 200 * time.Millisecond})
-	b := newInstance(t, instOpts{dbURL: dbURL, redisURL: rs.URL(), prefix: prefix, redisTimeout: 200 * time.Millisecond})
+	// Deadlines a saturated -race machine keeps: these tests are about
+	// coherence and load counts, not about deadlines.
+	o := instOpts{dbURL: dbURL, redisURL: rs.URL(), prefix: prefix, redisTimeout: 500 * time.Millisecond, dbTimeout: 10 * time.Second}
+	a := newInstance(t, o)
+	b := newInstance(t, o)
 	return pair{a: a, b: b, px: px, rs: rs}
 }
 
@@ -97,7 +100,7 @@ func TestTwoInstancesStampede(t *testing.T) {
 		return p.a.metric("modellab_cache_loads_total", map[string]string{"endpoint": "analytics"}) +
 			p.b.metric("modellab_cache_loads_total", map[string]string{"endpoint": "analytics"})
 	}
-	p.px.Toxic("slow", "latency", "downstream", map[string]any{"latency": 300})
+	p.px.Toxic("slow", "latency", "downstream", map[string]any{"latency": 150})
 	for round := 0; round < 3; round++ {
 		path := fmt.Sprintf("/api/analytics/data?from=2025-0%d-01&to=2025-0%d-20&interval=hour", round+1, round+1)
 		before := loads()
