@@ -177,7 +177,7 @@ func TestRunSendsTokenAndPaths(t *testing.T) {
 	}))
 	defer srv.Close()
 	_, err := Run(context.Background(), Config{
-		URL: srv.URL + "/prefix/", Connections: 1, Duration: 50 * time.Millisecond, Token: "s3cret",
+		URL: srv.URL + "/prefix/", Connections: 1, Duration: 300 * time.Millisecond, Token: "s3cret",
 		Headers: []string{"Cookie: modellab_session=abc"},
 		Targets: []Target{{Name: "a", Path: "/api/models"}, {Name: "b", Path: "/x?y=1"}},
 	})
