@@ -124,7 +124,7 @@ func TestEnginesResponses(t *testing.T) {
 				defer func(old bool) { epollEnabled = old }(epollEnabled)
 				epollEnabled = engine
 				s := newRawServer(t, func(int64) (string, bool) { return tc.resp, tc.close })
-				rep, err := Run(context.Background(), Config{URL: s.url(), Connections: 3, Duration: 150 * time.Millisecond,
+				rep, err := Run(context.Background(), Config{URL: s.url(), Connections: 3, Duration: 600 * time.Millisecond,
 					Targets: []Target{{Name: "x", Path: "/"}}})
 				if err != nil {
 					t.Fatalf("Run: %v", err)

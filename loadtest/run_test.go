@@ -145,7 +145,7 @@ func TestRunFailuresByStatus(t *testing.T) {
 	for _, tc := range tests {
 		targets = append(targets, Target{Name: tc.path, Path: tc.path})
 	}
-	rep, err := Run(context.Background(), Config{URL: srv.URL, Connections: 2, Duration: 150 * time.Millisecond, Targets: targets})
+	rep, err := Run(context.Background(), Config{URL: srv.URL, Connections: 2, Duration: 500 * time.Millisecond, Targets: targets})
 	if err != nil {
 		t.Fatalf("Run: %v", err)
 	}
