@@ -40,7 +40,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	sub, rest := args[1], args[2:]
 	switch sub {
 	case "serve":
-		return runServe(ctx, rest, getenv, stdout, stderr, nil)
+		return runServe(ctx, rest, getenv, stdout, stderr)
 	case "seed":
 		return runSeed(ctx, rest, getenv, stdout, stderr)
 	case "loadtest":

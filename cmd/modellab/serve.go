@@ -18,13 +18,7 @@ import (
 	"github.com/modellab/modellab/store"
 )
 
-// serveHooks lets bench and tests learn what serve started.
-type serveHooks struct {
-	// listening is called with the bound address once the server accepts.
-	listening func(addr string)
-}
-
-func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, hooks *serveHooks) int {
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	cfg, err := loadConfig(getenv)
 	if err != nil {
 		fmt.Fprintf(stderr, "modellab serve: %v\n", err)
@@ -66,7 +60,7 @@ func runServe(ctx context.Context, args []string, getenv func(string) string, st
 		return 2
 	}
 	log := newLogger(stderr, cfg)
-	if err := serve(ctx, cfg, wantDemo, log, stderr, stdout, hooks); err != nil {
+	if err := serve(ctx, cfg, wantDemo, log, stderr, stdout); err != nil {
 		log.Error("modellab serve failed", "err", err)
 		return 1
 	}
@@ -161,7 +155,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, logOut io.Writer)
 	return a, nil
 }
 
-func serve(ctx context.Context, cfg config, wantDemo bool, log *slog.Logger, logOut, stdout io.Writer, hooks *serveHooks) error {
+func serve(ctx context.Context, cfg config, wantDemo bool, log *slog.Logger, logOut, stdout io.Writer) error {
 	a, err := newApp(ctx, cfg, log, logOut)
 	if err != nil {
 		return err
@@ -192,9 +186,6 @@ func serve(ctx context.Context, cfg config, wantDemo bool, log *slog.Logger, log
 	}
 	fmt.Fprintf(stdout, "modellab listening on http://%s\n", displayAddr(addr))
 	log.Info("listening", "addr", addr)
-	if hooks != nil && hooks.listening != nil {
-		hooks.listening(addr)
-	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 
