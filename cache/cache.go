@@ -338,7 +338,7 @@ func (c *Cache) Fetch(ctx context.Context, key string, o FetchOptions, load Load
 		if it, ok := c.local.GetIfPresent(key); ok {
 			e := it.e
 			if now.Before(e.StaleUntil) && c.tagsCurrent(ctx, &op, e.tags) {
-				if it.until == 0 || now.UnixNano() < it.until || !c.redisUp() {
+				if c.trusted(it.until, now) {
 					if now.Before(e.FreshUntil) {
 						c.stats.localHits.Add(1)
 						g.hit.Add(1)
@@ -381,6 +381,41 @@ func (c *Cache) Fetch(ctx context.Context, key string, o FetchOptions, load Load
 	e, res, err := c.shared(ctx, key, o, load, seq, op.failed, lastResort, false)
 	c.count(g, res, err)
 	return e, res, err
+}
+
+// Peek returns key's entry when the in-process tier holds it fresh and
+// trusted, touching neither Redis nor a loader: the common hit of Fetch,
+// callable before the caller builds its loader closure, which would
+// otherwise be allocated on every hit. false means "call Fetch"; a Peek
+// that finds an entry counts as a hit of group.
+func (c *Cache) Peek(key, group string) (*Entry, bool) {
+	if c.local == nil || c.isClosed() {
+		return nil, false
+	}
+	it, ok := c.local.GetIfPresent(key)
+	if !ok {
+		return nil, false
+	}
+	now := c.now()
+	e := it.e
+	if !now.Before(e.FreshUntil) || !c.trusted(it.until, now) {
+		return nil, false
+	}
+	for _, t := range e.tags {
+		g, ok := c.gens.GetIfPresent(t.tag)
+		if !ok || g.gen != t.gen || !c.trusted(g.until, now) {
+			return nil, false
+		}
+	}
+	c.stats.localHits.Add(1)
+	c.group(group).hit.Add(1)
+	return e, true
+}
+
+// trusted reports whether a local copy with the fallback cap until may be
+// used without asking Redis.
+func (c *Cache) trusted(until int64, now time.Time) bool {
+	return until == 0 || now.UnixNano() < until || !c.redisUp()
 }
 
 // readResult is what one shared Redis read hands to every caller.
@@ -716,7 +751,7 @@ func (c *Cache) currentGens(ctx context.Context, op *fetchOp, tags []string) []t
 // entry ever records "absent"), else — Redis unusable — a new local random
 // generation, which conservatively makes older tagged entries miss.
 func (c *Cache) currentGen(ctx context.Context, op *fetchOp, tag string) string {
-	if it, ok := c.gens.GetIfPresent(tag); ok && (it.until == 0 || c.now().UnixNano() < it.until || !c.redisUp()) {
+	if it, ok := c.gens.GetIfPresent(tag); ok && c.trusted(it.until, c.now()) {
 		return it.gen
 	}
 	if c.redisUp() && !op.failed {

@@ -407,3 +407,49 @@ func TestStatsJSON(t *testing.T) {
 		t.Errorf("Stats JSON = %s, want it to contain %s", b, want)
 	}
 }
+
+// Peek answers only what Fetch would answer as a local HIT: fresh, with
+// current tag generations, not invalidated.
+func TestPeek(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name   string
+		before func(c *Cache, clk *fakeClock)
+		want   bool
+	}{
+		{"fresh", func(*Cache, *fakeClock) {}, true},
+		{"expired", func(_ *Cache, clk *fakeClock) { clk.Add(2 * time.Minute) }, false},
+		{"key invalidated", func(c *Cache, _ *fakeClock) { _ = c.Invalidate(ctx, "k") }, false},
+		{"tag invalidated", func(c *Cache, _ *fakeClock) { _ = c.InvalidateTag(ctx, "t") }, false},
+		{"other tag invalidated", func(c *Cache, _ *fakeClock) { _ = c.InvalidateTag(ctx, "u") }, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			clk := newFakeClock()
+			c := newCache(t, Options{Now: clk.Now})
+			if _, ok := c.Peek("k", "g"); ok {
+				t.Fatalf("Peek before any Fetch = true")
+			}
+			src := &source{val: "v1"}
+			fo := FetchOptions{TTL: time.Minute, Group: "g", Tags: []string{"t"}}
+			fetch(t, c, "k", fo, src.load)
+			tt.before(c, clk)
+			e, ok := c.Peek("k", "g")
+			if ok != tt.want {
+				t.Fatalf("Peek = %v, want %v", ok, tt.want)
+			}
+			if ok && string(e.Body) != "v1" {
+				t.Errorf("Peek body = %q, want v1", e.Body)
+			}
+			if got := c.Stats().Groups["g"].Hit; ok && got != 1 {
+				t.Errorf("group hits after a Peek hit = %d, want 1", got)
+			}
+		})
+	}
+	t.Run("disabled", func(t *testing.T) {
+		c := newCache(t, Options{Disabled: true})
+		if _, ok := c.Peek("k", "g"); ok {
+			t.Fatalf("Peek on a disabled cache = true")
+		}
+	})
+}

@@ -25,9 +25,10 @@ const (
 	tokenNegativeTTL = 10 * time.Second
 )
 
+// tokenEntry is a cached lookup. user is shared by every request with the
+// token, so callers treat the *User they get as read-only.
 type tokenEntry struct {
-	user    modellab.User
-	found   bool
+	user    *modellab.User
 	expires time.Time
 }
 
@@ -58,7 +59,7 @@ func newAuthenticator(st Store, adminToken string, admin modellab.User, now func
 // session cookie when there is no Authorization header. ok is false when
 // the request carries none; a malformed Authorization header is an error.
 func credentials(r *http.Request, cookie bool) (token string, ok bool, err error) {
-	if h := r.Header.Get("Authorization"); h != "" {
+	if h := headerGet(r.Header, "Authorization"); h != "" {
 		scheme, tok, found := strings.Cut(h, " ")
 		if !found || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
 			return "", false, modellab.Errorf(modellab.EUNAUTHORIZED, "the Authorization header must be \"Bearer <token>\"")
@@ -83,25 +84,27 @@ func (a *authenticator) userFor(ctx context.Context, token string) (*modellab.Us
 	if len(token) > 512 {
 		return nil, modellab.Errorf(modellab.EUNAUTHORIZED, "invalid token")
 	}
-	hash := modellab.HashToken(token)
+	// The cache is keyed by the token itself: hashing on every request would
+	// cost a SHA-256 and three allocations; the process sees the token
+	// anyway, and only the database must never hold it in clear.
 	now := a.now()
-	if e, ok := a.tokens.GetIfPresent(hash); ok && now.Before(e.expires) {
-		if !e.found {
+	if e, ok := a.tokens.GetIfPresent(token); ok && now.Before(e.expires) {
+		if e.user == nil {
 			return nil, modellab.Errorf(modellab.EUNAUTHORIZED, "invalid token")
 		}
-		u := e.user
-		return &u, nil
+		return e.user, nil
 	}
+	hash := modellab.HashToken(token)
 	v, err, _ := a.lookups.Do(hash, func() (any, error) {
 		return a.store.UserByTokenHash(ctx, hash)
 	})
 	u, _ := v.(modellab.User)
 	switch modellab.ErrorCode(err) {
 	case "":
-		a.tokens.Set(hash, &tokenEntry{user: u, found: true, expires: now.Add(tokenCacheTTL)})
+		a.tokens.Set(token, &tokenEntry{user: &u, expires: now.Add(tokenCacheTTL)})
 		return &u, nil
 	case modellab.ENOTFOUND:
-		a.tokens.Set(hash, &tokenEntry{expires: now.Add(tokenNegativeTTL)})
+		a.tokens.Set(token, &tokenEntry{expires: now.Add(tokenNegativeTTL)})
 		return nil, modellab.Errorf(modellab.EUNAUTHORIZED, "invalid token")
 	case modellab.EUNAVAILABLE:
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -19,14 +20,24 @@ type Metrics struct {
 	requests  *prometheus.CounterVec
 	duration  *prometheus.HistogramVec
 	dbQueries prometheus.Counter
-	inFlight  prometheus.Gauge
 	shed      *prometheus.CounterVec
 
-	// Per-(route, code) counters are resolved once and reused: the
-	// label lookup would otherwise cost a hash and allocation per request.
-	mu       sync.RWMutex
-	counters map[routeCode]prometheus.Counter
-	hists    map[string]prometheus.Observer
+	// inFlight is read by a GaugeFunc at scrape time: setting a gauge on
+	// every request and response would be two more contended atomic
+	// writes per request.
+	inFlight atomic.Int64
+
+	// Per-(route, code) observers are resolved once and published as an
+	// immutable map (copy on write): a hit reads it with one atomic load,
+	// where an RWMutex would make every request write the lock's cache
+	// line.
+	mu        sync.Mutex
+	observers atomic.Pointer[map[routeCode]observers]
+}
+
+type observers struct {
+	count prometheus.Counter
+	hist  prometheus.Observer
 }
 
 type routeCode struct {
@@ -53,18 +64,18 @@ func NewMetrics() *Metrics {
 			Name: "modellab_db_queries_total",
 			Help: "Statements sent to the database.",
 		}),
-		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "modellab_http_in_flight_requests",
-			Help: "Requests being served.",
-		}),
 		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "modellab_load_shed_total",
 			Help: "Requests answered 503 because a concurrency bound was reached.",
 		}, []string{"reason"}),
-		counters: map[routeCode]prometheus.Counter{},
-		hists:    map[string]prometheus.Observer{},
 	}
-	reg.MustRegister(m.requests, m.duration, m.dbQueries, m.inFlight, m.shed,
+	empty := map[routeCode]observers{}
+	m.observers.Store(&empty)
+	inFlight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "modellab_http_in_flight_requests",
+		Help: "Requests being served.",
+	}, func() float64 { return float64(m.inFlight.Load()) })
+	reg.MustRegister(m.requests, m.duration, m.dbQueries, inFlight, m.shed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -120,24 +131,34 @@ func (m *Metrics) Gather(name string, labels map[string]string) float64 {
 
 func (m *Metrics) observe(route string, code int, seconds float64) {
 	k := routeCode{route, code}
-	m.mu.RLock()
-	c, ok := m.counters[k]
-	h, hok := m.hists[route]
-	m.mu.RUnlock()
-	if !ok || !hok {
-		m.mu.Lock()
-		if c, ok = m.counters[k]; !ok {
-			c = m.requests.WithLabelValues(route, strconv.Itoa(code))
-			m.counters[k] = c
-		}
-		if h, hok = m.hists[route]; !hok {
-			h = m.duration.WithLabelValues(route)
-			m.hists[route] = h
-		}
-		m.mu.Unlock()
+	o, ok := (*m.observers.Load())[k]
+	if !ok {
+		o = m.resolve(k)
 	}
-	c.Inc()
-	h.Observe(seconds)
+	o.count.Inc()
+	o.hist.Observe(seconds)
+}
+
+// resolve adds k's observers to the published map. Routes are patterns and
+// codes a small set, so the map stays small and copies are rare.
+func (m *Metrics) resolve(k routeCode) observers {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur := *m.observers.Load()
+	if o, ok := cur[k]; ok {
+		return o
+	}
+	o := observers{
+		count: m.requests.WithLabelValues(k.route, strconv.Itoa(k.code)),
+		hist:  m.duration.WithLabelValues(k.route),
+	}
+	next := make(map[routeCode]observers, len(cur)+1)
+	for kk, v := range cur {
+		next[kk] = v
+	}
+	next[k] = o
+	m.observers.Store(&next)
+	return o
 }
 
 // cacheCollector exports the cache's counters at scrape time, so the hot

@@ -27,8 +27,10 @@ const (
 )
 
 func requestID(ctx context.Context) string {
-	id, _ := ctx.Value(ctxRequestID).(string)
-	return id
+	if sw, _ := ctx.Value(ctxRequestID).(*statusWriter); sw != nil {
+		return sw.id
+	}
+	return ""
 }
 
 // reqIDs makes request IDs cheaply: a random per-process prefix and a counter.
@@ -44,7 +46,8 @@ func newReqIDs() *reqIDs {
 }
 
 func (g *reqIDs) next() string {
-	return g.prefix + strconv.FormatUint(g.n.Add(1), 36)
+	var b [32]byte
+	return string(strconv.AppendUint(append(b[:0], g.prefix...), g.n.Add(1), 36))
 }
 
 func validRequestID(s string) bool {
@@ -60,11 +63,37 @@ func validRequestID(s string) bool {
 	return true
 }
 
-// statusWriter records what the handler answered.
+// statusWriter records what the handler answered. It is the one
+// per-request allocation of the middleware: it also carries the request ID
+// (the context holds the writer, not a boxed string) and the backing store
+// of the response's own header values.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	id     string
+	vals   [3]string
+	nvals  int
+}
+
+// headerValue returns v as a header value slice, without allocating for
+// the first few values of a response.
+func (w *statusWriter) headerValue(v string) []string {
+	if w.nvals == len(w.vals) {
+		return []string{v}
+	}
+	i := w.nvals
+	w.nvals++
+	w.vals[i] = v
+	return w.vals[i : i+1 : i+1]
+}
+
+// headerValue is statusWriter.headerValue for any writer.
+func headerValue(w http.ResponseWriter, v string) []string {
+	if sw, ok := w.(*statusWriter); ok {
+		return sw.headerValue(v)
+	}
+	return []string{v}
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -100,28 +129,26 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 	maxInFlight := int64(s.cfg.MaxInFlight)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		id := r.Header.Get("X-Request-ID")
+		id := headerGet(r.Header, "X-Request-Id")
 		if !validRequestID(id) {
 			id = ids.next()
 		}
-		w.Header()["X-Request-Id"] = []string{id}
-		sw := &statusWriter{ResponseWriter: w}
-		r = r.WithContext(context.WithValue(r.Context(), ctxRequestID, id))
+		sw := &statusWriter{ResponseWriter: w, id: id}
+		w.Header()["X-Request-Id"] = sw.headerValue(id)
+		r = r.WithContext(context.WithValue(r.Context(), ctxRequestID, sw))
 
-		n := s.inFlight.Add(1)
-		s.metrics.inFlight.Set(float64(n))
-		if n > maxInFlight {
-			s.inFlight.Add(-1)
+		if n := s.metrics.inFlight.Add(1); n > maxInFlight {
+			s.metrics.inFlight.Add(-1)
 			s.metrics.shed.WithLabelValues("in_flight").Inc()
 			s.writeError(sw, r, modellab.Errorf(modellab.EUNAVAILABLE, "the server is overloaded, try again"))
 			s.metrics.observe("overload", sw.status, time.Since(start).Seconds())
 			return
 		}
-		if r.Body != nil {
+		if r.Body != nil && r.Body != http.NoBody {
 			r.Body = http.MaxBytesReader(sw, r.Body, MaxBodyBytes)
 		}
 		inner.ServeHTTP(sw, r)
-		s.metrics.inFlight.Set(float64(s.inFlight.Add(-1)))
+		s.metrics.inFlight.Add(-1)
 
 		route := r.Pattern
 		if route == "" {

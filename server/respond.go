@@ -68,8 +68,8 @@ func writeCached(w http.ResponseWriter, r *http.Request, e *cache.Entry, res cac
 	if gz {
 		etag = gzipETag(e.ETag)
 	}
-	h["Etag"] = []string{etag}
-	if inm := r.Header.Get("If-None-Match"); inm != "" && etagMatch(inm, e.ETag) {
+	h["Etag"] = headerValue(w, etag)
+	if inm := headerGet(r.Header, "If-None-Match"); inm != "" && etagMatch(inm, e.ETag) {
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
@@ -77,11 +77,21 @@ func writeCached(w http.ResponseWriter, r *http.Request, e *cache.Entry, res cac
 		body = e.Gzip()
 		h["Content-Encoding"] = hdrGzip
 	}
-	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	h["Content-Length"] = headerValue(w, strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(body)
 	}
+}
+
+// headerGet is Header.Get for a key already in canonical form: the hot
+// path reads a few headers per request, and Get would canonicalise the key
+// each time.
+func headerGet(h http.Header, canonicalKey string) string {
+	if v := h[canonicalKey]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // gzipETag derives the tag of the gzip representation: a strong ETag names

@@ -9,7 +9,6 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
-	"sync/atomic"
 	"time"
 
 	"github.com/modellab/modellab"
@@ -62,8 +61,7 @@ type Server struct {
 	auth    *authenticator
 	handler http.Handler
 
-	inFlight atomic.Int64
-	dbSlots  chan struct{}
+	dbSlots chan struct{}
 }
 
 // New builds the server and its routes.

@@ -34,7 +34,8 @@ func encode(v any) ([]byte, error) {
 }
 
 // cached fetches key through the cache, loading it with the database slot
-// held. The loader runs at most once per key however many callers miss.
+// held. Callers Peek first, before building their loader: a hit then
+// allocates no closure. The loader runs at most once per key however many callers miss.
 func (s *Server) cached(ctx context.Context, key, group string, ttl time.Duration, tags []string, load func(context.Context) (any, error)) (*cache.Entry, cache.Result, error) {
 	return s.cache.Fetch(ctx, key, cache.FetchOptions{TTL: ttl, Group: group, Tags: tags}, func(ctx context.Context) ([]byte, error) {
 		var body []byte
@@ -56,13 +57,20 @@ var globalTags = []string{tagGlobalModels}
 // global list).
 func (s *Server) ModelsList(ctx context.Context, u *modellab.User) (*cache.Entry, cache.Result, error) {
 	if u == nil {
+		if e, ok := s.cache.Peek(keyModelsGlobal, groupModels); ok {
+			return e, cache.Hit, nil
+		}
 		return s.cached(ctx, keyModelsGlobal, groupModels, s.cfg.ModelsTTL, nil, func(ctx context.Context) (any, error) {
 			ms, err := s.store.ListModels(ctx, "")
 			return modelsBody{Models: nonNil(ms)}, err
 		})
 	}
 	uid := u.ID
-	return s.cached(ctx, keyModelsUser(uid), groupModels, s.cfg.ModelsTTL, globalTags, func(ctx context.Context) (any, error) {
+	key := keyModelsUser(uid)
+	if e, ok := s.cache.Peek(key, groupModels); ok {
+		return e, cache.Hit, nil
+	}
+	return s.cached(ctx, key, groupModels, s.cfg.ModelsTTL, globalTags, func(ctx context.Context) (any, error) {
 		ms, err := s.store.ListModels(ctx, uid)
 		return modelsBody{Models: nonNil(ms)}, err
 	})
@@ -72,8 +80,12 @@ func (s *Server) ModelsList(ctx context.Context, u *modellab.User) (*cache.Entry
 // fetched in one batch query, and only those u may see are embedded.
 func (s *Server) ServersStatus(ctx context.Context, u *modellab.User) (*cache.Entry, cache.Result, error) {
 	uid := u.ID
+	key := keyServersUser(uid)
+	if e, ok := s.cache.Peek(key, groupServers); ok {
+		return e, cache.Hit, nil
+	}
 	viewer := *u
-	return s.cached(ctx, keyServersUser(uid), groupServers, s.cfg.ServersTTL, globalTags, func(ctx context.Context) (any, error) {
+	return s.cached(ctx, key, groupServers, s.cfg.ServersTTL, globalTags, func(ctx context.Context) (any, error) {
 		servers, err := s.store.ListServers(ctx, uid)
 		if err != nil {
 			return nil, err
@@ -114,7 +126,11 @@ func (s *Server) ServersStatus(ctx context.Context, u *modellab.User) (*cache.En
 // AnalyticsData returns u's encoded analytics for q (already validated).
 func (s *Server) AnalyticsData(ctx context.Context, u *modellab.User, q modellab.AnalyticsQuery) (*cache.Entry, cache.Result, error) {
 	uid := u.ID
-	return s.cached(ctx, keyAnalytics(uid, q), groupAnalytics, s.cfg.AnalyticsTTL, nil, func(ctx context.Context) (any, error) {
+	key := keyAnalytics(uid, q)
+	if e, ok := s.cache.Peek(key, groupAnalytics); ok {
+		return e, cache.Hit, nil
+	}
+	return s.cached(ctx, key, groupAnalytics, s.cfg.AnalyticsTTL, nil, func(ctx context.Context) (any, error) {
 		res, err := s.store.Analytics(ctx, uid, q)
 		if err != nil {
 			return nil, err
