@@ -147,6 +147,7 @@ func newInstance(t *testing.T, o instOpts) *instance {
 		ModelsTTL: o.ttl, ServersTTL: o.ttl, AnalyticsTTL: o.ttl,
 		MaxInFlight: o.maxInFlight, MaxDBInFlight: o.maxDB, DBQueueWait: o.dbQueueWait,
 	})
+	t.Cleanup(srv.Close)
 	hs := httptest.NewUnstartedServer(srv)
 	hs.Config.ReadHeaderTimeout = 5 * time.Second
 	hs.Start()

@@ -83,12 +83,14 @@ type eloop struct {
 	timeout  time.Duration
 	deadline time.Time
 	stop     *atomic.Bool
+	yield    bool // Gosched after each batch (SharedRuntime)
 	events   []syscall.EpollEvent
 }
 
 // runEpoll runs the closed loop for one target until stop is set or the
-// deadline passes. addr is the server's resolved address.
-func runEpoll(addr *net.TCPAddr, req []byte, timeout time.Duration, deadline time.Time, stop *atomic.Bool, recs []*recorder) error {
+// deadline passes. addr is the server's resolved address; shared is
+// Config.SharedRuntime.
+func runEpoll(addr *net.TCPAddr, req []byte, timeout time.Duration, deadline time.Time, stop *atomic.Bool, recs []*recorder, shared bool) error {
 	// Each loop has its own Sockaddr: syscall.Connect writes into it.
 	sockaddr := func() (int, syscall.Sockaddr) {
 		if ip4 := addr.IP.To4(); ip4 != nil {
@@ -101,6 +103,9 @@ func runEpoll(addr *net.TCPAddr, req []byte, timeout time.Duration, deadline tim
 		return syscall.AF_INET6, s
 	}
 	nloops := min(runtime.GOMAXPROCS(0), len(recs))
+	if shared {
+		nloops = 1
+	}
 	loops := make([]*eloop, nloops)
 	for i := range loops {
 		epfd, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
@@ -112,7 +117,7 @@ func runEpoll(addr *net.TCPAddr, req []byte, timeout time.Duration, deadline tim
 		}
 		family, sa := sockaddr()
 		loops[i] = &eloop{epfd: epfd, req: req, sa: sa, family: family, timeout: timeout,
-			deadline: deadline, stop: stop, events: make([]syscall.EpollEvent, 256)}
+			deadline: deadline, stop: stop, yield: shared, events: make([]syscall.EpollEvent, 256)}
 	}
 	for i, rec := range recs {
 		l := loops[i%nloops]
@@ -169,6 +174,9 @@ func (l *eloop) run() {
 				continue
 			}
 			l.handle(c, ev.Events)
+		}
+		if l.yield {
+			runtime.Gosched()
 		}
 		now = time.Now()
 		if now.Sub(lastScan) >= 5*time.Millisecond {

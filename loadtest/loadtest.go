@@ -106,6 +106,12 @@ type Config struct {
 	Progress    io.Writer     // a live progress line, rewritten with \r once per second; nil = none
 	Timeout     time.Duration // per request (connect + write + read); default 10s
 	Headers     []string      // extra request header lines "Name: value", e.g. "Cookie: modellab_session=…"
+	// SharedRuntime says that the server under test runs in this process
+	// (modellab bench). The epoll engine then runs one event loop that
+	// yields its processor after each batch of events: loops that poll
+	// without blocking would otherwise hold the runtime's Ps until
+	// preempted (10 ms), and the server's goroutines would wait for them.
+	SharedRuntime bool
 }
 
 // Report is the result of a Run: one entry per target, in the order run.
@@ -341,7 +347,7 @@ func runTarget(ctx context.Context, cfg Config, ep endpoint, addr *net.TCPAddr, 
 	// else a goroutine per connection.
 	engineDone := false
 	if addr != nil && epollUsable(cfg, ep) {
-		engineDone = runEpoll(addr, req, cfg.Timeout, deadline, &stop, recs) == nil
+		engineDone = runEpoll(addr, req, cfg.Timeout, deadline, &stop, recs, cfg.SharedRuntime) == nil
 	}
 	if !engineDone {
 		var wg sync.WaitGroup

@@ -3,6 +3,7 @@ package loadtest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -26,39 +27,44 @@ func closedPortURL(t *testing.T) string {
 }
 
 func TestRunClosedLoopCounts(t *testing.T) {
-	var served atomic.Int64
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		served.Add(1)
-		w.Write([]byte(`{"models":[]}`))
-	}))
-	defer srv.Close()
+	for _, shared := range []bool{false, true} {
+		t.Run(fmt.Sprintf("shared-runtime=%v", shared), func(t *testing.T) {
+			var served atomic.Int64
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				served.Add(1)
+				w.Write([]byte(`{"models":[]}`))
+			}))
+			defer srv.Close()
 
-	const conns = 4
-	rep, err := Run(context.Background(), Config{
-		URL: srv.URL, Connections: conns, Duration: 300 * time.Millisecond,
-		Targets: []Target{{Name: "api-models", Path: "/api/models"}},
-	})
-	if err != nil {
-		t.Fatalf("Run: %v", err)
-	}
-	if len(rep.Targets) != 1 {
-		t.Fatalf("targets: got %d, want 1", len(rep.Targets))
-	}
-	tr := rep.Targets[0]
-	// Requests still in flight when the duration ends are served but not
-	// counted: at most one per connection.
-	got, n := tr.Requests, served.Load()
-	if got == 0 || got > n || n > got+conns {
-		t.Fatalf("report requests %d, server served %d (connections %d)", got, n, conns)
-	}
-	if tr.StatusCounts["200"] != got || tr.Failures != 0 {
-		t.Fatalf("status counts %v failures %d, want 200:%d and no failures", tr.StatusCounts, tr.Failures, got)
-	}
-	if want := float64(got) / 0.3; !near(tr.RPS, want, want*0.1) {
-		t.Fatalf("rps: got %v, want about %v", tr.RPS, want)
-	}
-	if tr.P50MS <= 0 || tr.P50MS > tr.P99MS || tr.P99MS > tr.MaxMS || tr.AvgMS <= 0 {
-		t.Fatalf("latencies not ordered: %+v", tr)
+			const conns = 4
+			rep, err := Run(context.Background(), Config{
+				URL: srv.URL, Connections: conns, Duration: 300 * time.Millisecond,
+				Targets:       []Target{{Name: "api-models", Path: "/api/models"}},
+				SharedRuntime: shared,
+			})
+			if err != nil {
+				t.Fatalf("Run: %v", err)
+			}
+			if len(rep.Targets) != 1 {
+				t.Fatalf("targets: got %d, want 1", len(rep.Targets))
+			}
+			tr := rep.Targets[0]
+			// Requests still in flight when the duration ends are served but not
+			// counted: at most one per connection.
+			got, n := tr.Requests, served.Load()
+			if got == 0 || got > n || n > got+conns {
+				t.Fatalf("report requests %d, server served %d (connections %d)", got, n, conns)
+			}
+			if tr.StatusCounts["200"] != got || tr.Failures != 0 {
+				t.Fatalf("status counts %v failures %d, want 200:%d and no failures", tr.StatusCounts, tr.Failures, got)
+			}
+			if want := float64(got) / 0.3; !near(tr.RPS, want, want*0.1) {
+				t.Fatalf("rps: got %v, want about %v", tr.RPS, want)
+			}
+			if tr.P50MS <= 0 || tr.P50MS > tr.P99MS || tr.P99MS > tr.MaxMS || tr.AvgMS <= 0 {
+				t.Fatalf("latencies not ordered: %+v", tr)
+			}
+		})
 	}
 }
 

@@ -133,6 +133,7 @@ func newInstance(t *testing.T, name string, o instOpts) *inst {
 		AdminToken: adminToken, AdminUser: admin,
 		ModelsTTL: time.Minute, ServersTTL: time.Minute, AnalyticsTTL: time.Minute,
 	})
+	t.Cleanup(srv.Close)
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
 	return &inst{t: t, name: name, srv: srv, cache: c, db: db, url: hs.URL, logs: logs}

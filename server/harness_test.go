@@ -115,6 +115,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 		AdminToken: adminToken, AdminUser: admin, Now: o.now,
 		ModelsTTL: ttl, ServersTTL: ttl, AnalyticsTTL: ttl, MaxDBInFlight: o.maxDB,
 	})
+	t.Cleanup(srv.Close)
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
 	return &env{t: t, srv: srv, http: hs, db: db, cache: c, url: hs.URL, dbu: dbURL, pfx: copts.Prefix}

@@ -116,6 +116,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.handler.S
 // Metrics returns the server's collectors.
 func (s *Server) Metrics() *Metrics { return s.metrics }
 
+// Close stops the goroutines the server started (the token cache's
+// expiry). The store and cache it was given are the caller's to close.
+func (s *Server) Close() { s.auth.tokens.StopAllGoroutines() }
+
 // Logger returns the server's logger.
 func (s *Server) Logger() *slog.Logger { return s.log }
 

@@ -61,6 +61,7 @@ func newEnv(t *testing.T, now func() time.Time) *env {
 		Store: db, Cache: c, Logger: log, AdminToken: adminToken, AdminUser: admin,
 		Now: now, Pages: web.Mount,
 	})
+	t.Cleanup(srv.Close)
 	hs := httptest.NewServer(srv)
 	t.Cleanup(hs.Close)
 	return &env{t: t, srv: srv, hs: hs, url: hs.URL}

@@ -107,6 +107,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintf(stderr, "== %s\n", label)
 		rep, err := benchRun(ctx, rc, log, loadtest.Config{
 			Connections: *conns, Duration: *dur, Token: token, Targets: tgts, Progress: stderr,
+			SharedRuntime: true,
 		})
 		if err != nil {
 			fmt.Fprintf(stderr, "modellab bench: %s: %v\n", label, err)

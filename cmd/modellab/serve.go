@@ -77,6 +77,9 @@ type app struct {
 }
 
 func (a *app) close() {
+	if a.server != nil {
+		a.server.Close()
+	}
 	if a.accessLog != nil {
 		_ = a.accessLog.Close()
 	}
