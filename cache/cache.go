@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"iter"
 	"log/slog"
 	"math"
 	"math/rand/v2"
@@ -175,6 +176,9 @@ type Cache struct {
 	once     sync.Once
 
 	r redisState
+
+	// retired holds what flushLocal dropped, for stale-if-error only.
+	retired retiredSet
 
 	stats   counters
 	groupMu sync.Mutex
@@ -674,6 +678,9 @@ func (c *Cache) loadAndFill(ctx context.Context, op *fetchOp, key string, o Fetc
 		if stale != nil && c.now().Before(stale.StaleUntil) {
 			return stale, Stale, nil
 		}
+		if r := c.retired.get(key, c.now()); r != nil {
+			return r, Stale, nil
+		}
 		return nil, 0, err
 	}
 	e := newEntry(body, c.now(), o.TTL, c.opts.Stale, gens)
@@ -713,6 +720,7 @@ func (c *Cache) storeLocal(key string, e *Entry, seq uint64) {
 	if c.local == nil || c.seq(key) != seq {
 		return
 	}
+	c.retired.drop(key)
 	it := &localItem{e: e}
 	if c.fallback() {
 		it.until = c.now().Add(c.opts.FallbackLocalTTL).UnixNano()
@@ -786,11 +794,13 @@ func newGen() string {
 }
 
 // flushLocal drops the whole in-process state: entries, generations, and
-// the right of in-flight loads to store.
+// the right of in-flight loads to store. The entries are retired rather
+// than forgotten: see retiredSet.
 func (c *Cache) flushLocal() {
 	c.epoch.Add(1)
 	c.genEpoch.Add(1)
 	if c.local != nil {
+		c.retired.add(c.retirable(), c.now(), c.opts.LocalMaxBytes)
 		c.local.InvalidateAll()
 	}
 	if c.gens != nil {
@@ -798,6 +808,25 @@ func (c *Cache) flushLocal() {
 	}
 	c.epoch.Add(1)
 	c.genEpoch.Add(1)
+}
+
+// retirable yields the local entries worth retiring: those whose tag
+// generations are still the current local ones (an entry a tag
+// invalidation made absent is still in the tier until it is read).
+func (c *Cache) retirable() iter.Seq2[string, *Entry] {
+	return func(yield func(string, *Entry) bool) {
+	next:
+		for k, it := range c.local.All() {
+			for _, t := range it.e.tags {
+				if g, ok := c.gens.GetIfPresent(t.tag); !ok || g.gen != t.gen {
+					continue next
+				}
+			}
+			if !yield(k, it.e) {
+				return
+			}
+		}
+	}
 }
 
 // detach makes later Fetches of key start a new flight instead of joining a

@@ -86,6 +86,7 @@ func (c *Cache) setLocalGen(tag, gen string) {
 		it.until = c.now().Add(c.opts.FallbackLocalTTL).UnixNano()
 	}
 	c.gens.Set(tag, it)
+	c.retired.dropTag(tag) // after the new generation: see retiredSet
 	c.genEpoch.Add(1)
 }
 
@@ -135,6 +136,7 @@ func (c *Cache) dropLocalPattern(pattern string) int {
 			}
 		}
 	}
+	c.retired.dropMatching(match) // after the local copies: see retiredSet
 	c.epoch.Add(1)
 	return n
 }

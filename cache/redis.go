@@ -545,7 +545,7 @@ func (c *Cache) onInvalidations(msgs []rueidis.RedisMessage) {
 			continue
 		}
 		k = k[len(c.opts.Prefix):]
-		c.dropLocalKey(k)
+		c.dropTrackedKey(k)
 		if tag, ok := strings.CutPrefix(k, "gen:"); ok {
 			c.dropLocalGen(tag)
 		}
@@ -557,6 +557,24 @@ func (c *Cache) dropLocalKey(k string) {
 	if c.local != nil {
 		c.local.Invalidate(k)
 	}
+	c.retired.drop(k) // after the local copy is gone: see retiredSet
+}
+
+// dropTrackedKey is dropLocalKey for a tracking push. Pushes also follow
+// this process's own lease writes on a miss, so while a load of k runs here
+// its retired copy is kept: that load failing is when the copy is needed.
+func (c *Cache) dropTrackedKey(k string) {
+	c.fmu.Lock()
+	_, loading := c.flights[k]
+	c.fmu.Unlock()
+	if !loading {
+		c.dropLocalKey(k)
+		return
+	}
+	c.bump(k)
+	if c.local != nil {
+		c.local.Invalidate(k)
+	}
 }
 
 func (c *Cache) dropLocalGen(tag string) {
@@ -564,6 +582,7 @@ func (c *Cache) dropLocalGen(tag string) {
 	if c.gens != nil {
 		c.gens.Invalidate(tag)
 	}
+	c.retired.dropTag(tag)
 }
 
 // Pub/sub messages of the fallback: kind byte, sender id, '\n', payload.

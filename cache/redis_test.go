@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -531,5 +532,77 @@ func TestDeadLeaseHolder(t *testing.T) {
 	}
 	if d < 250*time.Millisecond || d > 1500*time.Millisecond {
 		t.Errorf("Fetch took %v; want it to wait for the dead lease to expire (~300ms)", d)
+	}
+}
+
+// When Redis comes back, the local tier is flushed (invalidations may have
+// been missed), but its copies still answer STALE if the loader then fails:
+// the database being down right after a Redis outage must not turn
+// servable entries into errors. Copies this process invalidated itself
+// (by key or by tag) are not kept.
+func TestRetiredEntriesServeStaleIfError(t *testing.T) {
+	srv := testredis.Start(t)
+	c := newRedisCache(t, Options{RedisURL: srv.URL(), Prefix: "p:", RedisTimeout: 50 * time.Millisecond})
+	ctx := context.Background()
+	plain := FetchOptions{TTL: time.Minute}
+	tagged := FetchOptions{TTL: time.Minute, Tags: []string{"tg"}}
+	src := &source{val: "v1"}
+	fetch(t, c, "kept", plain, src.load)
+	fetch(t, c, "invalidated", plain, src.load)
+	fetch(t, c, "tagged", tagged, src.load)
+
+	srv.Kill()
+	misses := 0
+	waitFor(t, 5*time.Second, "breaker open", func() bool {
+		misses++ // Redis errors on misses trip the breaker
+		fetch(t, c, fmt.Sprintf("miss%d", misses), plain, src.load)
+		return c.Mode() == "memory"
+	})
+	// Losing the tracking connection flushed the tier already; the copy
+	// served now comes from memory or from a load during the outage.
+	if got, _ := fetch(t, c, "kept", plain, src.load); got != "v1" {
+		t.Fatalf("during the outage: %q, want v1", got)
+	}
+	_ = c.Invalidate(ctx, "invalidated")
+	_ = c.InvalidateTag(ctx, "tg")
+	srv.Restart()
+	waitFor(t, 5*time.Second, "redis back", func() bool { return c.Mode() == "redis" })
+
+	down := errors.New("database down")
+	src.setErr(down)
+	tests := []struct {
+		key     string
+		o       FetchOptions
+		wantErr bool
+	}{
+		{"kept", plain, false},
+		{"invalidated", plain, true},
+		{"tagged", tagged, true},
+		{"never-cached", plain, true},
+	}
+	for _, tt := range tests {
+		e, res, err := c.Fetch(ctx, tt.key, tt.o, src.load)
+		if tt.wantErr {
+			if !errors.Is(err, down) {
+				t.Errorf("%s: Fetch = %v, %v; want the loader's error", tt.key, res, err)
+			}
+			continue
+		}
+		if err != nil || res != Stale || string(e.Body) != "v1" {
+			t.Errorf("%s: Fetch = %v, %v; want v1 STALE", tt.key, res, err)
+		}
+	}
+
+	// Once the key is loaded again, the retired copy is gone: an
+	// invalidation then leaves nothing to serve.
+	src.setErr(nil)
+	src.set("v2")
+	if got, res := fetch(t, c, "kept", plain, src.load); got != "v2" || res != Miss {
+		t.Fatalf("after the database returned: %q %v, want v2 MISS", got, res)
+	}
+	_ = c.Invalidate(ctx, "kept")
+	src.setErr(down)
+	if _, res, err := c.Fetch(ctx, "kept", plain, src.load); !errors.Is(err, down) {
+		t.Errorf("after reload and invalidation: %v, %v; want the loader's error", res, err)
 	}
 }
