@@ -141,6 +141,25 @@ func (o *Optional[T]) UnmarshalJSON(b []byte) error {
 	return json.Unmarshal(b, &o.Value)
 }
 
+// apply assigns the sent value to *dst; a field not sent is left alone.
+func (o Optional[T]) apply(dst *T) {
+	if o.Set {
+		*dst = o.Value
+	}
+}
+
+// applyNullable is apply for a nullable field: an explicit null clears it.
+func (o Optional[T]) applyNullable(dst **T) {
+	switch {
+	case !o.Set:
+	case o.Null:
+		*dst = nil
+	default:
+		v := o.Value
+		*dst = &v
+	}
+}
+
 // Some returns a set, non-null Optional.
 func Some[T any](v T) Optional[T] { return Optional[T]{Set: true, Value: v} }
 
@@ -170,26 +189,11 @@ func (p *ModelPatch) Valid() error {
 // Apply returns m with p applied. Ownership follows visibility: a model made
 // global loses its owner, a global model made private is owned by actor.
 func (p *ModelPatch) Apply(m Model, actor *User) Model {
-	if p.Name.Set {
-		m.Name = p.Name.Value
-	}
-	if p.Provider.Set {
-		m.Provider = p.Provider.Value
-	}
-	if p.BaseModel.Set {
-		m.BaseModel = p.BaseModel.Value
-	}
-	if p.Description.Set {
-		m.Description = p.Description.Value
-	}
-	if p.ContextLength.Set {
-		if p.ContextLength.Null {
-			m.ContextLength = nil
-		} else {
-			v := p.ContextLength.Value
-			m.ContextLength = &v
-		}
-	}
+	p.Name.apply(&m.Name)
+	p.Provider.apply(&m.Provider)
+	p.BaseModel.apply(&m.BaseModel)
+	p.Description.apply(&m.Description)
+	p.ContextLength.applyNullable(&m.ContextLength)
 	if p.Visibility.Set && p.Visibility.Value != m.Visibility {
 		m.Visibility = p.Visibility.Value
 		switch m.Visibility {
@@ -276,33 +280,16 @@ func (p *ServerPatch) Valid() error {
 
 // Apply returns s with p applied.
 func (p *ServerPatch) Apply(s Server) Server {
-	if p.Name.Set {
-		s.Name = p.Name.Value
-	}
-	if p.ModelID.Set {
-		if p.ModelID.Null {
-			s.ModelID = nil
-		} else {
-			id := p.ModelID.Value
-			s.ModelID = &id
-		}
-	}
-	if p.Status.Set {
-		s.Status = p.Status.Value
-	}
-	if p.Endpoint.Set {
-		s.Endpoint = p.Endpoint.Value
-	}
-	if p.GPU.Set {
-		s.GPU = p.GPU.Value
-	}
-	if p.LastHeartbeat.Set {
-		if p.LastHeartbeat.Null {
-			s.LastHeartbeat = nil
-		} else {
-			t := p.LastHeartbeat.Value.UTC().Truncate(time.Microsecond)
-			s.LastHeartbeat = &t
-		}
+	p.Name.apply(&s.Name)
+	p.ModelID.applyNullable(&s.ModelID)
+	p.Status.apply(&s.Status)
+	p.Endpoint.apply(&s.Endpoint)
+	p.GPU.apply(&s.GPU)
+	p.LastHeartbeat.applyNullable(&s.LastHeartbeat)
+	if s.LastHeartbeat != nil && p.LastHeartbeat.Set {
+		// Stored with microsecond precision in UTC, answered the same way.
+		t := s.LastHeartbeat.UTC().Truncate(time.Microsecond)
+		s.LastHeartbeat = &t
 	}
 	return s
 }
