@@ -35,6 +35,7 @@ type config struct {
 	DBMaxConns    int
 	DBTimeout     time.Duration
 	Shutdown      time.Duration
+	DebugAddr     string // "" = no profiling listener
 }
 
 type envReader struct {
@@ -105,6 +106,7 @@ func loadConfig(getenv func(string) string) (config, error) {
 	c.DBMaxConns = e.integer("DB_MAX_CONNS", 0, 0)
 	c.DBTimeout = e.millis("DB_TIMEOUT_MS", 3000)
 	c.Shutdown = e.millis("SHUTDOWN_TIMEOUT_MS", 20000)
+	c.DebugAddr = e.str("DEBUG_ADDR", "")
 	switch lvl := strings.ToLower(e.str("LOG_LEVEL", "info")); lvl {
 	case "debug":
 		c.LogLevel = slog.LevelDebug

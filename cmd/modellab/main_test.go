@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"path/filepath"
 	"regexp"
@@ -218,5 +219,26 @@ func TestRedisURLPrecedence(t *testing.T) {
 	cfg, err := loadConfig(func(k string) string { return map[string]string{"PORT": "9999"}[k] })
 	if err != nil || cfg.Addr != ":9999" {
 		t.Errorf("PORT: %q %v", cfg.Addr, err)
+	}
+}
+
+// DEBUG_ADDR serves the profiles on their own listener, and only there.
+func TestDebugListener(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	debugAddr := ln.Addr().String()
+	ln.Close()
+	p := startServe(t, map[string]string{
+		"DATABASE_URL":        "sqlite://" + filepath.Join(t.TempDir(), "d.db"),
+		"DISABLE_REDIS_CACHE": "true", "DEBUG_ADDR": debugAddr, "LOG_LEVEL": "warn",
+	}, "--demo=false")
+	res, body := get(t, "http://"+debugAddr+"/debug/pprof/", "")
+	if res.StatusCode != 200 || !strings.Contains(string(body), "goroutine") {
+		t.Errorf("GET /debug/pprof/ on DEBUG_ADDR = %d, want 200 with the profile index", res.StatusCode)
+	}
+	if res, _ := get(t, p.url+"/debug/pprof/", ""); res.StatusCode != 404 {
+		t.Errorf("GET /debug/pprof/ on the API address = %d, want 404", res.StatusCode)
 	}
 }

@@ -187,6 +187,14 @@ func serve(ctx context.Context, cfg config, wantDemo bool, log *slog.Logger, log
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	if cfg.DebugAddr != "" {
+		stop, err := serveDebug(cfg.DebugAddr, log)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		defer stop()
+	}
 	fmt.Fprintf(stdout, "modellab listening on http://%s\n", displayAddr(addr))
 	log.Info("listening", "addr", addr)
 	errc := make(chan error, 1)
