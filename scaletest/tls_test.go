@@ -5,6 +5,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"fmt"
+	"go.uber.org/goleak"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -176,6 +178,16 @@ func TestMain(m *testing.M) {
 	}
 	<-buildDone
 	os.RemoveAll(dir)
+	if code == 0 {
+		// Instances on a cluster, TLS fronts and their Redis clients must
+		// all be stopped by the tests' cleanups.
+		// rueidis' cluster client may still sleep (< 1 s) before a
+		// delayed topology refresh after Close; it then returns by itself.
+		if err := goleak.Find(goleak.IgnoreAnyFunction("github.com/redis/rueidis.(*call).DelayDo.func1")); err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 
