@@ -20,6 +20,10 @@
 // (typically to 503). Errors and empty values are never cached. A caller
 // that waited on another process's lease and got its value sees MISS.
 //
+// Peek is the allocation-free front of Fetch for callers whose loader is a
+// closure: it answers only a fresh, trusted local HIT, so the caller builds
+// its loader (and pays its allocation) only when it must call Fetch.
+//
 // An *Entry is shared by every caller that gets it and must be treated as
 // read-only; its ETag is computed once at fill and Gzip compresses once.
 //
@@ -73,5 +77,8 @@
 // and Redis is skipped until a PING probe succeeds. Redis unreachable at New
 // is the same state: the client is built in the background. Before Redis is
 // used again the local tier is dropped (invalidations may have been missed)
-// and invalidations issued meanwhile are replayed.
+// and invalidations issued meanwhile are replayed. The dropped entries are
+// retired, not forgotten: if a load then fails (the data source is down as
+// well), a retired copy within its stale bound answers STALE. A retired copy
+// is never a HIT, and one this process invalidated is not kept.
 package cache
