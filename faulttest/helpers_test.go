@@ -32,7 +32,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -44,6 +43,7 @@ import (
 
 	"github.com/modellab/modellab"
 	"github.com/modellab/modellab/cache"
+	"github.com/modellab/modellab/internal/testenv"
 	"github.com/modellab/modellab/server"
 	"github.com/modellab/modellab/store"
 )
@@ -109,17 +109,9 @@ func newInstance(t *testing.T, o instOpts) *instance {
 	if o.dbTimeout == 0 {
 		o.dbTimeout = 2 * time.Second
 	}
-	db, err := store.Open(ctx, o.dbURL, store.Options{OnQuery: metrics.DBQuery, QueryTimeout: o.dbTimeout, Logger: log})
+	db, err := testenv.OpenStore(ctx, t, o.dbURL, store.Options{OnQuery: metrics.DBQuery, QueryTimeout: o.dbTimeout, Logger: log})
 	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Migrate(ctx); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
-	admin := modellab.User{ID: "usr_admin", Name: "admin", Admin: true}
-	if err := db.EnsureUser(ctx, admin); err != nil {
-		t.Fatalf("ensure admin: %v", err)
+		t.Fatal(err)
 	}
 	if o.stale == 0 {
 		o.stale = 10 * time.Minute
@@ -143,7 +135,7 @@ func newInstance(t *testing.T, o instOpts) *instance {
 	}
 	srv := server.New(server.Config{
 		Store: db, Cache: c, Metrics: metrics, Logger: log,
-		AdminToken: adminToken, AdminUser: admin,
+		AdminToken: adminToken, AdminUser: testenv.Admin,
 		ModelsTTL: o.ttl, ServersTTL: o.ttl, AnalyticsTTL: o.ttl,
 		MaxInFlight: o.maxInFlight, MaxDBInFlight: o.maxDB, DBQueueWait: o.dbQueueWait,
 	})
@@ -218,43 +210,13 @@ func (r resp) errorCode() string {
 // send performs one request; it never fails the test, so that load
 // goroutines can use it. hdr is name, value pairs.
 func send(method, url, token string, body any, hdr ...string) resp {
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	default:
-		j, err := json.Marshal(b)
-		if err != nil {
-			return resp{err: err}
-		}
-		rd = bytes.NewReader(j)
-	}
-	req, err := http.NewRequest(method, url, rd)
+	req, err := testenv.NewRequest(method, url, token, body, hdr...)
 	if err != nil {
 		return resp{err: err}
 	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		if strings.EqualFold(hdr[i], "Host") {
-			req.Host = hdr[i+1]
-			continue
-		}
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
 	start := time.Now()
-	res, err := client.Do(req)
-	if err != nil {
-		return resp{err: err, took: time.Since(start)}
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	return resp{status: res.StatusCode, header: res.Header, body: b, took: time.Since(start), err: err}
+	r, err := testenv.Send(client, req)
+	return resp{status: r.Status, header: r.Header, body: r.Body, took: time.Since(start), err: err}
 }
 
 func (in *instance) do(method, path, token string, body any, hdr ...string) resp {
@@ -272,27 +234,24 @@ func (in *instance) must(want int, method, path, token string, body any, hdr ...
 
 func decode(t *testing.T, r resp, v any) {
 	t.Helper()
-	if err := json.Unmarshal(r.body, v); err != nil {
-		t.Fatalf("decode %s: %v", r.body, err)
-	}
+	testenv.DecodeJSON(t, r.body, v)
+}
+
+// apiClient sets up users and models; the load phases use send, which
+// times requests and never fails the test.
+func (in *instance) apiClient() *testenv.Client {
+	return &testenv.Client{T: in.t, URL: in.url, HTTP: client, AdminToken: adminToken}
 }
 
 // user creates a user through the API and returns its token and ID.
 func (in *instance) user(name string) (token, id string) {
 	in.t.Helper()
-	var out struct {
-		User  modellab.User `json:"user"`
-		Token string        `json:"token"`
-	}
-	decode(in.t, in.must(201, "POST", "/api/users", adminToken, map[string]any{"name": name}), &out)
-	return out.Token, out.User.ID
+	return in.apiClient().User(name)
 }
 
 func (in *instance) model(token string, body map[string]any) modellab.Model {
 	in.t.Helper()
-	var m modellab.Model
-	decode(in.t, in.must(201, "POST", "/api/models", token, body), &m)
-	return m
+	return in.apiClient().Model(token, body)
 }
 
 // ---- toxiproxy ----

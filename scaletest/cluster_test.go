@@ -113,7 +113,7 @@ func TestClusterTwoInstances(t *testing.T) {
 	var inv struct {
 		Invalidated int `json:"invalidated"`
 	}
-	a.must(200, "POST", "/api/cache/invalidate", adminToken, map[string]any{"pattern": "api:*"}).json(t, &inv)
+	a.must(200, "POST", "/api/cache/invalidate", adminToken, map[string]any{"pattern": "api:*"}).JSON(t, &inv)
 	// total was counted before the stampedes added two entries.
 	if inv.Invalidated != total+2 {
 		t.Errorf("invalidated = %d, want %d", inv.Invalidated, total+2)

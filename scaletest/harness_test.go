@@ -11,9 +11,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -26,6 +24,7 @@ import (
 
 	"github.com/modellab/modellab"
 	"github.com/modellab/modellab/cache"
+	"github.com/modellab/modellab/internal/testenv"
 	"github.com/modellab/modellab/internal/testredis"
 	"github.com/modellab/modellab/server"
 	"github.com/modellab/modellab/store"
@@ -90,22 +89,14 @@ func newInstance(t *testing.T, name string, o instOpts) *inst {
 	}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: level})).With("instance", name)
 	metrics := server.NewMetrics()
-	db, err := store.Open(ctx, o.dbURL, store.Options{
+	db, err := testenv.OpenStore(ctx, t, o.dbURL, store.Options{
 		OnQuery: metrics.DBQuery, Logger: log,
 		// Generous on this loaded machine: a timed-out load is a 503, and
 		// these tests count loads.
 		QueryTimeout: 10 * time.Second,
 	})
 	if err != nil {
-		t.Fatalf("%s: open store: %v", name, err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Migrate(ctx); err != nil {
-		t.Fatalf("%s: migrate: %v", name, err)
-	}
-	admin := modellab.User{ID: "usr_admin", Name: "admin", Admin: true}
-	if err := db.EnsureUser(ctx, admin); err != nil {
-		t.Fatalf("%s: ensure admin: %v", name, err)
+		t.Fatalf("%s: %v", name, err)
 	}
 	c, err := cache.New(cache.Options{
 		Logger:          log,
@@ -130,7 +121,7 @@ func newInstance(t *testing.T, name string, o instOpts) *inst {
 	t.Cleanup(c.Close)
 	srv := server.New(server.Config{
 		Store: db, Cache: c, Metrics: metrics, Logger: log,
-		AdminToken: adminToken, AdminUser: admin,
+		AdminToken: adminToken, AdminUser: testenv.Admin,
 		ModelsTTL: time.Minute, ServersTTL: time.Minute, AnalyticsTTL: time.Minute,
 	})
 	t.Cleanup(srv.Close)
@@ -156,76 +147,26 @@ func (in *inst) waitRedisUp() {
 	waitFor(in.t, 10*time.Second, in.name+": redis up", func() bool { return in.cache.RedisState() == "up" })
 }
 
-type resp struct {
-	status int
-	header http.Header
-	body   []byte
-}
-
-func (r resp) json(t *testing.T, v any) {
-	t.Helper()
-	if err := json.Unmarshal(r.body, v); err != nil {
-		t.Fatalf("decode %s: %v", r.body, err)
-	}
-}
-
 var client = &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 100}}
 
-func doReq(baseURL, method, path, token string, body any) (resp, error) {
-	var rd io.Reader
-	if body != nil {
-		j, err := json.Marshal(body)
-		if err != nil {
-			return resp{}, err
-		}
-		rd = bytes.NewReader(j)
-	}
-	req, err := http.NewRequest(method, baseURL+path, rd)
-	if err != nil {
-		return resp{}, err
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	res, err := client.Do(req)
-	if err != nil {
-		return resp{}, err
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	return resp{status: res.StatusCode, header: res.Header, body: b}, err
+// apiClient names the instance in failures: most tests run several.
+func (in *inst) apiClient() *testenv.Client {
+	return &testenv.Client{T: in.t, URL: in.url, HTTP: client, AdminToken: adminToken, Name: in.name}
 }
 
-func (in *inst) must(want int, method, path, token string, body any) resp {
+func (in *inst) must(want int, method, path, token string, body any) testenv.Response {
 	in.t.Helper()
-	r, err := doReq(in.url, method, path, token, body)
-	if err != nil {
-		in.t.Fatalf("%s: %s %s: %v", in.name, method, path, err)
-	}
-	if r.status != want {
-		in.t.Fatalf("%s: %s %s: status %d, want %d; body %s", in.name, method, path, r.status, want, r.body)
-	}
-	return r
+	return in.apiClient().Must(want, method, path, token, body)
 }
 
 func (in *inst) user(name string) (token, id string) {
 	in.t.Helper()
-	var out struct {
-		User  modellab.User `json:"user"`
-		Token string        `json:"token"`
-	}
-	in.must(201, "POST", "/api/users", adminToken, map[string]any{"name": name}).json(in.t, &out)
-	return out.Token, out.User.ID
+	return in.apiClient().User(name)
 }
 
 func (in *inst) model(token string, body map[string]any) modellab.Model {
 	in.t.Helper()
-	var m modellab.Model
-	in.must(201, "POST", "/api/models", token, body).json(in.t, &m)
-	return m
+	return in.apiClient().Model(token, body)
 }
 
 // modelNames is GET /api/models as token, with the X-Cache result.
@@ -235,12 +176,12 @@ func (in *inst) modelNames(token string) ([]string, string) {
 		Models []modellab.Model `json:"models"`
 	}
 	r := in.must(200, "GET", "/api/models", token, nil)
-	r.json(in.t, &out)
+	r.JSON(in.t, &out)
 	names := make([]string, len(out.Models))
 	for i, m := range out.Models {
 		names[i] = m.Name
 	}
-	return names, r.header.Get("X-Cache")
+	return names, r.Header.Get("X-Cache")
 }
 
 func contains(list []string, s string) bool {
@@ -263,14 +204,14 @@ type readyBody struct {
 func (in *inst) ready() readyBody {
 	in.t.Helper()
 	var rb readyBody
-	in.must(200, "GET", "/readyz", "", nil).json(in.t, &rb)
+	in.must(200, "GET", "/readyz", "", nil).JSON(in.t, &rb)
 	return rb
 }
 
 func (in *inst) stats() cache.Stats {
 	in.t.Helper()
 	var st cache.Stats
-	in.must(200, "GET", "/api/cache/stats", adminToken, nil).json(in.t, &st)
+	in.must(200, "GET", "/api/cache/stats", adminToken, nil).JSON(in.t, &st)
 	return st
 }
 
@@ -291,9 +232,14 @@ func stampede(t *testing.T, insts []*inst, n int, path, token string) {
 		go func() {
 			defer wg.Done()
 			<-start
-			r, err := doReq(in.url, "GET", path, token, nil)
-			if err == nil && r.status != 200 {
-				err = fmt.Errorf("%s: status %d: %s", in.name, r.status, r.body)
+			// Not must: a goroutine cannot fail the test.
+			var r testenv.Response
+			req, err := testenv.NewRequest("GET", in.url+path, token, nil)
+			if err == nil {
+				r, err = testenv.Send(client, req)
+			}
+			if err == nil && r.Status != 200 {
+				err = fmt.Errorf("%s: status %d: %s", in.name, r.Status, r.Body)
 			}
 			if err != nil {
 				errs <- err

@@ -137,7 +137,7 @@ func coherence(t *testing.T, a, b *inst, label string) {
 		Invalidated int `json:"invalidated"`
 	}
 	b.modelNames(tok)
-	a.must(200, "POST", "/api/cache/invalidate", adminToken, map[string]any{"pattern": "api:models:*"}).json(t, &inv)
+	a.must(200, "POST", "/api/cache/invalidate", adminToken, map[string]any{"pattern": "api:models:*"}).JSON(t, &inv)
 	if inv.Invalidated == 0 {
 		t.Errorf("%s: pattern invalidation removed nothing", label)
 	}

@@ -1,23 +1,21 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
 	"github.com/modellab/modellab"
 	"github.com/modellab/modellab/cache"
+	"github.com/modellab/modellab/internal/testenv"
 	"github.com/modellab/modellab/internal/testpg"
 	"github.com/modellab/modellab/server"
 	"github.com/modellab/modellab/store"
@@ -75,17 +73,9 @@ func newEnv(t *testing.T, o envOpts) *env {
 	// A generous statement deadline: 1,000 concurrent requests under the
 	// race detector on 2 cores starve the one loader for seconds, and these
 	// tests are about what happens, not how fast (faulttest covers timing).
-	db, err := store.Open(ctx, dbURL, store.Options{OnQuery: metrics.DBQuery, Logger: log, QueryTimeout: 30 * time.Second})
+	db, err := testenv.OpenStore(ctx, t, dbURL, store.Options{OnQuery: metrics.DBQuery, Logger: log, QueryTimeout: 30 * time.Second})
 	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Migrate(ctx); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
-	admin := modellab.User{ID: "usr_admin", Name: "admin", Admin: true}
-	if err := db.EnsureUser(ctx, admin); err != nil {
-		t.Fatalf("ensure admin: %v", err)
+		t.Fatal(err)
 	}
 	copts := cache.Options{Logger: log, Now: o.now, Disabled: o.disabled, DisableRedis: !o.redis}
 	if o.redis {
@@ -112,7 +102,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	ttl := o.ttl
 	srv := server.New(server.Config{
 		Store: db, Cache: c, Metrics: metrics, Logger: log,
-		AdminToken: adminToken, AdminUser: admin, Now: o.now,
+		AdminToken: adminToken, AdminUser: testenv.Admin, Now: o.now,
 		ModelsTTL: ttl, ServersTTL: ttl, AnalyticsTTL: ttl, MaxDBInFlight: o.maxDB,
 	})
 	t.Cleanup(srv.Close)
@@ -141,9 +131,7 @@ type resp struct {
 
 func (r resp) json(t *testing.T, v any) {
 	t.Helper()
-	if err := json.Unmarshal(r.body, v); err != nil {
-		t.Fatalf("decode %s: %v", r.body, err)
-	}
+	testenv.DecodeJSON(t, r.body, v)
 }
 
 func (r resp) errorCode(t *testing.T) string {
@@ -158,73 +146,35 @@ func (r resp) errorCode(t *testing.T) string {
 	return e.Error.Code
 }
 
+func (e *env) apiClient() *testenv.Client {
+	return &testenv.Client{T: e.t, URL: e.url, AdminToken: adminToken}
+}
+
 // do sends a request; body may be a string, []byte or any JSON value.
 func (e *env) do(method, path, token string, body any, hdr ...string) resp {
 	e.t.Helper()
-	var rd io.Reader
-	switch b := body.(type) {
-	case nil:
-	case string:
-		rd = strings.NewReader(b)
-	case []byte:
-		rd = bytes.NewReader(b)
-	default:
-		j, err := json.Marshal(b)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		rd = bytes.NewReader(j)
-	}
-	req, err := http.NewRequest(method, e.url+path, rd)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	res, err := http.DefaultClient.Do(req)
-	if err != nil {
-		e.t.Fatalf("%s %s: %v", method, path, err)
-	}
-	defer res.Body.Close()
-	b, err := io.ReadAll(res.Body)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	return resp{status: res.StatusCode, header: res.Header, body: b}
+	return fromTestenv(e.apiClient().Do(method, path, token, body, hdr...))
 }
 
 func (e *env) must(want int, method, path, token string, body any, hdr ...string) resp {
 	e.t.Helper()
-	r := e.do(method, path, token, body, hdr...)
-	if r.status != want {
-		e.t.Fatalf("%s %s: status %d, want %d; body %s", method, path, r.status, want, r.body)
-	}
-	return r
+	return fromTestenv(e.apiClient().Must(want, method, path, token, body, hdr...))
+}
+
+// fromTestenv keeps the lower-case resp that the tests of this package use.
+func fromTestenv(r testenv.Response) resp {
+	return resp{status: r.Status, header: r.Header, body: r.Body}
 }
 
 // user creates a user through the API and returns its token and ID.
 func (e *env) user(name string) (token, id string) {
 	e.t.Helper()
-	var out struct {
-		User  modellab.User `json:"user"`
-		Token string        `json:"token"`
-	}
-	e.must(201, "POST", "/api/users", adminToken, map[string]any{"name": name}).json(e.t, &out)
-	return out.Token, out.User.ID
+	return e.apiClient().User(name)
 }
 
 func (e *env) model(token string, body map[string]any) modellab.Model {
 	e.t.Helper()
-	var m modellab.Model
-	e.must(201, "POST", "/api/models", token, body).json(e.t, &m)
-	return m
+	return e.apiClient().Model(token, body)
 }
 
 func (e *env) models(token string) []modellab.Model {

@@ -1,9 +1,7 @@
 package web_test
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
 	"net/http"
@@ -18,6 +16,7 @@ import (
 
 	"github.com/modellab/modellab"
 	"github.com/modellab/modellab/cache"
+	"github.com/modellab/modellab/internal/testenv"
 	"github.com/modellab/modellab/server"
 	"github.com/modellab/modellab/store"
 	"github.com/modellab/modellab/web"
@@ -40,17 +39,9 @@ func newEnv(t *testing.T, now func() time.Time) *env {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	// A generous statement timeout: under -race on a busy machine the
 	// analytics queries can take seconds, which is not what these tests test.
-	db, err := store.Open(ctx, "sqlite://"+filepath.Join(t.TempDir(), "test.db"), store.Options{Logger: log, QueryTimeout: 30 * time.Second})
+	db, err := testenv.OpenStore(ctx, t, "sqlite://"+filepath.Join(t.TempDir(), "test.db"), store.Options{Logger: log, QueryTimeout: 30 * time.Second})
 	if err != nil {
-		t.Fatalf("open store: %v", err)
-	}
-	t.Cleanup(func() { db.Close() })
-	if err := db.Migrate(ctx); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
-	admin := modellab.User{ID: "usr_admin", Name: "admin", Admin: true}
-	if err := db.EnsureUser(ctx, admin); err != nil {
-		t.Fatalf("ensure admin: %v", err)
+		t.Fatal(err)
 	}
 	c, err := cache.New(cache.Options{Logger: log, DisableRedis: true, Now: now})
 	if err != nil {
@@ -58,7 +49,7 @@ func newEnv(t *testing.T, now func() time.Time) *env {
 	}
 	t.Cleanup(c.Close)
 	srv := server.New(server.Config{
-		Store: db, Cache: c, Logger: log, AdminToken: adminToken, AdminUser: admin,
+		Store: db, Cache: c, Logger: log, AdminToken: adminToken, AdminUser: testenv.Admin,
 		Now: now, Pages: web.Mount,
 	})
 	t.Cleanup(srv.Close)
@@ -120,61 +111,30 @@ func (e *env) post(c *http.Client, path string, form url.Values, hdr ...string) 
 	return e.send(c, req)
 }
 
+func (e *env) apiClient() *testenv.Client {
+	return &testenv.Client{T: e.t, URL: e.url, AdminToken: adminToken}
+}
+
 // api calls the JSON API with a bearer token; body may be nil.
 func (e *env) api(method, path, token string, body any, want int) []byte {
 	e.t.Helper()
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, e.url+path, rd)
-	if err != nil {
-		e.t.Fatal(err)
-	}
-	if token != "" {
-		req.Header.Set("Authorization", "Bearer "+token)
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	r := e.send(http.DefaultClient, req)
-	if r.status != want {
-		e.t.Fatalf("%s %s: status %d, want %d; body %s", method, path, r.status, want, r.body)
-	}
-	return []byte(r.body)
+	return e.apiClient().Must(want, method, path, token, body).Body
 }
 
 func (e *env) user(name string) (token, id string) {
 	e.t.Helper()
-	var out struct {
-		User  modellab.User `json:"user"`
-		Token string        `json:"token"`
-	}
-	if err := json.Unmarshal(e.api("POST", "/api/users", adminToken, map[string]any{"name": name}, 201), &out); err != nil {
-		e.t.Fatal(err)
-	}
-	return out.Token, out.User.ID
+	return e.apiClient().User(name)
 }
 
 func (e *env) model(token string, body map[string]any) modellab.Model {
 	e.t.Helper()
-	var m modellab.Model
-	if err := json.Unmarshal(e.api("POST", "/api/models", token, body, 201), &m); err != nil {
-		e.t.Fatal(err)
-	}
-	return m
+	return e.apiClient().Model(token, body)
 }
 
 func (e *env) server(token string, body map[string]any) modellab.Server {
 	e.t.Helper()
 	var s modellab.Server
-	if err := json.Unmarshal(e.api("POST", "/api/servers", token, body, 201), &s); err != nil {
-		e.t.Fatal(err)
-	}
+	e.apiClient().Must(201, "POST", "/api/servers", token, body).JSON(e.t, &s)
 	return s
 }
 
