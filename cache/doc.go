@@ -76,8 +76,12 @@
 // BreakerThreshold consecutive transport errors or timeouts the breaker opens
 // and Redis is skipped until a PING probe succeeds. Redis unreachable at New
 // is the same state: the client is built in the background. Before Redis is
-// used again the local tier is dropped (invalidations may have been missed)
-// and invalidations issued meanwhile are replayed. The dropped entries are
+// used again, invalidations issued meanwhile are replayed, and the local
+// tier is dropped if it may have missed some: the first time Redis is used,
+// after the tracking connection was lost, and always in the pub/sub
+// fallback. A breaker opened by timeouts on a live tracking connection
+// keeps the tier (pushes kept arriving), so a CPU-starved process whose
+// breaker flaps does not lose its local copies each time. The dropped entries are
 // retired, not forgotten: if a load then fails (the data source is down as
 // well), a retired copy within its stale bound answers STALE. A retired copy
 // is never a HIT, and one this process invalidated is not kept.

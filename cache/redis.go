@@ -24,6 +24,14 @@ type redisState struct {
 	conn  atomic.Pointer[redisConn]
 	up    atomic.Bool  // breaker closed and client built
 	fails atomic.Int32 // consecutive transport failures
+	// lost is set when invalidations may have been missed (the tracking
+	// connection dropped) and cleared when recover flushes the local tier.
+	// A breaker opened by timeouts on a live tracking connection leaves it
+	// false: pushes kept arriving, the local tier stayed coherent, and
+	// recovery need not throw it away (under CPU starvation the breaker can
+	// open and close every second or so).
+	lost   atomic.Bool
+	everUp atomic.Bool // recover has completed once
 	// tripCh wakes the manager when the breaker opens.
 	tripCh chan struct{}
 
@@ -405,11 +413,15 @@ func (c *Cache) probe() bool {
 	return err == nil
 }
 
-// recover runs when Redis answers again (or for the first time): the local
-// tier may have missed invalidations, so it is dropped, and invalidations
-// issued meanwhile are replayed before Redis is used again.
+// recover runs when Redis answers again (or for the first time). If the
+// local tier may have missed invalidations it is dropped: the first time
+// (it was filled without Redis), after the tracking connection dropped, and
+// always without tracking. Invalidations issued meanwhile are replayed
+// before Redis is used again.
 func (c *Cache) recover() bool {
-	c.flushLocal()
+	if !c.r.everUp.Load() || c.r.lost.Swap(false) || c.fallback() {
+		c.flushLocal()
+	}
 	for {
 		c.r.mu.Lock()
 		batch := make([]pendingInv, 0, len(c.r.pending))
@@ -419,6 +431,7 @@ func (c *Cache) recover() bool {
 		overflow := c.r.overflow
 		if len(batch) == 0 && !overflow {
 			c.r.fails.Store(0)
+			c.r.everUp.Store(true)
 			c.r.up.Store(true)
 			c.r.mu.Unlock()
 			return true
@@ -536,6 +549,9 @@ func (c *Cache) failedInvalidation(p pendingInv, err error) {
 // means "everything" (FLUSHDB, or the connection was lost: rueidis#857).
 func (c *Cache) onInvalidations(msgs []rueidis.RedisMessage) {
 	if len(msgs) == 0 {
+		// Pushes are missed until rueidis reconnects: entries loaded
+		// meanwhile are suspect too, so recovery flushes again.
+		c.r.lost.Store(true)
 		c.flushLocal()
 		return
 	}

@@ -606,3 +606,56 @@ func TestRetiredEntriesServeStaleIfError(t *testing.T) {
 		t.Errorf("after reload and invalidation: %v, %v; want the loader's error", res, err)
 	}
 }
+
+// A breaker opened by timeouts on a live tracking connection (a stalled or
+// CPU-starved exchange, not a lost connection) does not cost the local tier
+// at recovery: pushes kept the copies coherent, so they stay HITs, and a
+// write on another instance during the stall still reaches them.
+func TestRecoveryKeepsCoherentLocalTier(t *testing.T) {
+	srv := testredis.Start(t)
+	o := Options{RedisURL: srv.URL(), Prefix: "p:", RedisTimeout: 50 * time.Millisecond}
+	a, b := twoInstances(t, o)
+	ctx := context.Background()
+	fo := FetchOptions{TTL: time.Minute}
+	src := &source{val: "v1"}
+	fetch(t, a, "k", fo, src.load)
+	fetch(t, b, "k", fo, src.load)
+	fetch(t, b, "other", fo, src.load)
+	// A fill is announced like any write, so the filled copy is dropped;
+	// the next read takes it from Redis into the local tier.
+	waitFor(t, 2*time.Second, "other in b's local tier", func() bool {
+		fetch(t, b, "other", fo, src.load)
+		return b.localHas("other")
+	})
+	loads := src.loads.Load()
+
+	srv.Freeze()
+	for _, c := range []*Cache{a, b} {
+		n := 0
+		waitFor(t, 5*time.Second, "breaker open", func() bool {
+			n++ // misses go to Redis and time out
+			fetch(t, c, fmt.Sprintf("cold%d", n), fo, (&source{val: "x"}).load)
+			return c.Mode() == "memory"
+		})
+	}
+	src.set("v2")
+	_ = a.Invalidate(ctx, "k") // times out: queued, replayed at recovery
+	srv.Thaw()
+	waitFor(t, 5*time.Second, "a recovers", func() bool { return a.Mode() == "redis" })
+	waitFor(t, 5*time.Second, "b recovers", func() bool { return b.Mode() == "redis" })
+
+	if !b.localHas("other") {
+		t.Errorf("after recovery: the local copy of other was dropped")
+	}
+	localHits := b.Stats().Tiers.Local.Hits
+	if got, res := fetch(t, b, "other", fo, src.load); got != "v1" || res != Hit || b.Stats().Tiers.Local.Hits != localHits+1 {
+		t.Errorf("after recovery: other = %q %v, want the kept local copy v1 HIT", got, res)
+	}
+	if n := src.loads.Load() - loads; n != 0 {
+		t.Errorf("recovery cost %d loads of kept keys, want 0", n)
+	}
+	waitFor(t, 2*time.Second, "the write on a seen on b", func() bool {
+		got, _ := fetch(t, b, "k", fo, src.load)
+		return got == "v2"
+	})
+}
