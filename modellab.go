@@ -294,6 +294,18 @@ func (p *ServerPatch) Apply(s Server) Server {
 	return s
 }
 
+// ModelList is the body of GET /api/models; the pages decode the same
+// cached bytes into it.
+type ModelList struct {
+	Models []Model `json:"models"`
+}
+
+// ServerStatus is the body of GET /api/servers/status.
+type ServerStatus struct {
+	Servers []ServerWithModel `json:"servers"`
+	Summary ServerSummary     `json:"summary"`
+}
+
 // ServerWithModel is one row of the status endpoint.
 type ServerWithModel struct {
 	Server

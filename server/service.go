@@ -15,15 +15,6 @@ import (
 // database, then invalidate every entry they affect before returning, so
 // the next read on this instance sees them.
 
-type modelsBody struct {
-	Models []modellab.Model `json:"models"`
-}
-
-type serversBody struct {
-	Servers []modellab.ServerWithModel `json:"servers"`
-	Summary modellab.ServerSummary     `json:"summary"`
-}
-
 // encode marshals v; an encoding failure is a bug.
 func encode(v any) ([]byte, error) {
 	b, err := json.Marshal(v)
@@ -62,7 +53,7 @@ func (s *Server) ModelsList(ctx context.Context, u *modellab.User) (*cache.Entry
 		}
 		return s.cached(ctx, keyModelsGlobal, groupModels, s.cfg.ModelsTTL, nil, func(ctx context.Context) (any, error) {
 			ms, err := s.store.ListModels(ctx, "")
-			return modelsBody{Models: nonNil(ms)}, err
+			return modellab.ModelList{Models: nonNil(ms)}, err
 		})
 	}
 	uid := u.ID
@@ -72,7 +63,7 @@ func (s *Server) ModelsList(ctx context.Context, u *modellab.User) (*cache.Entry
 	}
 	return s.cached(ctx, key, groupModels, s.cfg.ModelsTTL, globalTags, func(ctx context.Context) (any, error) {
 		ms, err := s.store.ListModels(ctx, uid)
-		return modelsBody{Models: nonNil(ms)}, err
+		return modellab.ModelList{Models: nonNil(ms)}, err
 	})
 }
 
@@ -110,7 +101,7 @@ func (s *Server) ServersStatus(ctx context.Context, u *modellab.User) (*cache.En
 				}
 			}
 		}
-		body := serversBody{Servers: make([]modellab.ServerWithModel, 0, len(servers))}
+		body := modellab.ServerStatus{Servers: make([]modellab.ServerWithModel, 0, len(servers))}
 		for _, sv := range servers {
 			row := modellab.ServerWithModel{Server: sv}
 			if sv.ModelID != nil {

@@ -14,15 +14,6 @@ import (
 // of the body): a hit of the same entry decodes nothing. Decoded values are
 // shared between requests and must be treated as read-only.
 
-type modelsBody struct {
-	Models []modellab.Model `json:"models"`
-}
-
-type serversBody struct {
-	Servers []modellab.ServerWithModel `json:"servers"`
-	Summary modellab.ServerSummary     `json:"summary"`
-}
-
 type decodeCache struct {
 	mu  sync.Mutex
 	max int

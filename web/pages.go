@@ -40,7 +40,7 @@ func (a *app) home(w http.ResponseWriter, r *http.Request, v *view) error {
 	if err != nil {
 		return err
 	}
-	models, err := decodeEntry[modelsBody](a.decode, "models", me)
+	models, err := decodeEntry[modellab.ModelList](a.decode, "models", me)
 	if err != nil {
 		return err
 	}
@@ -48,7 +48,7 @@ func (a *app) home(w http.ResponseWriter, r *http.Request, v *view) error {
 	if err != nil {
 		return err
 	}
-	servers, err := decodeEntry[serversBody](a.decode, "servers", se)
+	servers, err := decodeEntry[modellab.ServerStatus](a.decode, "servers", se)
 	if err != nil {
 		return err
 	}
@@ -162,7 +162,7 @@ func (a *app) renderModels(w http.ResponseWriter, r *http.Request, v *view, stat
 	if err != nil {
 		return err
 	}
-	body, err := decodeEntry[modelsBody](a.decode, "models", e)
+	body, err := decodeEntry[modellab.ModelList](a.decode, "models", e)
 	if err != nil {
 		return err
 	}
@@ -367,7 +367,7 @@ func (a *app) monitorView(r *http.Request, u *modellab.User) (monitorData, *cach
 	if err != nil {
 		return monitorData{}, nil, res, err
 	}
-	body, err := decodeEntry[serversBody](a.decode, "servers", e)
+	body, err := decodeEntry[modellab.ServerStatus](a.decode, "servers", e)
 	if err != nil {
 		return monitorData{}, nil, res, err
 	}
