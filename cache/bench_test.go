@@ -12,81 +12,62 @@ var benchBody = []byte(strings.Repeat(`{"id":1,"name":"model"},`, 80))
 
 func benchLoad(context.Context) ([]byte, error) { return benchBody, nil }
 
-// BenchmarkLocalHit is the hot path: a fresh entry in the in-process tier.
-func BenchmarkLocalHit(b *testing.B) {
-	c := newCache(b, Options{})
+// benchFetch times Fetch on c. For hits the key is filled once and read
+// again (in parallel if asked); for misses every iteration uses a new key.
+func benchFetch(b *testing.B, c *Cache, fo FetchOptions, want Result, parallel bool) {
 	ctx := context.Background()
-	fo := FetchOptions{TTL: time.Hour, Group: "models"}
-	c.Fetch(ctx, "k", fo, benchLoad)
+	key := func(int) string { return "k" }
+	if want == Miss {
+		key = func(i int) string { return fmt.Sprintf("k%d", i) }
+	} else {
+		c.Fetch(ctx, "k", fo, benchLoad)
+	}
+	fetch := func(i int) {
+		if _, res, _ := c.Fetch(ctx, key(i), fo, benchLoad); res != want {
+			b.Fatalf("res = %v, want %v", res, want)
+		}
+	}
 	b.ReportAllocs()
 	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, res, _ := c.Fetch(ctx, "k", fo, benchLoad); res != Hit {
-				b.Fatalf("res = %v", res)
+	if parallel {
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				fetch(0)
 			}
-		}
-	})
+		})
+		return
+	}
+	for i := 0; i < b.N; i++ {
+		fetch(i)
+	}
+}
+
+// BenchmarkLocalHit is the hot path: a fresh entry in the in-process tier.
+func BenchmarkLocalHit(b *testing.B) {
+	benchFetch(b, newCache(b, Options{}), FetchOptions{TTL: time.Hour, Group: "models"}, Hit, true)
 }
 
 // BenchmarkLocalHitTagged is a local hit on an entry with one tag.
 func BenchmarkLocalHitTagged(b *testing.B) {
-	c := newCache(b, Options{})
-	ctx := context.Background()
 	fo := FetchOptions{TTL: time.Hour, Group: "models", Tags: []string{"models:global"}}
-	c.Fetch(ctx, "k", fo, benchLoad)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, res, _ := c.Fetch(ctx, "k", fo, benchLoad); res != Hit {
-			b.Fatalf("res = %v", res)
-		}
-	}
+	benchFetch(b, newCache(b, Options{}), fo, Hit, false)
 }
 
 // BenchmarkRedisHit measures the Redis tier alone (DisableLocal), on the
 // machine's Redis.
 func BenchmarkRedisHit(b *testing.B) {
 	c := newRedisCache(b, Options{RedisURL: sharedRedis, Prefix: testPrefix(b, sharedRedis), DisableLocal: true})
-	ctx := context.Background()
-	fo := FetchOptions{TTL: time.Hour}
-	c.Fetch(ctx, "k", fo, benchLoad)
-	b.ReportAllocs()
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, res, _ := c.Fetch(ctx, "k", fo, benchLoad); res != Hit {
-				b.Fatalf("res = %v", res)
-			}
-		}
-	})
+	benchFetch(b, c, FetchOptions{TTL: time.Hour}, Hit, true)
 }
 
 // BenchmarkMissFill measures a miss of a new key: local and Redis lookups,
 // lease, load (free here) and fill of both tiers.
 func BenchmarkMissFill(b *testing.B) {
 	c := newRedisCache(b, Options{RedisURL: sharedRedis, Prefix: testPrefix(b, sharedRedis)})
-	ctx := context.Background()
-	fo := FetchOptions{TTL: time.Minute}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, res, _ := c.Fetch(ctx, fmt.Sprintf("k%d", i), fo, benchLoad); res != Miss {
-			b.Fatalf("res = %v", res)
-		}
-	}
+	benchFetch(b, c, FetchOptions{TTL: time.Minute}, Miss, false)
 }
 
 // BenchmarkMissFillMemory is the same miss without Redis.
 func BenchmarkMissFillMemory(b *testing.B) {
-	c := newCache(b, Options{})
-	ctx := context.Background()
-	fo := FetchOptions{TTL: time.Minute}
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, res, _ := c.Fetch(ctx, fmt.Sprintf("k%d", i), fo, benchLoad); res != Miss {
-			b.Fatalf("res = %v", res)
-		}
-	}
+	benchFetch(b, newCache(b, Options{}), FetchOptions{TTL: time.Minute}, Miss, false)
 }
