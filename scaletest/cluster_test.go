@@ -35,14 +35,7 @@ func TestClusterTwoInstances(t *testing.T) {
 	}
 
 	// Caching: MISS then HIT on A; B finds A's fill in the cluster.
-	alice, _ := a.user("alice")
-	a.model(alice, map[string]any{"name": "alice-1", "provider": "p"})
-	if _, xc := a.modelNames(alice); xc != "MISS" {
-		t.Errorf("A first GET: X-Cache %q, want MISS", xc)
-	}
-	if _, xc := a.modelNames(alice); xc != "HIT" {
-		t.Errorf("A second GET: X-Cache %q, want HIT", xc)
-	}
+	alice := a.missThenHit("alice", "alice-1")
 	if got, xc := b.modelNames(alice); xc != "HIT" || !contains(got, "alice-1") {
 		t.Errorf("B first GET: X-Cache %q, models %q; want a HIT from Redis with alice-1", xc, got)
 	}

@@ -169,6 +169,21 @@ func (in *inst) model(token string, body map[string]any) modellab.Model {
 	return in.apiClient().Model(token, body)
 }
 
+// missThenHit creates user with one model on in and checks that the user's
+// list is a MISS, then a HIT from the cache; it returns the user's token.
+func (in *inst) missThenHit(user, model string) string {
+	in.t.Helper()
+	tok, _ := in.user(user)
+	in.model(tok, map[string]any{"name": model, "provider": "p"})
+	if _, xc := in.modelNames(tok); xc != "MISS" {
+		in.t.Errorf("%s: first GET /api/models: X-Cache %q, want MISS", in.name, xc)
+	}
+	if _, xc := in.modelNames(tok); xc != "HIT" {
+		in.t.Errorf("%s: second GET /api/models: X-Cache %q, want HIT", in.name, xc)
+	}
+	return tok
+}
+
 // modelNames is GET /api/models as token, with the X-Cache result.
 func (in *inst) modelNames(token string) ([]string, string) {
 	in.t.Helper()

@@ -118,14 +118,7 @@ func TestClusterNoTracking(t *testing.T) {
 // coherence checks caching and cross-instance visibility of writes both ways.
 func coherence(t *testing.T, a, b *inst, label string) {
 	t.Helper()
-	tok, _ := a.user("coh-" + randHex(3))
-	a.model(tok, map[string]any{"name": "first", "provider": "p"})
-	if _, xc := a.modelNames(tok); xc != "MISS" {
-		t.Errorf("%s: A first GET: X-Cache %q, want MISS", label, xc)
-	}
-	if _, xc := a.modelNames(tok); xc != "HIT" {
-		t.Errorf("%s: A second GET: X-Cache %q, want HIT", label, xc)
-	}
+	tok := a.missThenHit("coh-"+randHex(3), "first")
 	m1, w1 := crossStaleness(t, a, b, tok, 6, fallbackLocalTTL)
 	m2, w2 := crossStaleness(t, b, a, tok, 6, fallbackLocalTTL)
 	median, worst := max(m1, m2), max(w1, w2)

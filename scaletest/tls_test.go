@@ -42,14 +42,7 @@ func TestTLSRedis(t *testing.T) {
 		}
 	}
 
-	alice, _ := a.user("alice")
-	a.model(alice, map[string]any{"name": "tls-1", "provider": "p"})
-	if _, xc := a.modelNames(alice); xc != "MISS" {
-		t.Errorf("A first GET: X-Cache %q, want MISS", xc)
-	}
-	if _, xc := a.modelNames(alice); xc != "HIT" {
-		t.Errorf("A second GET: X-Cache %q, want HIT", xc)
-	}
+	alice := a.missThenHit("alice", "tls-1")
 	if got, xc := b.modelNames(alice); xc != "HIT" || !contains(got, "tls-1") {
 		t.Errorf("B first GET: X-Cache %q, models %q; want a HIT from Redis with tls-1", xc, got)
 	}
@@ -97,14 +90,7 @@ func TestTLSUnverifiedCertificate(t *testing.T) {
 			if rb := in.ready(); rb.Cache.Redis != "down" || rb.Cache.Mode != "memory" || rb.Database != "ok" {
 				t.Errorf("/readyz = %+v, want database ok, cache memory/down", rb)
 			}
-			alice, _ := in.user("alice")
-			in.model(alice, map[string]any{"name": "m", "provider": "p"})
-			if _, xc := in.modelNames(alice); xc != "MISS" {
-				t.Errorf("first GET: X-Cache %q, want MISS", xc)
-			}
-			if _, xc := in.modelNames(alice); xc != "HIT" {
-				t.Errorf("second GET: X-Cache %q, want HIT (memory tier)", xc)
-			}
+			alice := in.missThenHit("alice", "m") // the memory tier
 			in.must(200, "GET", "/api/servers/status", alice, nil)
 			in.must(200, "GET", "/api/analytics/data", alice, nil)
 			if st := in.stats(); st.Redis != "down" || st.Mode != "memory" {
@@ -290,14 +276,7 @@ func TestTLSProcessSSLCertFile(t *testing.T) {
 			waitFor(t, 15*time.Second, "redis "+tc.wantRedis+" in /readyz", func() bool {
 				return in.ready().Cache.Redis == tc.wantRedis
 			})
-			alice, _ := in.user("alice")
-			in.model(alice, map[string]any{"name": "m", "provider": "p"})
-			if _, xc := in.modelNames(alice); xc != "MISS" {
-				t.Errorf("first GET: X-Cache %q, want MISS", xc)
-			}
-			if _, xc := in.modelNames(alice); xc != "HIT" {
-				t.Errorf("second GET: X-Cache %q, want HIT", xc)
-			}
+			in.missThenHit("alice", "m")
 			keys, err := rs.Scan(prefix + "api:*")
 			if err != nil {
 				t.Fatal(err)
