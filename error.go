@@ -23,7 +23,11 @@ const (
 type Error struct {
 	Code    string
 	Message string
-	Err     error
+	// Field names the input field an EINVALID error is about ("name",
+	// "events[3].model_id"), empty when it is about no single field: forms
+	// put the message next to that field.
+	Field string
+	Err   error
 }
 
 func (e *Error) Error() string {
@@ -38,6 +42,21 @@ func (e *Error) Unwrap() error { return e.Err }
 // Errorf returns an *Error with a formatted client-safe message.
 func Errorf(code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// FieldErrorf returns an EINVALID *Error about one input field. The message
+// starts with the field's name, as every validation message does.
+func FieldErrorf(field, format string, args ...any) *Error {
+	return &Error{Code: EINVALID, Field: field, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorField returns the field of the first *Error in err's chain.
+func ErrorField(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Field
+	}
+	return ""
 }
 
 // WrapError returns an *Error that keeps cause for the logs.

@@ -83,7 +83,7 @@ func (m *Model) Valid() error {
 		return err
 	}
 	if m.ContextLength != nil && (*m.ContextLength < 1 || *m.ContextLength > MaxContextLength) {
-		return Errorf(EINVALID, "context_length must be a positive integer up to %d", int64(MaxContextLength))
+		return FieldErrorf("context_length", "context_length must be a positive integer up to %d", int64(MaxContextLength))
 	}
 	switch m.Visibility {
 	case VisibilityGlobal:
@@ -95,7 +95,7 @@ func (m *Model) Valid() error {
 			return Errorf(EINVALID, "a private model needs an owner")
 		}
 	default:
-		return Errorf(EINVALID, "visibility must be %q or %q", VisibilityGlobal, VisibilityPrivate)
+		return FieldErrorf("visibility", "visibility must be %q or %q", VisibilityGlobal, VisibilityPrivate)
 	}
 	return nil
 }
@@ -165,7 +165,7 @@ func Some[T any](v T) Optional[T] { return Optional[T]{Set: true, Value: v} }
 
 func notNull(field string, null bool) error {
 	if null {
-		return Errorf(EINVALID, "%s must not be null", field)
+		return FieldErrorf(field, "%s must not be null", field)
 	}
 	return nil
 }
@@ -247,7 +247,7 @@ func (s *Server) Valid() error {
 		return err
 	}
 	if !ValidStatus(s.Status) {
-		return Errorf(EINVALID, "status must be one of starting, running, stopped, error")
+		return FieldErrorf("status", "status must be one of starting, running, stopped, error")
 	}
 	if err := validText("endpoint", s.Endpoint, 0, MaxEndpointLen); err != nil {
 		return err
@@ -294,48 +294,6 @@ func (p *ServerPatch) Apply(s Server) Server {
 	return s
 }
 
-// ModelList is the body of GET /api/models; the pages decode the same
-// cached bytes into it.
-type ModelList struct {
-	Models []Model `json:"models"`
-}
-
-// ServerStatus is the body of GET /api/servers/status.
-type ServerStatus struct {
-	Servers []ServerWithModel `json:"servers"`
-	Summary ServerSummary     `json:"summary"`
-}
-
-// ServerWithModel is one row of the status endpoint.
-type ServerWithModel struct {
-	Server
-	Model *Model `json:"model"`
-}
-
-// ServerSummary counts servers by status.
-type ServerSummary struct {
-	Total    int `json:"total"`
-	Starting int `json:"starting"`
-	Running  int `json:"running"`
-	Stopped  int `json:"stopped"`
-	Error    int `json:"error"`
-}
-
-// Add counts one server.
-func (s *ServerSummary) Add(status string) {
-	s.Total++
-	switch status {
-	case StatusStarting:
-		s.Starting++
-	case StatusRunning:
-		s.Running++
-	case StatusStopped:
-		s.Stopped++
-	case StatusError:
-		s.Error++
-	}
-}
-
 // Event statuses.
 const (
 	EventOK    = "ok"
@@ -357,22 +315,22 @@ type Event struct {
 // Valid checks an event; now bounds timestamps from the future.
 func (e *Event) Valid(now time.Time) error {
 	if e.ModelID == "" {
-		return Errorf(EINVALID, "model_id is required")
+		return FieldErrorf("model_id", "model_id is required")
 	}
 	if e.Timestamp.IsZero() || e.Timestamp.Before(time.Unix(0, 0)) || e.Timestamp.After(now.Add(24*time.Hour)) {
-		return Errorf(EINVALID, "timestamp must be between 1970 and one day from now")
+		return FieldErrorf("timestamp", "timestamp must be between 1970 and one day from now")
 	}
 	if e.InputTokens < 0 || e.InputTokens > MaxTokens || e.OutputTokens < 0 || e.OutputTokens > MaxTokens {
-		return Errorf(EINVALID, "input_tokens and output_tokens must be non-negative integers up to %d", int64(MaxTokens))
+		return FieldErrorf("input_tokens", "input_tokens and output_tokens must be non-negative integers up to %d", int64(MaxTokens))
 	}
 	if !(e.LatencyMS >= 0 && e.LatencyMS <= MaxLatencyMS) { // also rejects NaN
-		return Errorf(EINVALID, "latency_ms must be between 0 and %d", MaxLatencyMS)
+		return FieldErrorf("latency_ms", "latency_ms must be between 0 and %d", MaxLatencyMS)
 	}
 	if e.Status != EventOK && e.Status != EventError {
-		return Errorf(EINVALID, "status must be %q or %q", EventOK, EventError)
+		return FieldErrorf("status", "status must be %q or %q", EventOK, EventError)
 	}
 	if !(e.CostUSD >= 0 && e.CostUSD <= MaxCostUSD) {
-		return Errorf(EINVALID, "cost_usd must be between 0 and %g", MaxCostUSD)
+		return FieldErrorf("cost_usd", "cost_usd must be between 0 and %g", MaxCostUSD)
 	}
 	return nil
 }
@@ -403,16 +361,16 @@ func (q *AnalyticsQuery) Step() time.Duration {
 // Valid checks the query's bounds.
 func (q *AnalyticsQuery) Valid() error {
 	if q.Interval != IntervalHour && q.Interval != IntervalDay {
-		return Errorf(EINVALID, "interval must be %q or %q", IntervalHour, IntervalDay)
+		return FieldErrorf("interval", "interval must be %q or %q", IntervalHour, IntervalDay)
 	}
 	if !q.From.Before(q.To) {
-		return Errorf(EINVALID, "from must be before to")
+		return FieldErrorf("from", "from must be before to")
 	}
 	if q.To.Sub(q.From) > MaxAnalyticsRange {
-		return Errorf(EINVALID, "the range may span at most 366 days")
+		return FieldErrorf("to", "the range may span at most 366 days")
 	}
 	if q.ModelID != "" && !ValidID(q.ModelID) {
-		return Errorf(EINVALID, "model_id is not a valid id")
+		return FieldErrorf("model_id", "model_id is not a valid id")
 	}
 	return nil
 }
@@ -524,21 +482,21 @@ func HashToken(token string) string {
 
 func validText(field, s string, min, max int) error {
 	if !utf8.ValidString(s) {
-		return Errorf(EINVALID, "%s must be valid UTF-8", field)
+		return FieldErrorf(field, "%s must be valid UTF-8", field)
 	}
 	n := utf8.RuneCountInString(s)
 	if n < min || n > max {
 		if min > 0 {
-			return Errorf(EINVALID, "%s must be %d to %d characters", field, min, max)
+			return FieldErrorf(field, "%s must be %d to %d characters", field, min, max)
 		}
-		return Errorf(EINVALID, "%s must be at most %d characters", field, max)
+		return FieldErrorf(field, "%s must be at most %d characters", field, max)
 	}
 	if min > 0 && strings.TrimSpace(s) == "" {
-		return Errorf(EINVALID, "%s must not be blank", field)
+		return FieldErrorf(field, "%s must not be blank", field)
 	}
 	for _, r := range s {
 		if unicode.IsControl(r) {
-			return Errorf(EINVALID, "%s must not contain control characters", field)
+			return FieldErrorf(field, "%s must not contain control characters", field)
 		}
 	}
 	return nil
@@ -546,14 +504,14 @@ func validText(field, s string, min, max int) error {
 
 func validMultiline(field, s string, max int) error {
 	if !utf8.ValidString(s) {
-		return Errorf(EINVALID, "%s must be valid UTF-8", field)
+		return FieldErrorf(field, "%s must be valid UTF-8", field)
 	}
 	if utf8.RuneCountInString(s) > max {
-		return Errorf(EINVALID, "%s must be at most %d characters", field, max)
+		return FieldErrorf(field, "%s must be at most %d characters", field, max)
 	}
 	for _, r := range s {
 		if unicode.IsControl(r) && r != '\n' && r != '\t' && r != '\r' {
-			return Errorf(EINVALID, "%s must not contain control characters", field)
+			return FieldErrorf(field, "%s must not contain control characters", field)
 		}
 	}
 	return nil

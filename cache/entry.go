@@ -61,6 +61,11 @@ func newEntry(body []byte, now time.Time, ttl, stale time.Duration, tags []tagGe
 	return e
 }
 
+// ETagOf is the strong entity tag the cache gives a body, a hash of its
+// bytes. Transports use it for bytes that are not cached entries (static
+// files), so that every validator has one form.
+func ETagOf(body []byte) string { return etagOf(body) }
+
 func etagOf(body []byte) string {
 	sum := sha256.Sum256(body)
 	var b [2 + 32]byte

@@ -45,6 +45,7 @@ import (
 	"github.com/modellab/modellab/cache"
 	"github.com/modellab/modellab/internal/testenv"
 	"github.com/modellab/modellab/server"
+	"github.com/modellab/modellab/service"
 	"github.com/modellab/modellab/store"
 )
 
@@ -133,14 +134,16 @@ func newInstance(t *testing.T, o instOpts) *instance {
 	if o.ttl == 0 {
 		o.ttl = time.Minute
 	}
-	srv := server.New(server.Config{
-		Store: db, Cache: c, Metrics: metrics, Logger: log,
-		AdminToken: adminToken, AdminUser: testenv.Admin,
-		ModelsTTL: o.ttl, ServersTTL: o.ttl, AnalyticsTTL: o.ttl,
-		MaxInFlight: o.maxInFlight, MaxDBInFlight: o.maxDB, DBQueueWait: o.dbQueueWait,
+	st := testenv.NewStack(t, testenv.StackConfig{
+		Service: service.Config{
+			Store: db, Cache: c, Logger: log, AdminToken: adminToken, OnShed: metrics.Shed,
+			ModelsTTL: o.ttl, ServersTTL: o.ttl, AnalyticsTTL: o.ttl,
+			MaxDBInFlight: o.maxDB, DBQueueWait: o.dbQueueWait,
+		},
+		Server: server.Config{Metrics: metrics, Logger: log, MaxInFlight: o.maxInFlight},
 	})
-	t.Cleanup(srv.Close)
-	hs := httptest.NewUnstartedServer(srv)
+	srv := st.API
+	hs := httptest.NewUnstartedServer(st.Handler)
 	hs.Config.ReadHeaderTimeout = 5 * time.Second
 	hs.Start()
 	t.Cleanup(hs.Close)

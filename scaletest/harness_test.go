@@ -27,6 +27,7 @@ import (
 	"github.com/modellab/modellab/internal/testenv"
 	"github.com/modellab/modellab/internal/testredis"
 	"github.com/modellab/modellab/server"
+	"github.com/modellab/modellab/service"
 	"github.com/modellab/modellab/store"
 )
 
@@ -119,15 +120,16 @@ func newInstance(t *testing.T, name string, o instOpts) *inst {
 		t.Fatalf("%s: cache: %v", name, err)
 	}
 	t.Cleanup(c.Close)
-	srv := server.New(server.Config{
-		Store: db, Cache: c, Metrics: metrics, Logger: log,
-		AdminToken: adminToken, AdminUser: testenv.Admin,
-		ModelsTTL: time.Minute, ServersTTL: time.Minute, AnalyticsTTL: time.Minute,
+	st := testenv.NewStack(t, testenv.StackConfig{
+		Service: service.Config{
+			Store: db, Cache: c, Logger: log, AdminToken: adminToken, OnShed: metrics.Shed,
+			ModelsTTL: time.Minute, ServersTTL: time.Minute, AnalyticsTTL: time.Minute,
+		},
+		Server: server.Config{Metrics: metrics, Logger: log},
 	})
-	t.Cleanup(srv.Close)
-	hs := httptest.NewServer(srv)
+	hs := httptest.NewServer(st.Handler)
 	t.Cleanup(hs.Close)
-	return &inst{t: t, name: name, srv: srv, cache: c, db: db, url: hs.URL, logs: logs}
+	return &inst{t: t, name: name, srv: st.API, cache: c, db: db, url: hs.URL, logs: logs}
 }
 
 // waitFor polls cond every few milliseconds until it holds or d passes.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/modellab/modellab"
+	"github.com/modellab/modellab/service"
 )
 
 func engines(t *testing.T, fn func(t *testing.T, engine string)) {
@@ -239,7 +240,7 @@ func TestAPIServers(t *testing.T) {
 		if st.Servers[0].Model == nil || st.Servers[0].Model.ID != g.ID || st.Servers[1].Model == nil || st.Servers[1].Model.ID != am.ID {
 			t.Fatalf("embedded models: %+v", st.Servers)
 		}
-		if want := (modellab.ServerSummary{Total: 2, Starting: 1, Running: 1}); st.Summary != want {
+		if want := (service.ServerSummary{Total: 2, Starting: 1, Running: 1}); st.Summary != want {
 			t.Errorf("summary %+v, want %+v", st.Summary, want)
 		}
 		if got := e.status(bob); len(got.Servers) != 0 || got.Summary.Total != 0 {

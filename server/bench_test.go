@@ -59,6 +59,6 @@ func BenchmarkCachedVsStatic(b *testing.B) {
 		})
 	}
 	b.Run("static", func(b *testing.B) { run(b, static, "") })
-	b.Run("cached-global", func(b *testing.B) { run(b, e.srv, "") })
-	b.Run("cached-user", func(b *testing.B) { run(b, e.srv, alice) })
+	b.Run("cached-global", func(b *testing.B) { run(b, e.h, "") })
+	b.Run("cached-user", func(b *testing.B) { run(b, e.h, alice) })
 }

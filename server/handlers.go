@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/modellab/modellab"
+	"github.com/modellab/modellab/service"
 )
 
 // apiHandler is a handler that returns an error instead of writing it, so
@@ -21,11 +22,11 @@ func (s *Server) api(h apiHandler) http.HandlerFunc {
 }
 
 func (s *Server) handleListModels(w http.ResponseWriter, r *http.Request) error {
-	u, err := s.Authenticate(r, false)
+	u, err := s.authenticate(r)
 	if err != nil {
 		return err
 	}
-	e, res, err := s.ModelsList(r.Context(), u)
+	e, res, err := s.svc.ModelsList(r.Context(), u)
 	if err != nil {
 		return err
 	}
@@ -34,11 +35,11 @@ func (s *Server) handleListModels(w http.ResponseWriter, r *http.Request) error 
 }
 
 func (s *Server) handleGetModel(w http.ResponseWriter, r *http.Request) error {
-	u, err := s.Authenticate(r, false)
+	u, err := s.authenticate(r)
 	if err != nil {
 		return err
 	}
-	m, err := s.GetModel(r.Context(), u, r.PathValue("id"))
+	m, err := s.svc.GetModel(r.Context(), u, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -51,11 +52,11 @@ func (s *Server) handleCreateModel(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	var in CreateModelInput
+	var in service.CreateModelInput
 	if err := decodeJSON(r, &in); err != nil {
 		return err
 	}
-	m, err := s.CreateModel(r.Context(), u, in)
+	m, err := s.svc.CreateModel(r.Context(), u, in)
 	if err != nil {
 		return err
 	}
@@ -73,7 +74,7 @@ func (s *Server) handlePatchModel(w http.ResponseWriter, r *http.Request) error 
 	if err := decodeJSON(r, &p); err != nil {
 		return err
 	}
-	m, err := s.UpdateModel(r.Context(), u, r.PathValue("id"), p)
+	m, err := s.svc.UpdateModel(r.Context(), u, r.PathValue("id"), p)
 	if err != nil {
 		return err
 	}
@@ -86,7 +87,7 @@ func (s *Server) handleDeleteModel(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	if err := s.DeleteModel(r.Context(), u, r.PathValue("id")); err != nil {
+	if err := s.svc.DeleteModel(r.Context(), u, r.PathValue("id")); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -98,7 +99,7 @@ func (s *Server) handleServersStatus(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	e, res, err := s.ServersStatus(r.Context(), u)
+	e, res, err := s.svc.ServersStatus(r.Context(), u)
 	if err != nil {
 		return err
 	}
@@ -111,7 +112,7 @@ func (s *Server) handleGetServer(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	sv, err := s.GetServer(r.Context(), u, r.PathValue("id"))
+	sv, err := s.svc.GetServer(r.Context(), u, r.PathValue("id"))
 	if err != nil {
 		return err
 	}
@@ -124,11 +125,11 @@ func (s *Server) handleCreateServer(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	var in CreateServerInput
+	var in service.CreateServerInput
 	if err := decodeJSON(r, &in); err != nil {
 		return err
 	}
-	sv, err := s.CreateServer(r.Context(), u, in)
+	sv, err := s.svc.CreateServer(r.Context(), u, in)
 	if err != nil {
 		return err
 	}
@@ -146,7 +147,7 @@ func (s *Server) handlePatchServer(w http.ResponseWriter, r *http.Request) error
 	if err := decodeJSON(r, &p); err != nil {
 		return err
 	}
-	sv, err := s.UpdateServer(r.Context(), u, r.PathValue("id"), p)
+	sv, err := s.svc.UpdateServer(r.Context(), u, r.PathValue("id"), p)
 	if err != nil {
 		return err
 	}
@@ -159,7 +160,7 @@ func (s *Server) handleDeleteServer(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	if err := s.DeleteServer(r.Context(), u, r.PathValue("id")); err != nil {
+	if err := s.svc.DeleteServer(r.Context(), u, r.PathValue("id")); err != nil {
 		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -167,7 +168,7 @@ func (s *Server) handleDeleteServer(w http.ResponseWriter, r *http.Request) erro
 }
 
 type eventsBody struct {
-	Events []EventInput `json:"events"`
+	Events []service.EventInput `json:"events"`
 }
 
 func (s *Server) handleIngestEvents(w http.ResponseWriter, r *http.Request) error {
@@ -179,7 +180,7 @@ func (s *Server) handleIngestEvents(w http.ResponseWriter, r *http.Request) erro
 	if err := decodeJSON(r, &in); err != nil {
 		return err
 	}
-	n, err := s.IngestEvents(r.Context(), u, in.Events)
+	n, err := s.svc.IngestEvents(r.Context(), u, in.Events)
 	if err != nil {
 		return err
 	}
@@ -192,11 +193,11 @@ func (s *Server) handleAnalytics(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	q, err := ParseAnalyticsQuery(r.URL.Query(), s.now())
+	q, err := service.ParseAnalyticsQuery(r.URL.Query(), s.svc.Now())
 	if err != nil {
 		return err
 	}
-	e, res, err := s.AnalyticsData(r.Context(), u, q)
+	e, res, err := s.svc.AnalyticsData(r.Context(), u, q)
 	if err != nil {
 		return err
 	}
@@ -210,14 +211,15 @@ type createUserBody struct {
 }
 
 func (s *Server) handleCreateUser(w http.ResponseWriter, r *http.Request) error {
-	if _, err := s.requireAdmin(r); err != nil {
+	actor, err := s.requireAdmin(r)
+	if err != nil {
 		return err
 	}
 	var in createUserBody
 	if err := decodeJSON(r, &in); err != nil {
 		return err
 	}
-	u, tok, err := s.CreateUser(r.Context(), in.Name, in.Admin)
+	u, tok, err := s.svc.CreateUser(r.Context(), actor, in.Name, in.Admin)
 	if err != nil {
 		return err
 	}
@@ -275,7 +277,7 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	body := readyBody{Database: "ok", Cache: readyCache{Mode: s.cache.Mode(), Redis: s.cache.RedisState()}}
 	status := http.StatusOK
-	if err := s.store.Ping(ctx); err != nil {
+	if err := s.svc.Ping(ctx); err != nil {
 		body.Database = "down"
 		status = http.StatusServiceUnavailable
 		w.Header().Set("Retry-After", "1")

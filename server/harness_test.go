@@ -18,6 +18,7 @@ import (
 	"github.com/modellab/modellab/internal/testenv"
 	"github.com/modellab/modellab/internal/testpg"
 	"github.com/modellab/modellab/server"
+	"github.com/modellab/modellab/service"
 	"github.com/modellab/modellab/store"
 )
 
@@ -27,6 +28,8 @@ const adminToken = "test-admin-token-0123456789"
 type env struct {
 	t     *testing.T
 	srv   *server.Server
+	svc   *service.Service
+	h     http.Handler // the instance's whole handler, middleware included
 	http  *httptest.Server
 	db    *store.DB
 	cache *cache.Cache
@@ -100,15 +103,16 @@ func newEnv(t *testing.T, o envOpts) *env {
 		waitFor(t, 5*time.Second, func() bool { return c.RedisState() == "up" })
 	}
 	ttl := o.ttl
-	srv := server.New(server.Config{
-		Store: db, Cache: c, Metrics: metrics, Logger: log,
-		AdminToken: adminToken, AdminUser: testenv.Admin, Now: o.now,
-		ModelsTTL: ttl, ServersTTL: ttl, AnalyticsTTL: ttl, MaxDBInFlight: o.maxDB,
+	st := testenv.NewStack(t, testenv.StackConfig{
+		Service: service.Config{
+			Store: db, Cache: c, Logger: log, AdminToken: adminToken, Now: o.now,
+			ModelsTTL: ttl, ServersTTL: ttl, AnalyticsTTL: ttl, MaxDBInFlight: o.maxDB, OnShed: metrics.Shed,
+		},
+		Server: server.Config{Metrics: metrics, Logger: log},
 	})
-	t.Cleanup(srv.Close)
-	hs := httptest.NewServer(srv)
+	hs := httptest.NewServer(st.Handler)
 	t.Cleanup(hs.Close)
-	return &env{t: t, srv: srv, http: hs, db: db, cache: c, url: hs.URL, dbu: dbURL, pfx: copts.Prefix}
+	return &env{t: t, srv: st.API, svc: st.Service, h: st.Handler, http: hs, db: db, cache: c, url: hs.URL, dbu: dbURL, pfx: copts.Prefix}
 }
 
 func waitFor(t *testing.T, d time.Duration, cond func() bool) {
@@ -199,7 +203,7 @@ type statusBody struct {
 		modellab.Server
 		Model *modellab.Model `json:"model"`
 	} `json:"servers"`
-	Summary modellab.ServerSummary `json:"summary"`
+	Summary service.ServerSummary `json:"summary"`
 }
 
 func (e *env) status(token string) statusBody {

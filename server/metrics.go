@@ -83,6 +83,10 @@ func NewMetrics() *Metrics {
 // Register adds more collectors (cache, database pool) to the registry.
 func (m *Metrics) Register(cs ...prometheus.Collector) { m.reg.MustRegister(cs...) }
 
+// Shed counts one request shed for reason ("db", "in_flight"); it is the
+// service's OnShed hook.
+func (m *Metrics) Shed(reason string) { m.shed.WithLabelValues(reason).Inc() }
+
 // DBQuery counts one statement; it is the store's OnQuery hook.
 func (m *Metrics) DBQuery() { m.dbQueries.Inc() }
 
@@ -165,13 +169,14 @@ func (m *Metrics) resolve(k routeCode) observers {
 // path pays nothing for them beyond the cache's own atomic adds.
 type cacheCollector struct {
 	c                      *cache.Cache
+	groups                 []string
 	requests, loads, tiers *prometheus.Desc
 	redisUp, stale, local  *prometheus.Desc
 }
 
-func newCacheCollector(c *cache.Cache) *cacheCollector {
+func newCacheCollector(c *cache.Cache, groups []string) *cacheCollector {
 	return &cacheCollector{
-		c: c,
+		c: c, groups: groups,
 		requests: prometheus.NewDesc("modellab_cache_requests_total",
 			"Cached-endpoint requests by endpoint and result (hit, miss, stale, bypass).", []string{"endpoint", "result"}, nil),
 		loads: prometheus.NewDesc("modellab_cache_loads_total",
@@ -195,7 +200,7 @@ func (cc *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
 
 func (cc *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 	st := cc.c.Stats()
-	for _, endpoint := range []string{groupModels, groupServers, groupAnalytics} {
+	for _, endpoint := range cc.groups {
 		g := st.Groups[endpoint]
 		for _, r := range []struct {
 			name string

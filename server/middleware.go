@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/modellab/modellab"
+	"github.com/modellab/modellab/internal/transport"
 )
 
 // MaxBodyBytes is the request body limit of the contract (1 MiB).
@@ -129,7 +130,7 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 	maxInFlight := int64(s.cfg.MaxInFlight)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		id := headerGet(r.Header, "X-Request-Id")
+		id := transport.HeaderGet(r.Header, "X-Request-Id")
 		if !validRequestID(id) {
 			id = ids.next()
 		}
@@ -154,7 +155,11 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 		if route == "" {
 			route = "unmatched"
 		}
-		if sw.status == 0 {
+		switch {
+		case sw.status != 0:
+		case transport.ClientGone(r):
+			sw.status = transport.StatusClientClosed
+		default:
 			sw.status = http.StatusOK
 		}
 		elapsed := time.Since(start)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/modellab/modellab"
 	"github.com/modellab/modellab/cache"
+	"github.com/modellab/modellab/internal/transport"
 )
 
 // Header values are shared slices: assigning them to the header map avoids
@@ -64,13 +65,12 @@ func writeCached(w http.ResponseWriter, r *http.Request, e *cache.Entry, res cac
 	}
 	h["Vary"] = hdrVary
 	body, etag := e.Body, e.ETag
-	gz := len(body) >= gzipMinBodyBytes && acceptsGzip(r)
+	gz := len(body) >= gzipMinBodyBytes && transport.AcceptsGzip(r)
 	if gz {
-		etag = gzipETag(e.ETag)
+		etag = transport.GzipETag(e.ETag)
 	}
 	h["Etag"] = headerValue(w, etag)
-	if inm := headerGet(r.Header, "If-None-Match"); inm != "" && etagMatch(inm, e.ETag) {
-		w.WriteHeader(http.StatusNotModified)
+	if transport.NotModified(w, r, e.ETag, transport.GzipETag(e.ETag)) {
 		return
 	}
 	if gz {
@@ -84,63 +84,6 @@ func writeCached(w http.ResponseWriter, r *http.Request, e *cache.Entry, res cac
 	}
 }
 
-// headerGet is Header.Get for a key already in canonical form: the hot
-// path reads a few headers per request, and Get would canonicalise the key
-// each time.
-func headerGet(h http.Header, canonicalKey string) string {
-	if v := h[canonicalKey]; len(v) > 0 {
-		return v[0]
-	}
-	return ""
-}
-
-// gzipETag derives the tag of the gzip representation: a strong ETag names
-// one exact byte sequence, so the two encodings need different tags.
-func gzipETag(etag string) string {
-	if len(etag) >= 2 && etag[len(etag)-1] == '"' {
-		return etag[:len(etag)-1] + `-gz"`
-	}
-	return etag + "-gz"
-}
-
-// acceptsGzip reports whether Accept-Encoding lists gzip with a non-zero
-// quality.
-func acceptsGzip(r *http.Request) bool {
-	for _, v := range r.Header["Accept-Encoding"] {
-		for _, part := range strings.Split(v, ",") {
-			name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-			if !strings.EqualFold(strings.TrimSpace(name), "gzip") {
-				continue
-			}
-			q := 1.0
-			if k, val, ok := strings.Cut(strings.TrimSpace(params), "="); ok && strings.EqualFold(strings.TrimSpace(k), "q") {
-				if f, err := strconv.ParseFloat(strings.TrimSpace(val), 64); err == nil {
-					q = f
-				}
-			}
-			return q > 0
-		}
-	}
-	return false
-}
-
-// etagMatch implements If-None-Match's weak comparison against either
-// representation of the entry.
-func etagMatch(header, etag string) bool {
-	gz := gzipETag(etag)
-	for _, part := range strings.Split(header, ",") {
-		t := strings.TrimSpace(part)
-		if t == "*" {
-			return true
-		}
-		t = strings.TrimPrefix(t, "W/")
-		if t == etag || t == gz {
-			return true
-		}
-	}
-	return false
-}
-
 // decodeJSON reads a JSON body strictly: one object, no unknown fields, no
 // trailing data, valid UTF-8, at most MaxBodyBytes. Every failure is a 4xx.
 func decodeJSON(r *http.Request, dst any) error {
@@ -151,11 +94,11 @@ func decodeJSON(r *http.Request, dst any) error {
 	if err != nil {
 		return bodyError(err)
 	}
-	return DecodeJSON(body, dst)
+	return decodeBody(body, dst)
 }
 
-// DecodeJSON is decodeJSON on bytes; the fuzz tests call it directly.
-func DecodeJSON(body []byte, dst any) error {
+// decodeBody is decodeJSON on bytes read whole.
+func decodeBody(body []byte, dst any) error {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return modellab.Errorf(modellab.EINVALID, "request body is empty")
 	}

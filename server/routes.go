@@ -7,10 +7,8 @@ import (
 	"github.com/modellab/modellab"
 )
 
-// routes lists every route of the service in one place.
-func (s *Server) routes() http.Handler {
-	mux := http.NewServeMux()
-
+// Register mounts every route of the JSON API on mux, in one place.
+func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/users", s.api(s.handleCreateUser))
 
 	mux.HandleFunc("GET /api/models", s.api(s.handleListModels))
@@ -34,14 +32,11 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /healthz", s.handleHealthz)
 	mux.HandleFunc("GET /readyz", s.handleReadyz)
 	mux.Handle("GET /metrics", s.metrics.Handler())
+}
 
-	if s.cfg.Pages != nil {
-		s.cfg.Pages(s, mux)
-	}
-
-	// Everything else answers the JSON error of the contract, 405 with Allow
-	// when the path exists under other methods.
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+// fallback answers what no route matched.
+func (s *Server) fallback(mux *http.ServeMux) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
 		if allow := allowedMethods(mux, r); len(allow) > 0 {
 			w.Header().Set("Allow", strings.Join(allow, ", "))
 			s.writeErrorStatus(w, r, http.StatusMethodNotAllowed,
@@ -49,8 +44,7 @@ func (s *Server) routes() http.Handler {
 			return
 		}
 		s.handleNotFound(w, r)
-	})
-	return s.middleware(mux)
+	}
 }
 
 func allowedMethods(mux *http.ServeMux, r *http.Request) []string {

@@ -1,15 +1,16 @@
 package web
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
+	"bytes"
 	"fmt"
 	"io/fs"
 	"mime"
 	"net/http"
 	"path"
-	"strconv"
 	"strings"
+	"time"
+
+	"github.com/modellab/modellab/cache"
 )
 
 // asset is one embedded static file, served from memory.
@@ -43,7 +44,7 @@ func newAssets(fsys fs.FS) (*assets, error) {
 		if ct == "" {
 			ct = "application/octet-stream"
 		}
-		a.files[e.Name()] = &asset{body: b, ctype: ct, etag: etagOf(b)}
+		a.files[e.Name()] = &asset{body: b, ctype: ct, etag: cache.ETagOf(b)}
 	}
 	return a, nil
 }
@@ -73,19 +74,5 @@ func (a *assets) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		h.Set("Cache-Control", "public, max-age=300")
 	}
-	if r.Header.Get("If-None-Match") == f.etag {
-		w.WriteHeader(http.StatusNotModified)
-		return
-	}
-	h.Set("Content-Length", strconv.Itoa(len(f.body)))
-	if r.Method == http.MethodHead {
-		return
-	}
-	_, _ = w.Write(f.body)
-}
-
-// etagOf is a strong validator of b.
-func etagOf(b []byte) string {
-	sum := sha256.Sum256(b)
-	return `"` + hex.EncodeToString(sum[:16]) + `"`
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(f.body))
 }

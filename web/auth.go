@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/modellab/modellab"
-	"github.com/modellab/modellab/server"
+	"github.com/modellab/modellab/internal/transport"
 )
 
 const (
@@ -27,18 +27,20 @@ const (
 )
 
 // credential returns the token the request authenticates with: the bearer
-// token, else the session cookie (the same precedence as server.Authenticate).
+// token, else the session cookie; empty when there is none.
 func credential(r *http.Request) string {
-	if h := r.Header.Get("Authorization"); h != "" {
-		if scheme, tok, ok := strings.Cut(h, " "); ok && strings.EqualFold(scheme, "Bearer") {
-			return strings.TrimSpace(tok)
-		}
-		return ""
+	tok, _, _ := transport.Credentials(r, transport.BearerOrSession)
+	return tok
+}
+
+// authenticate returns the caller of a page (nil when anonymous): a bearer
+// token or the session cookie, resolved by the service's cached lookup.
+func (a *app) authenticate(r *http.Request) (*modellab.User, error) {
+	tok, ok, err := transport.Credentials(r, transport.BearerOrSession)
+	if err != nil || !ok {
+		return nil, err
 	}
-	if c, err := r.Cookie(server.SessionCookie); err == nil {
-		return c.Value
-	}
-	return ""
+	return a.svc.Authenticate(r.Context(), tok)
 }
 
 // csrfToken derives the anti-CSRF token of a session from its credential.
@@ -68,7 +70,7 @@ func secure(r *http.Request) bool {
 // been written: a redirect to /login, or an error page when the token
 // cannot be checked right now (503, never a redirect: the session is fine).
 func (a *app) user(w http.ResponseWriter, r *http.Request) (*modellab.User, bool) {
-	u, err := a.s.Authenticate(r, true)
+	u, err := a.authenticate(r)
 	if err != nil && modellab.ErrorCode(err) != modellab.EUNAUTHORIZED {
 		a.fail(w, r, nil, err)
 		return nil, false
@@ -77,7 +79,7 @@ func (a *app) user(w http.ResponseWriter, r *http.Request) (*modellab.User, bool
 		if err != nil {
 			// A cookie that no longer authenticates is dropped, so the
 			// login page does not keep bouncing on it.
-			clearCookie(w, r, server.SessionCookie, "/")
+			clearCookie(w, r, transport.SessionCookie, "/")
 		}
 		w.Header().Set("Cache-Control", "no-store")
 		http.Redirect(w, r, "/login", http.StatusSeeOther)
@@ -140,7 +142,7 @@ type loginData struct {
 
 // loginForm shows the form. A visitor with a valid session goes home.
 func (a *app) loginForm(w http.ResponseWriter, r *http.Request) {
-	if u, err := a.s.Authenticate(r, true); err == nil && u != nil {
+	if u, err := a.authenticate(r); err == nil && u != nil {
 		http.Redirect(w, r, "/", http.StatusSeeOther)
 		return
 	}
@@ -189,18 +191,18 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 		a.renderLogin(w, r, http.StatusUnauthorized, "That token is not valid.")
 		return
 	}
-	u, err := a.s.CheckToken(r.Context(), token)
+	u, err := a.svc.Authenticate(r.Context(), token)
 	switch {
 	case modellab.ErrorCode(err) == modellab.EUNAUTHORIZED || err == nil && u == nil:
 		a.renderLogin(w, r, http.StatusUnauthorized, "That token is not valid.")
 		return
 	case err != nil:
 		w.Header().Set("Retry-After", "1")
-		a.renderLogin(w, r, server.StatusOf(err), "The token could not be checked right now. Try again in a moment.")
+		a.renderLogin(w, r, transport.StatusOf(err), "The token could not be checked right now. Try again in a moment.")
 		return
 	}
 	http.SetCookie(w, &http.Cookie{
-		Name: server.SessionCookie, Value: token, Path: "/", MaxAge: int(sessionMaxAge / time.Second),
+		Name: transport.SessionCookie, Value: token, Path: "/", MaxAge: int(sessionMaxAge / time.Second),
 		HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteLaxMode,
 	})
 	clearCookie(w, r, loginCSRFCookie, "/login")
@@ -212,7 +214,7 @@ func (a *app) login(w http.ResponseWriter, r *http.Request) {
 // logout drops the session cookie. The token stays valid: it is an API
 // token, revoked through the API, not by closing a browser session.
 func (a *app) logout(w http.ResponseWriter, r *http.Request, _ *view) error {
-	clearCookie(w, r, server.SessionCookie, "/")
+	clearCookie(w, r, transport.SessionCookie, "/")
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, "/login", http.StatusSeeOther)
 	return nil

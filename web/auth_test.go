@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/modellab/modellab"
-	"github.com/modellab/modellab/server"
+	"github.com/modellab/modellab/internal/transport"
 )
 
 func TestPagesNeedASession(t *testing.T) {
@@ -45,8 +45,8 @@ func TestPagesNeedASession(t *testing.T) {
 		t.Errorf("GET /monitor/data without a session: %d, want 401", r.status)
 	}
 	// A cookie that does not authenticate is dropped on the way to /login.
-	r := e.get(e.client(), "/", "Cookie", server.SessionCookie+"=mlk_revoked")
-	if r.status != http.StatusSeeOther || !strings.Contains(r.header.Get("Set-Cookie"), server.SessionCookie+"=;") {
+	r := e.get(e.client(), "/", "Cookie", transport.SessionCookie+"=mlk_revoked")
+	if r.status != http.StatusSeeOther || !strings.Contains(r.header.Get("Set-Cookie"), transport.SessionCookie+"=;") {
 		t.Errorf("stale cookie: status %d Set-Cookie %q, want 303 clearing the cookie", r.status, r.header.Get("Set-Cookie"))
 	}
 }
@@ -137,7 +137,7 @@ func TestLogin(t *testing.T) {
 			}
 			var session *http.Cookie
 			for _, ck := range (&http.Response{Header: r.header}).Cookies() {
-				if ck.Name == server.SessionCookie {
+				if ck.Name == transport.SessionCookie {
 					session = ck
 				}
 			}
@@ -157,7 +157,7 @@ func TestLogin(t *testing.T) {
 				t.Errorf("Location = %q, want /", got)
 			}
 			if session == nil {
-				t.Fatalf("no %s cookie", server.SessionCookie)
+				t.Fatalf("no %s cookie", transport.SessionCookie)
 			}
 			if session.Value != tok || !session.HttpOnly || session.SameSite != http.SameSiteLaxMode || session.Path != "/" || session.Secure != tt.wantSecure {
 				t.Errorf("cookie %+v, want the token, HttpOnly, SameSite=Lax, Path=/, Secure=%v", session, tt.wantSecure)

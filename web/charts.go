@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/modellab/modellab"
+	"github.com/modellab/modellab/service"
 )
 
 // Charts are drawn here as inline SVG: no script, no library, readable
@@ -240,7 +241,7 @@ func sparkline(s []modellab.SeriesPoint, interval string) template.HTML {
 }
 
 // stateBar is a stacked bar of server states with the counts in its title.
-func stateBar(sum modellab.ServerSummary) template.HTML {
+func stateBar(sum service.ServerSummary) template.HTML {
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg class="statebar" viewBox="0 0 100 8" preserveAspectRatio="none" role="img" aria-label="%d running, %d starting, %d stopped, %d in error">`,
 		sum.Running, sum.Starting, sum.Stopped, sum.Error)

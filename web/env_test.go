@@ -18,8 +18,8 @@ import (
 	"github.com/modellab/modellab/cache"
 	"github.com/modellab/modellab/internal/testenv"
 	"github.com/modellab/modellab/server"
+	"github.com/modellab/modellab/service"
 	"github.com/modellab/modellab/store"
-	"github.com/modellab/modellab/web"
 )
 
 const adminToken = "test-admin-token-0123456789"
@@ -28,7 +28,7 @@ const adminToken = "test-admin-token-0123456789"
 // pages mounted, as cmd/modellab wires it.
 type env struct {
 	t   *testing.T
-	srv *server.Server
+	svc *service.Service
 	hs  *httptest.Server
 	url string
 }
@@ -48,14 +48,14 @@ func newEnv(t *testing.T, now func() time.Time) *env {
 		t.Fatalf("cache: %v", err)
 	}
 	t.Cleanup(c.Close)
-	srv := server.New(server.Config{
-		Store: db, Cache: c, Logger: log, AdminToken: adminToken, AdminUser: testenv.Admin,
-		Now: now, Pages: web.Mount,
+	st := testenv.NewStack(t, testenv.StackConfig{
+		Service: service.Config{Store: db, Cache: c, Logger: log, AdminToken: adminToken, Now: now},
+		Server:  server.Config{Logger: log},
+		Pages:   true,
 	})
-	t.Cleanup(srv.Close)
-	hs := httptest.NewServer(srv)
+	hs := httptest.NewServer(st.Handler)
 	t.Cleanup(hs.Close)
-	return &env{t: t, srv: srv, hs: hs, url: hs.URL}
+	return &env{t: t, svc: st.Service, hs: hs, url: hs.URL}
 }
 
 // resp is a response read whole.

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -10,7 +11,8 @@ import (
 
 	"github.com/modellab/modellab"
 	"github.com/modellab/modellab/cache"
-	"github.com/modellab/modellab/server"
+	"github.com/modellab/modellab/internal/transport"
+	"github.com/modellab/modellab/service"
 )
 
 // setXCache exposes the cache result of a page's main read, as the API
@@ -23,12 +25,12 @@ func setXCache(w http.ResponseWriter, res cache.Result) {
 
 type homeData struct {
 	Models, Mine, Global int
-	Summary              modellab.ServerSummary
+	Summary              service.ServerSummary
 	StateBar             template.HTML
 	Usage                modellab.AnalyticsTotals
 	Spark                template.HTML
 	From, To             time.Time
-	Attention            []modellab.ServerWithModel // servers in error, a few
+	Attention            []service.ServerWithModel // servers in error, a few
 }
 
 // homeUsageQuery is the home page's sparkline: the default 7 days, hourly.
@@ -36,27 +38,27 @@ var homeUsageQuery = url.Values{"interval": {modellab.IntervalHour}}
 
 func (a *app) home(w http.ResponseWriter, r *http.Request, v *view) error {
 	ctx := r.Context()
-	me, _, err := a.s.ModelsList(ctx, v.User)
+	me, _, err := a.svc.ModelsList(ctx, v.User)
 	if err != nil {
 		return err
 	}
-	models, err := decodeEntry[modellab.ModelList](a.decode, "models", me)
+	models, err := decodeEntry[service.ModelList](a.decode, "models", me)
 	if err != nil {
 		return err
 	}
-	se, _, err := a.s.ServersStatus(ctx, v.User)
+	se, _, err := a.svc.ServersStatus(ctx, v.User)
 	if err != nil {
 		return err
 	}
-	servers, err := decodeEntry[modellab.ServerStatus](a.decode, "servers", se)
+	servers, err := decodeEntry[service.ServerStatus](a.decode, "servers", se)
 	if err != nil {
 		return err
 	}
-	q, err := server.ParseAnalyticsQuery(homeUsageQuery, a.now())
+	q, err := service.ParseAnalyticsQuery(homeUsageQuery, a.now())
 	if err != nil {
 		return err
 	}
-	ae, _, err := a.s.AnalyticsData(ctx, v.User, q)
+	ae, _, err := a.svc.AnalyticsData(ctx, v.User, q)
 	if err != nil {
 		return err
 	}
@@ -112,7 +114,7 @@ type serverRow struct {
 	ModelHidden                                                bool // a model_id the caller cannot see
 }
 
-func newServerRow(s *modellab.ServerWithModel) serverRow {
+func newServerRow(s *service.ServerWithModel) serverRow {
 	r := serverRow{ID: s.ID, Name: s.Name, Status: s.Status, GPU: s.GPU, Endpoint: s.Endpoint,
 		Heartbeat: fmtTimePtr(s.LastHeartbeat), Updated: fmtTime(s.UpdatedAt)}
 	if s.Model != nil {
@@ -158,11 +160,11 @@ func (a *app) models(w http.ResponseWriter, r *http.Request, v *view) error {
 
 // renderModels renders the list with form f (blank or being corrected).
 func (a *app) renderModels(w http.ResponseWriter, r *http.Request, v *view, status int, f modelForm) error {
-	e, res, err := a.s.ModelsList(r.Context(), v.User)
+	e, res, err := a.svc.ModelsList(r.Context(), v.User)
 	if err != nil {
 		return err
 	}
-	body, err := decodeEntry[modellab.ModelList](a.decode, "models", e)
+	body, err := decodeEntry[service.ModelList](a.decode, "models", e)
 	if err != nil {
 		return err
 	}
@@ -264,17 +266,6 @@ func (a *app) renderModels(w http.ResponseWriter, r *http.Request, v *view, stat
 	return nil
 }
 
-// fieldOf maps a validation message of the domain ("name must be …") to the
-// form field it is about.
-func fieldOf(msg string) string {
-	for _, f := range []string{"name", "provider", "base_model", "description", "context_length", "visibility"} {
-		if strings.HasPrefix(msg, f+" ") {
-			return f
-		}
-	}
-	return ""
-}
-
 func (a *app) createModel(w http.ResponseWriter, r *http.Request, v *view) error {
 	pf := r.PostForm
 	f := modelForm{
@@ -285,7 +276,7 @@ func (a *app) createModel(w http.ResponseWriter, r *http.Request, v *view) error
 	if f.Visibility == "" {
 		f.Visibility = modellab.VisibilityPrivate
 	}
-	in := server.CreateModelInput{
+	in := service.CreateModelInput{
 		Name: strings.TrimSpace(f.Name), Provider: strings.TrimSpace(f.Provider),
 		BaseModel: strings.TrimSpace(f.BaseModel), Description: f.Description, Visibility: f.Visibility,
 	}
@@ -308,11 +299,11 @@ func (a *app) createModel(w http.ResponseWriter, r *http.Request, v *view) error
 	if len(f.Errors) > 0 {
 		return a.renderModels(w, r, v, http.StatusBadRequest, f)
 	}
-	m, err := a.s.CreateModel(r.Context(), v.User, in)
+	m, err := a.svc.CreateModel(r.Context(), v.User, in)
 	if err != nil {
 		switch code := modellab.ErrorCode(err); code {
 		case modellab.EINVALID:
-			if field := fieldOf(modellab.ErrorMessage(err)); field != "" {
+			if field := modellab.ErrorField(err); field != "" {
 				f.Errors[field] = sentence(modellab.ErrorMessage(err))
 			} else {
 				f.Error = sentence(modellab.ErrorMessage(err))
@@ -324,7 +315,7 @@ func (a *app) createModel(w http.ResponseWriter, r *http.Request, v *view) error
 		default:
 			return err
 		}
-		return a.renderModels(w, r, v, server.StatusOf(err), f)
+		return a.renderModels(w, r, v, transport.StatusOf(err), f)
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, "/models?created="+url.QueryEscape(m.ID), http.StatusSeeOther)
@@ -341,7 +332,7 @@ func sentence(s string) string {
 }
 
 func (a *app) deleteModel(w http.ResponseWriter, r *http.Request, v *view) error {
-	if err := a.s.DeleteModel(r.Context(), v.User, r.PathValue("id")); err != nil {
+	if err := a.svc.DeleteModel(r.Context(), v.User, r.PathValue("id")); err != nil {
 		return err
 	}
 	w.Header().Set("Cache-Control", "no-store")
@@ -356,27 +347,33 @@ const monitorRefresh = 3
 
 type monitorData struct {
 	Servers  []serverRow
-	Summary  modellab.ServerSummary
+	Summary  service.ServerSummary
 	StateBar template.HTML
 	AsOf     time.Time
 	Refresh  int
 }
 
 func (a *app) monitorView(r *http.Request, u *modellab.User) (monitorData, *cache.Entry, cache.Result, error) {
-	e, res, err := a.s.ServersStatus(r.Context(), u)
+	e, res, err := a.svc.ServersStatus(r.Context(), u)
 	if err != nil {
 		return monitorData{}, nil, res, err
 	}
-	body, err := decodeEntry[modellab.ServerStatus](a.decode, "servers", e)
+	d, err := a.monitorOf(e)
+	return d, e, res, err
+}
+
+// monitorOf builds the monitor's live part from one status entry.
+func (a *app) monitorOf(e *cache.Entry) (monitorData, error) {
+	body, err := decodeEntry[service.ServerStatus](a.decode, "servers", e)
 	if err != nil {
-		return monitorData{}, nil, res, err
+		return monitorData{}, err
 	}
 	rows := make([]serverRow, len(body.Servers))
 	for i := range body.Servers {
 		rows[i] = newServerRow(&body.Servers[i])
 	}
 	return monitorData{Servers: rows, Summary: body.Summary, StateBar: stateBar(body.Summary),
-		AsOf: a.now(), Refresh: monitorRefresh}, e, res, nil
+		AsOf: a.now(), Refresh: monitorRefresh}, nil
 }
 
 func (a *app) monitor(w http.ResponseWriter, r *http.Request, v *view) error {
@@ -392,46 +389,54 @@ func (a *app) monitor(w http.ResponseWriter, r *http.Request, v *view) error {
 }
 
 // monitorData answers the monitor's polling with the live part of the page
-// as an HTML fragment, rendered by the same template as the page. Its ETag
-// follows the cache entry's, so an unchanged status costs the browser a 304
-// and us no rendering. No session: 401, for the script to say so (a
-// redirect would hand it the login page as a fragment).
+// as an HTML fragment, rendered by the same template as the page from the
+// one status entry read here. Its ETag follows the cache entry's, so an
+// unchanged status costs the browser a 304 and us no rendering. No
+// session: 401, for the script to say so (a redirect would hand it the
+// login page as a fragment).
 func (a *app) monitorData(w http.ResponseWriter, r *http.Request) {
-	u, err := a.s.Authenticate(r, true)
+	u, err := a.authenticate(r)
 	if u == nil || err != nil {
 		status := http.StatusUnauthorized
 		if err != nil && modellab.ErrorCode(err) != modellab.EUNAUTHORIZED {
-			status = server.StatusOf(err)
-			w.Header().Set("Retry-After", "1")
+			status = transport.StatusOf(err)
 		}
-		w.Header().Set("Cache-Control", "no-store")
-		http.Error(w, http.StatusText(status), status)
+		fragmentError(w, r, status)
 		return
 	}
-	e, res, err := a.s.ServersStatus(r.Context(), u)
+	e, res, err := a.svc.ServersStatus(r.Context(), u)
 	if err != nil {
-		status := server.StatusOf(err)
-		if status == http.StatusServiceUnavailable {
-			w.Header().Set("Retry-After", "1")
-		}
-		http.Error(w, http.StatusText(status), status)
+		fragmentError(w, r, transport.StatusOf(err))
 		return
 	}
 	etag := `W/"mon-` + strings.Trim(e.ETag, `"`) + `"`
-	w.Header().Set("ETag", etag)
+	h := w.Header()
+	h.Set("ETag", etag)
+	h.Set("Cache-Control", "private, no-cache")
+	h.Set("Vary", "Authorization, Cookie")
 	setXCache(w, res)
-	if r.Header.Get("If-None-Match") == etag {
-		w.Header().Set("Cache-Control", "private, no-cache")
-		w.Header().Set("Vary", "Authorization, Cookie")
-		w.WriteHeader(http.StatusNotModified)
+	if transport.NotModified(w, r, etag) {
 		return
 	}
-	d, _, _, err := a.monitorView(r, u)
+	d, err := a.monitorOf(e)
 	if err != nil {
-		http.Error(w, http.StatusText(server.StatusOf(err)), server.StatusOf(err))
+		fragmentError(w, r, transport.StatusOf(err))
 		return
 	}
 	a.renderCached(w, r, http.StatusOK, "monitor", "monitor_live", d, pageKey("monitor_live", &view{User: u}, e.ETag))
+}
+
+// fragmentError answers a polled fragment with a bare status the script
+// understands; nothing for a client that left.
+func fragmentError(w http.ResponseWriter, r *http.Request, status int) {
+	if transport.ClientGone(r) {
+		return
+	}
+	if status == http.StatusServiceUnavailable {
+		w.Header().Set("Retry-After", "1")
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Error(w, http.StatusText(status), status)
 }
 
 // ---- analytics -------------------------------------------------------------
@@ -465,7 +470,7 @@ func (a *app) analytics(w http.ResponseWriter, r *http.Request, v *view) error {
 	v.Title, v.Nav, v.Data = "Analytics", "analytics", &d
 	now := a.now()
 	d.Presets = analyticsPresets(now, qv)
-	q, err := server.ParseAnalyticsQuery(qv, now)
+	q, err := service.ParseAnalyticsQuery(qv, now)
 	if err != nil {
 		if modellab.ErrorCode(err) != modellab.EINVALID {
 			return err
@@ -474,7 +479,7 @@ func (a *app) analytics(w http.ResponseWriter, r *http.Request, v *view) error {
 		a.renderPage(w, r, http.StatusBadRequest, "analytics", v)
 		return nil
 	}
-	e, res, err := a.s.AnalyticsData(r.Context(), v.User, q)
+	e, res, err := a.svc.AnalyticsData(r.Context(), v.User, q)
 	if err != nil {
 		return err
 	}
@@ -539,7 +544,7 @@ func analyticsPresets(now time.Time, cur url.Values) []scopeLink {
 func (a *app) docsPage(w http.ResponseWriter, r *http.Request) {
 	v := &view{Title: "API reference", Nav: "docs", Data: a.docs}
 	// Public page; a session only changes the navigation.
-	if u, err := a.s.Authenticate(r, true); err == nil && u != nil {
+	if u, err := a.authenticate(r); err == nil && u != nil {
 		v.User, v.CSRF = u, csrfToken(credential(r))
 	}
 	a.renderPage(w, r, http.StatusOK, "docs", v)
@@ -551,13 +556,5 @@ func (a *app) openAPI(w http.ResponseWriter, r *http.Request) {
 	h.Set("ETag", a.specET)
 	h.Set("Cache-Control", "public, max-age=300")
 	h.Set("X-Content-Type-Options", "nosniff")
-	if r.Header.Get("If-None-Match") == a.specET {
-		w.WriteHeader(http.StatusNotModified)
-		return
-	}
-	h.Set("Content-Length", strconv.Itoa(len(a.spec)))
-	w.WriteHeader(http.StatusOK)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(a.spec)
-	}
+	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(a.spec))
 }

@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/modellab/modellab"
-	"github.com/modellab/modellab/server"
+	"github.com/modellab/modellab/internal/transport"
 )
 
 // view is what every page template receives.
@@ -208,7 +208,12 @@ func (a *app) renderError(w http.ResponseWriter, r *http.Request, v *view, statu
 
 // fail answers err as an error page with the status of the API's table.
 func (a *app) fail(w http.ResponseWriter, r *http.Request, v *view, err error) {
-	status := server.StatusOf(err)
+	if transport.ClientGone(r) {
+		// Nobody is there to read a page; the middleware counts a 499.
+		a.log.DebugContext(r.Context(), "client went away", "path", r.URL.Path, "err", err)
+		return
+	}
+	status := transport.StatusOf(err)
 	heading := http.StatusText(status)
 	msg := modellab.ErrorMessage(err)
 	switch status {

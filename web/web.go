@@ -1,17 +1,18 @@
 // Package web renders modellab's pages for people: home, models, the
 // training monitor, analytics and the API reference, plus the login form.
 //
-// The pages read through the same service calls as the JSON API
-// (server.ModelsList, ServersStatus, AnalyticsData), so they are served from
-// the same cache entries and invalidated by the same writes. Everything they
+// The pages read through the same use cases as the JSON API (package
+// service: ModelsList, ServersStatus, AnalyticsData…), so they are served
+// from the same cache entries and invalidated by the same writes; web does
+// not depend on the JSON API's package. Everything they
 // need — templates, CSS, the few lines of JavaScript of the monitor and the
 // OpenAPI document — is embedded with go:embed: the pages make no external
 // request and work offline. Charts are SVG drawn on the server.
 //
 // Sessions: POST /login checks the pasted API token and stores it in the
-// HttpOnly, SameSite=Lax cookie modellab_session, which
-// server.Authenticate(r, true) resolves like a bearer token (cached, so a
-// page costs no database round trip for auth). Pages also accept
+// HttpOnly, SameSite=Lax cookie modellab_session, which the service resolves
+// like a bearer token (cached, so a page costs no database round trip for
+// auth). Pages also accept
 // Authorization: Bearer, so the load tester can fetch them.
 //
 // CSRF: every form that changes something carries a token derived from the
@@ -33,15 +34,22 @@ import (
 	"net/http"
 	"time"
 
-	"github.com/modellab/modellab/server"
+	"github.com/modellab/modellab/cache"
+	"github.com/modellab/modellab/service"
 )
 
 //go:embed templates/*.html static/* openapi.json
 var files embed.FS
 
-// app holds what the page handlers share. It is immutable after Mount.
+// Config is what the pages need; cmd/modellab fills it in.
+type Config struct {
+	Service *service.Service
+	Logger  *slog.Logger
+}
+
+// app holds what the page handlers share. It is immutable after New.
 type app struct {
-	s      *server.Server
+	svc    *service.Service
 	log    *slog.Logger
 	pages  map[string]*pageTemplate
 	assets *assets
@@ -54,18 +62,27 @@ type app struct {
 	cop      *http.CrossOriginProtection
 }
 
-// Mount registers the pages on mux. It panics when the embedded files do
-// not parse: they are part of the binary, so that is a bug every test sees.
-func Mount(s *server.Server, mux *http.ServeMux) {
-	a, err := newApp(s)
+// Pages are modellab's HTML pages, ready to be mounted on a mux.
+type Pages struct{ a *app }
+
+// New parses the embedded templates and prepares the pages. An error means
+// the embedded files are broken: a bug every test sees.
+func New(cfg Config) (*Pages, error) {
+	a, err := newApp(cfg)
 	if err != nil {
-		panic("web: " + err.Error())
+		return nil, fmt.Errorf("web: %w", err)
 	}
-	a.routes(mux)
+	return &Pages{a: a}, nil
 }
 
-func newApp(s *server.Server) (*app, error) {
-	a := &app{s: s, log: s.Logger(), decode: newDecodeCache(512), rendered: newRenderedCache(32 << 20)}
+// Register mounts every page route on mux.
+func (p *Pages) Register(mux *http.ServeMux) { p.a.routes(mux) }
+
+func newApp(cfg Config) (*app, error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	a := &app{svc: cfg.Service, log: cfg.Logger, decode: newDecodeCache(512), rendered: newRenderedCache(32 << 20)}
 	var err error
 	if a.assets, err = newAssets(files); err != nil {
 		return nil, err
@@ -76,7 +93,7 @@ func newApp(s *server.Server) (*app, error) {
 	if a.spec, err = fs.ReadFile(files, "openapi.json"); err != nil {
 		return nil, err
 	}
-	a.specET = etagOf(a.spec)
+	a.specET = cache.ETagOf(a.spec)
 	doc, err := parseAPIDoc(a.spec)
 	if err != nil {
 		return nil, err
@@ -94,8 +111,8 @@ func newApp(s *server.Server) (*app, error) {
 	return a, nil
 }
 
-// routes lists every page route. "/" itself stays the server's JSON 404:
-// the home page is "/{$}" only.
+// routes lists every page route. "/" itself stays the API's JSON 404: the
+// home page is "/{$}" only.
 func (a *app) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /{$}", a.page(a.home))
 	mux.HandleFunc("GET /models", a.page(a.models))
@@ -113,4 +130,4 @@ func (a *app) routes(mux *http.ServeMux) {
 }
 
 // now is the server's clock, injected in tests.
-func (a *app) now() time.Time { return a.s.Now().UTC() }
+func (a *app) now() time.Time { return a.svc.Now().UTC() }

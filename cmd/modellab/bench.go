@@ -177,7 +177,7 @@ func benchRun(ctx context.Context, cfg config, log *slog.Logger, lc loadtest.Con
 	if err != nil {
 		return loadtest.Report{}, err
 	}
-	srv := &http.Server{Handler: a.server, ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: a.handler, ReadHeaderTimeout: 5 * time.Second}
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 	lc.URL = "http://" + ln.Addr().String()

@@ -15,7 +15,9 @@ import (
 	"github.com/modellab/modellab"
 	"github.com/modellab/modellab/cache"
 	"github.com/modellab/modellab/server"
+	"github.com/modellab/modellab/service"
 	"github.com/modellab/modellab/store"
+	"github.com/modellab/modellab/web"
 )
 
 func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
@@ -72,13 +74,14 @@ type app struct {
 	accessLog *bufferedLog
 	db        *store.DB
 	cache     *cache.Cache
-	server    *server.Server
+	service   *service.Service
 	metrics   *server.Metrics
+	handler   http.Handler
 }
 
 func (a *app) close() {
-	if a.server != nil {
-		a.server.Close()
+	if a.service != nil {
+		a.service.Close()
 	}
 	if a.accessLog != nil {
 		_ = a.accessLog.Close()
@@ -91,14 +94,42 @@ func (a *app) close() {
 	}
 }
 
-// newApp opens the database (migrating it), the cache and the server.
+// newApp opens the database (migrating it), the cache, the use cases, and
+// mounts the JSON API and the pages on one mux.
 func newApp(ctx context.Context, cfg config, log *slog.Logger, logOut io.Writer) (*app, error) {
 	a := &app{metrics: server.NewMetrics()}
-	var accessLog *slog.Logger
-	if cfg.AccessLog {
-		a.accessLog = newBufferedLog(logOut)
-		accessLog = newLogger(a.accessLog, cfg)
+	if err := a.openStore(ctx, cfg, log); err != nil {
+		a.close()
+		return nil, err
 	}
+	c, err := cache.New(cacheOptions(cfg, log))
+	if err != nil {
+		a.close()
+		return nil, fmt.Errorf("cache: %w", err)
+	}
+	a.cache = c
+	a.metrics.Register(newPoolCollector(a.db))
+	a.service = service.New(service.Config{
+		Store:         a.db,
+		Cache:         c,
+		Logger:        log,
+		AdminToken:    cfg.AdminToken,
+		ModelsTTL:     cfg.ModelsTTL,
+		ServersTTL:    cfg.ServersTTL,
+		AnalyticsTTL:  cfg.AnalyticsTTL,
+		MaxDBInFlight: cfg.MaxDBInFlight,
+		OnShed:        a.metrics.Shed,
+	})
+	if err := a.mount(cfg, log, logOut); err != nil {
+		a.close()
+		return nil, err
+	}
+	return a, nil
+}
+
+// openStore opens and migrates the database, and creates the admin user
+// when an admin token is configured.
+func (a *app) openStore(ctx context.Context, cfg config, log *slog.Logger) error {
 	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{
 		OnQuery:      a.metrics.DBQuery,
 		QueryTimeout: cfg.DBTimeout,
@@ -106,20 +137,21 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, logOut io.Writer)
 		Logger:       log,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("open database %s: %w", redactURL(cfg.DatabaseURL), err)
+		return fmt.Errorf("open database %s: %w", redactURL(cfg.DatabaseURL), err)
 	}
 	a.db = db
 	if err := db.Migrate(ctx); err != nil {
-		a.close()
-		return nil, fmt.Errorf("migrate: %w", err)
+		return fmt.Errorf("migrate: %w", err)
 	}
-	admin := modellab.User{ID: "usr_admin", Name: "admin", Admin: true}
 	if cfg.AdminToken != "" {
-		if err := db.EnsureUser(ctx, admin); err != nil {
-			a.close()
-			return nil, fmt.Errorf("create the admin user: %w", err)
+		if err := db.EnsureUser(ctx, service.DefaultAdmin); err != nil {
+			return fmt.Errorf("create the admin user: %w", err)
 		}
 	}
+	return nil
+}
+
+func cacheOptions(cfg config, log *slog.Logger) cache.Options {
 	copts := cache.Options{
 		Prefix:       cfg.CachePrefix,
 		RedisURL:     cfg.RedisURL,
@@ -133,29 +165,32 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, logOut io.Writer)
 	if cfg.DisableRedis || cfg.DisableCache {
 		copts.RedisURL = ""
 	}
-	c, err := cache.New(copts)
-	if err != nil {
-		a.close()
-		return nil, fmt.Errorf("cache: %w", err)
+	return copts
+}
+
+// mount puts the JSON API and the pages on one mux behind the middleware.
+func (a *app) mount(cfg config, log *slog.Logger, logOut io.Writer) error {
+	var accessLog *slog.Logger
+	if cfg.AccessLog {
+		a.accessLog = newBufferedLog(logOut)
+		accessLog = newLogger(a.accessLog, cfg)
 	}
-	a.cache = c
-	a.metrics.Register(newPoolCollector(db))
-	a.server = server.New(server.Config{
-		Store:         db,
-		Cache:         c,
-		Metrics:       a.metrics,
-		Logger:        log,
-		AdminToken:    cfg.AdminToken,
-		AdminUser:     admin,
-		ModelsTTL:     cfg.ModelsTTL,
-		ServersTTL:    cfg.ServersTTL,
-		AnalyticsTTL:  cfg.AnalyticsTTL,
-		MaxInFlight:   cfg.MaxInFlight,
-		MaxDBInFlight: cfg.MaxDBInFlight,
-		AccessLog:     accessLog,
-		Pages:         pages,
+	api := server.New(server.Config{
+		Service:     a.service,
+		Metrics:     a.metrics,
+		Logger:      log,
+		MaxInFlight: cfg.MaxInFlight,
+		AccessLog:   accessLog,
 	})
-	return a, nil
+	pages, err := web.New(web.Config{Service: a.service, Logger: log})
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	api.Register(mux)
+	pages.Register(mux)
+	a.handler = api.Handler(mux)
+	return nil
 }
 
 func serve(ctx context.Context, cfg config, wantDemo bool, log *slog.Logger, logOut, stdout io.Writer) error {
@@ -179,7 +214,7 @@ func serve(ctx context.Context, cfg config, wantDemo bool, log *slog.Logger, log
 		}
 	}
 	srv := &http.Server{
-		Handler:           a.server,
+		Handler:           a.handler,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      60 * time.Second,

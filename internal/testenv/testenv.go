@@ -1,7 +1,7 @@
 // Package testenv is the part of the test harnesses of server, web,
 // faulttest and scaletest that is the same in all four: a migrated store
-// with the admin user in it, and calls to the JSON API. Only tests import
-// it.
+// with the admin user in it, an instance wired as cmd/modellab wires it, and
+// calls to the JSON API. Only tests import it.
 //
 // What differs stays in each package: how the cache and server are wired,
 // the proxies and timing of faulttest, the clusters of scaletest, the pages
@@ -19,13 +19,51 @@ import (
 	"testing"
 
 	"github.com/modellab/modellab"
+	"github.com/modellab/modellab/server"
+	"github.com/modellab/modellab/service"
 	"github.com/modellab/modellab/store"
+	"github.com/modellab/modellab/web"
 )
 
-// Admin is the user the harnesses pass as server.Config.AdminUser. The admin
-// token acts as this user, and OpenStore creates its row as serve does, so
-// that the admin's models have a real owner.
-var Admin = modellab.User{ID: "usr_admin", Name: "admin", Admin: true}
+// Admin is the user the admin token acts as (the service's default). OpenStore
+// creates its row as serve does, so that the admin's models have a real
+// owner.
+var Admin = service.DefaultAdmin
+
+// StackConfig says how to wire one instance: the use cases, the JSON API
+// (its Service field is filled in) and, when Pages is set, the pages.
+type StackConfig struct {
+	Service service.Config
+	Server  server.Config
+	Pages   bool
+}
+
+// Stack is one instance wired as cmd/modellab wires it.
+type Stack struct {
+	Service *service.Service
+	API     *server.Server
+	Handler http.Handler
+}
+
+// NewStack wires an instance; the service is closed when t ends (the store
+// and cache stay the caller's).
+func NewStack(t testing.TB, cfg StackConfig) Stack {
+	t.Helper()
+	svc := service.New(cfg.Service)
+	t.Cleanup(svc.Close)
+	cfg.Server.Service = svc
+	api := server.New(cfg.Server)
+	mux := http.NewServeMux()
+	api.Register(mux)
+	if cfg.Pages {
+		pages, err := web.New(web.Config{Service: svc, Logger: cfg.Server.Logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages.Register(mux)
+	}
+	return Stack{Service: svc, API: api, Handler: api.Handler(mux)}
+}
 
 // OpenStore opens the database at url, migrates it and creates Admin; the
 // store is closed when t ends. It returns the error instead of failing t so

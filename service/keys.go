@@ -1,4 +1,4 @@
-package server
+package service
 
 import (
 	"crypto/sha256"
@@ -19,11 +19,17 @@ const (
 	// user-scoped entry that can embed a global model records it, so one
 	// write invalidates every user's list in O(1) instead of a scan.
 	tagGlobalModels = "models:global"
-
-	groupModels    = "models"
-	groupServers   = "servers"
-	groupAnalytics = "analytics"
 )
+
+// Groups of cached reads: the endpoint label of the cache metrics.
+const (
+	GroupModels    = "models"
+	GroupServers   = "servers"
+	GroupAnalytics = "analytics"
+)
+
+// Groups lists every group, for the metrics collector.
+var Groups = []string{GroupModels, GroupServers, GroupAnalytics}
 
 func keyModelsUser(userID string) string  { return "api:models:user:" + userID }
 func keyServersUser(userID string) string { return "api:servers:user:" + userID }
@@ -61,7 +67,7 @@ func ParseAnalyticsQuery(v url.Values, now time.Time) (modellab.AnalyticsQuery, 
 	var q modellab.AnalyticsQuery
 	for _, name := range []string{"from", "to", "interval", "model_id"} {
 		if len(v[name]) > 1 {
-			return q, modellab.Errorf(modellab.EINVALID, "parameter %s is given more than once", name)
+			return q, modellab.FieldErrorf(name, "parameter %s is given more than once", name)
 		}
 	}
 	q.Interval = v.Get("interval")
@@ -69,7 +75,7 @@ func ParseAnalyticsQuery(v url.Values, now time.Time) (modellab.AnalyticsQuery, 
 		q.Interval = modellab.IntervalDay
 	}
 	if q.Interval != modellab.IntervalHour && q.Interval != modellab.IntervalDay {
-		return q, modellab.Errorf(modellab.EINVALID, "interval must be %q or %q", modellab.IntervalHour, modellab.IntervalDay)
+		return q, modellab.FieldErrorf("interval", "interval must be %q or %q", modellab.IntervalHour, modellab.IntervalDay)
 	}
 	q.ModelID = v.Get("model_id")
 	var err error
@@ -101,21 +107,21 @@ func ParseAnalyticsQuery(v url.Values, now time.Time) (modellab.AnalyticsQuery, 
 // parseTime accepts RFC 3339 or a plain date (midnight UTC).
 func parseTime(name, s string) (time.Time, error) {
 	if len(s) > 64 {
-		return time.Time{}, modellab.Errorf(modellab.EINVALID, "%s must be an RFC 3339 time or a date (YYYY-MM-DD)", name)
+		return time.Time{}, modellab.FieldErrorf(name, "%s must be an RFC 3339 time or a date (YYYY-MM-DD)", name)
 	}
 	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
 		if t.Year() < 1970 || t.Year() > 9999 {
-			return time.Time{}, modellab.Errorf(modellab.EINVALID, "%s is out of range", name)
+			return time.Time{}, modellab.FieldErrorf(name, "%s is out of range", name)
 		}
 		return t.UTC(), nil
 	}
 	if t, err := time.Parse(time.DateOnly, s); err == nil {
 		if t.Year() < 1970 {
-			return time.Time{}, modellab.Errorf(modellab.EINVALID, "%s is out of range", name)
+			return time.Time{}, modellab.FieldErrorf(name, "%s is out of range", name)
 		}
 		return t, nil
 	}
-	return time.Time{}, modellab.Errorf(modellab.EINVALID, "%s must be an RFC 3339 time or a date (YYYY-MM-DD)", name)
+	return time.Time{}, modellab.FieldErrorf(name, "%s must be an RFC 3339 time or a date (YYYY-MM-DD)", name)
 }
 
 // ceilTime rounds t up to a multiple of step since the epoch (UTC).

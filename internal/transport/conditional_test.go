@@ -1,4 +1,4 @@
-package server
+package transport
 
 import (
 	"net/http"
@@ -23,7 +23,7 @@ func TestAcceptsGzip(t *testing.T) {
 		if c.header != "" {
 			r.Header.Set("Accept-Encoding", c.header)
 		}
-		if got := acceptsGzip(r); got != c.want {
+		if got := AcceptsGzip(r); got != c.want {
 			t.Errorf("Accept-Encoding %q: got %v, want %v", c.header, got, c.want)
 		}
 	}
@@ -42,9 +42,12 @@ func TestETagMatch(t *testing.T) {
 		{`*`, true},
 		{`"abd"`, false},
 		{`abc`, false},
+		{``, false},
+		{` , ,"abc"`, true},
+		{`W/"abd", W/"abc-gz"`, true},
 	}
 	for _, c := range cases {
-		if got := etagMatch(c.header, tag); got != c.want {
+		if got := NoneMatch(c.header, tag, GzipETag(tag)); got != c.want {
 			t.Errorf("If-None-Match %q: got %v, want %v", c.header, got, c.want)
 		}
 	}

@@ -1,4 +1,4 @@
-package server
+package service
 
 import (
 	"context"
@@ -6,7 +6,7 @@ import (
 	"github.com/modellab/modellab"
 )
 
-// Store is what the server needs from the database. It is implemented by
+// Store is what the use cases need from the database. It is implemented by
 // store.DB on SQLite and PostgreSQL. Errors are *modellab.Error: ENOTFOUND for
 // a missing row, ECONFLICT for a uniqueness violation, EUNAVAILABLE when the
 // database cannot be reached or times out.

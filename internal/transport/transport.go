@@ -1,0 +1,59 @@
+// Package transport holds the HTTP conventions that the JSON API (package
+// server) and the pages (package web) share, so that both answer alike:
+// the one table from domain error codes to statuses, how a request whose
+// client left is counted, conditional GET, content negotiation and where a
+// request's credentials come from.
+package transport
+
+import (
+	"context"
+	"errors"
+	"net/http"
+
+	"github.com/modellab/modellab"
+)
+
+// statusOf is the one table from domain error codes to HTTP statuses.
+var statusOf = map[string]int{
+	modellab.EINVALID:      http.StatusBadRequest,
+	modellab.EUNAUTHORIZED: http.StatusUnauthorized,
+	modellab.EFORBIDDEN:    http.StatusForbidden,
+	modellab.ENOTFOUND:     http.StatusNotFound,
+	modellab.ECONFLICT:     http.StatusConflict,
+	modellab.ETOOLARGE:     http.StatusRequestEntityTooLarge,
+	modellab.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	modellab.EINTERNAL:     http.StatusInternalServerError,
+}
+
+// StatusClientClosed is what a request whose client went away before the
+// answer is counted and logged as (nginx's 499): not an error, never a 500.
+const StatusClientClosed = 499
+
+// RetryAfterSeconds is what a 503 tells clients to wait.
+const RetryAfterSeconds = 1
+
+// Classify returns the contract code and HTTP status of err. A deadline
+// that no layer classified is the service being too slow: 503, not a bug.
+func Classify(err error) (string, int) {
+	code := modellab.ErrorCode(err)
+	if code == modellab.EINTERNAL && errors.Is(err, context.DeadlineExceeded) {
+		code = modellab.EUNAVAILABLE
+	}
+	if st, ok := statusOf[code]; ok {
+		return code, st
+	}
+	return modellab.EINTERNAL, http.StatusInternalServerError
+}
+
+// StatusOf returns the HTTP status of err.
+func StatusOf(err error) int {
+	_, st := Classify(err)
+	return st
+}
+
+// ClientGone reports whether r's client went away (its context was
+// cancelled): whatever error the handler met on the way is then a
+// consequence, not a failure of the service.
+func ClientGone(r *http.Request) bool {
+	return errors.Is(r.Context().Err(), context.Canceled)
+}

@@ -1,0 +1,171 @@
+package service
+
+import (
+	"context"
+	"time"
+
+	"github.com/modellab/modellab"
+	"github.com/modellab/modellab/cache"
+)
+
+var globalTags = []string{tagGlobalModels}
+
+// ModelsList returns the encoded model list the caller may see (u nil: the
+// global list), sorted by name then id.
+func (s *Service) ModelsList(ctx context.Context, u *modellab.User) (*cache.Entry, cache.Result, error) {
+	if u == nil {
+		spec := readSpec{key: keyModelsGlobal, group: GroupModels, ttl: s.cfg.ModelsTTL}
+		return cachedRead(ctx, s, spec, "", loadModelList)
+	}
+	spec := readSpec{key: keyModelsUser(u.ID), group: GroupModels, ttl: s.cfg.ModelsTTL, tags: globalTags}
+	return cachedRead(ctx, s, spec, u.ID, loadModelList)
+}
+
+// loadModelList reads the global models plus ownerID's (none when empty).
+func loadModelList(ctx context.Context, s *Service, ownerID string) (ModelList, error) {
+	ms, err := s.store.ListModels(ctx, ownerID)
+	return ModelList{Models: nonNil(ms)}, err
+}
+
+// invalidateModels drops every entry that can show one of models. Writes to
+// a global model reach every user's list through the tag.
+func (s *Service) invalidateModels(ctx context.Context, models ...modellab.Model) {
+	var keys []string
+	global := false
+	for _, m := range models {
+		if m.Visibility == modellab.VisibilityGlobal {
+			global = true
+		}
+		if m.OwnerID != nil {
+			keys = append(keys, keyModelsUser(*m.OwnerID), keyServersUser(*m.OwnerID))
+		}
+	}
+	if global {
+		keys = append(keys, keyModelsGlobal)
+		s.cache.InvalidateTag(ctx, tagGlobalModels)
+	}
+	s.cache.Invalidate(ctx, keys...)
+}
+
+// visibleModel returns model id if u may see it; ENOTFOUND otherwise, so
+// that existence does not leak.
+func (s *Service) visibleModel(ctx context.Context, u *modellab.User, id string) (modellab.Model, error) {
+	notFound := modellab.Errorf(modellab.ENOTFOUND, "model not found")
+	if !modellab.ValidID(id) {
+		return modellab.Model{}, notFound
+	}
+	var m modellab.Model
+	err := s.withDB(ctx, func(ctx context.Context) error {
+		var err error
+		m, err = s.store.GetModel(ctx, id)
+		return err
+	})
+	switch {
+	case modellab.ErrorCode(err) == modellab.ENOTFOUND:
+		return modellab.Model{}, notFound
+	case err != nil:
+		return m, err
+	case !m.VisibleTo(u):
+		return modellab.Model{}, notFound
+	}
+	return m, nil
+}
+
+// GetModel returns one model the caller may see.
+func (s *Service) GetModel(ctx context.Context, u *modellab.User, id string) (modellab.Model, error) {
+	return s.visibleModel(ctx, u, id)
+}
+
+// CreateModelInput is what a caller sends to register a model.
+type CreateModelInput struct {
+	Name          string `json:"name"`
+	Provider      string `json:"provider"`
+	BaseModel     string `json:"base_model"`
+	Description   string `json:"description"`
+	ContextLength *int64 `json:"context_length"`
+	Visibility    string `json:"visibility"`
+}
+
+// CreateModel registers a model for u.
+func (s *Service) CreateModel(ctx context.Context, u *modellab.User, in CreateModelInput) (modellab.Model, error) {
+	m := modellab.Model{
+		Name: in.Name, Provider: in.Provider, BaseModel: in.BaseModel, Description: in.Description,
+		ContextLength: in.ContextLength, Visibility: in.Visibility,
+	}
+	if m.Visibility == "" {
+		m.Visibility = modellab.VisibilityPrivate
+	}
+	if m.Visibility == modellab.VisibilityGlobal && !u.Admin {
+		return m, modellab.Errorf(modellab.EFORBIDDEN, "only admins may create global models")
+	}
+	if m.Visibility == modellab.VisibilityPrivate {
+		owner := u.ID
+		m.OwnerID = &owner
+	}
+	if err := m.Valid(); err != nil {
+		return m, err
+	}
+	m.ID = modellab.NewID(modellab.PrefixModel)
+	m.CreatedAt = s.stamp()
+	m.UpdatedAt = m.CreatedAt
+	if err := s.withDB(ctx, func(ctx context.Context) error { return s.store.CreateModel(ctx, &m) }); err != nil {
+		return m, err
+	}
+	s.invalidateModels(ctx, m)
+	return m, nil
+}
+
+// UpdateModel applies a partial update: the owner of a private model, or an
+// admin for a global one; others get 404 (private) or 403 (global).
+func (s *Service) UpdateModel(ctx context.Context, u *modellab.User, id string, p modellab.ModelPatch) (modellab.Model, error) {
+	if err := p.Valid(); err != nil {
+		return modellab.Model{}, err
+	}
+	old, err := s.editableModel(ctx, u, id)
+	if err != nil {
+		return old, err
+	}
+	if p.Visibility.Set && p.Visibility.Value == modellab.VisibilityGlobal && old.Visibility != modellab.VisibilityGlobal && !u.Admin {
+		return old, modellab.Errorf(modellab.EFORBIDDEN, "only admins may make a model global")
+	}
+	m := p.Apply(old, u)
+	if err := m.Valid(); err != nil {
+		return old, err
+	}
+	m.UpdatedAt = s.stamp()
+	if err := s.withDB(ctx, func(ctx context.Context) error { return s.store.UpdateModel(ctx, &m) }); err != nil {
+		return old, err
+	}
+	s.invalidateModels(ctx, old, m)
+	return m, nil
+}
+
+// DeleteModel removes a model; servers that ran it keep existing without it.
+func (s *Service) DeleteModel(ctx context.Context, u *modellab.User, id string) error {
+	m, err := s.editableModel(ctx, u, id)
+	if err != nil {
+		return err
+	}
+	if err := s.withDB(ctx, func(ctx context.Context) error { return s.store.DeleteModel(ctx, id) }); err != nil {
+		return err
+	}
+	// Servers of other users may have embedded a global model; the tag
+	// covers them. A private model only shows in its owner's entries.
+	s.invalidateModels(ctx, m)
+	return nil
+}
+
+func (s *Service) editableModel(ctx context.Context, u *modellab.User, id string) (modellab.Model, error) {
+	m, err := s.visibleModel(ctx, u, id)
+	if err != nil {
+		return m, err
+	}
+	if !m.EditableBy(u) {
+		return m, modellab.Errorf(modellab.EFORBIDDEN, "only admins may change global models")
+	}
+	return m, nil
+}
+
+// stamp is the time a write records: UTC, at the microsecond precision
+// both engines store.
+func (s *Service) stamp() time.Time { return s.now().UTC().Truncate(time.Microsecond) }

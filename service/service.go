@@ -1,0 +1,147 @@
+// Package service holds modellab's use cases: the calls that the JSON API
+// (package server) and the pages (package web) both make. Each read names
+// its cache key, tags and TTL here, once, so a page and an API call of the
+// same data share one cache entry; each write changes the database, then
+// invalidates every entry it affects before it returns, so the next read on
+// this instance sees it. The service knows nothing of HTTP.
+//
+// Database-bound work (cache misses and writes) runs under a bounded number
+// of slots; cache hits never wait for one.
+package service
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/modellab/modellab"
+	"github.com/modellab/modellab/cache"
+)
+
+// Config is everything a Service needs; cmd/modellab fills it in.
+type Config struct {
+	Store  Store
+	Cache  *cache.Cache
+	Logger *slog.Logger
+
+	// AdminToken, when set, authenticates as AdminUser (DefaultAdmin when
+	// its ID is empty).
+	AdminToken string
+	AdminUser  modellab.User
+
+	ModelsTTL    time.Duration
+	ServersTTL   time.Duration
+	AnalyticsTTL time.Duration
+
+	// MaxDBInFlight bounds the operations that need the database at once
+	// (cache misses and writes).
+	MaxDBInFlight int
+	// DBQueueWait is how long database-bound work may wait for a slot
+	// before it is answered EUNAVAILABLE.
+	DBQueueWait time.Duration
+	// OnShed, when set, is told each time work is shed for want of a
+	// slot (for the metrics).
+	OnShed func(reason string)
+
+	Now func() time.Time
+}
+
+// DefaultAdmin is the user the admin token acts as; serve creates its row
+// so that the admin's models have a real owner.
+var DefaultAdmin = modellab.User{ID: "usr_admin", Name: "admin", Admin: true}
+
+// Service is the use-case layer. It is safe for concurrent use.
+type Service struct {
+	cfg   Config
+	store Store
+	cache *cache.Cache
+	log   *slog.Logger
+	now   func() time.Time
+	auth  *authenticator
+
+	dbSlots chan struct{}
+}
+
+// New builds the service; zero fields of cfg get the contract's defaults.
+func New(cfg Config) *Service {
+	cfg = withDefaults(cfg)
+	s := &Service{
+		cfg:     cfg,
+		store:   cfg.Store,
+		cache:   cfg.Cache,
+		log:     cfg.Logger,
+		now:     cfg.Now,
+		dbSlots: make(chan struct{}, cfg.MaxDBInFlight),
+	}
+	s.auth = newAuthenticator(authConfig{store: cfg.Store, adminToken: cfg.AdminToken, admin: cfg.AdminUser, now: cfg.Now})
+	return s
+}
+
+func withDefaults(cfg Config) Config {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.AdminUser.ID == "" {
+		cfg.AdminUser = DefaultAdmin
+	}
+	cfg.AdminUser.Admin = true
+	if cfg.ModelsTTL <= 0 {
+		cfg.ModelsTTL = 120 * time.Second
+	}
+	if cfg.ServersTTL <= 0 {
+		cfg.ServersTTL = 30 * time.Second
+	}
+	if cfg.AnalyticsTTL <= 0 {
+		cfg.AnalyticsTTL = 300 * time.Second
+	}
+	if cfg.MaxDBInFlight <= 0 {
+		cfg.MaxDBInFlight = 64
+	}
+	if cfg.DBQueueWait <= 0 {
+		cfg.DBQueueWait = time.Second
+	}
+	if cfg.OnShed == nil {
+		cfg.OnShed = func(string) {}
+	}
+	return cfg
+}
+
+// Close stops the goroutines the service started (the token cache's
+// expiry). The store and cache it was given are the caller's to close.
+func (s *Service) Close() { s.auth.close() }
+
+// Now returns the service's clock, so that the transports render times and
+// default ranges exactly as the use cases compute them.
+func (s *Service) Now() time.Time { return s.now() }
+
+// Cache returns the response cache, for the admin endpoints and metrics.
+func (s *Service) Cache() *cache.Cache { return s.cache }
+
+// Ping checks that the database answers.
+func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }
+
+// withDB runs fn while holding one of the database slots. Waiting longer
+// than DBQueueWait answers EUNAVAILABLE: shedding load beats queueing until
+// every request times out.
+func (s *Service) withDB(ctx context.Context, fn func(context.Context) error) error {
+	select {
+	case s.dbSlots <- struct{}{}:
+	default:
+		t := time.NewTimer(s.cfg.DBQueueWait)
+		select {
+		case s.dbSlots <- struct{}{}:
+			t.Stop()
+		case <-t.C:
+			s.cfg.OnShed("db")
+			return modellab.Errorf(modellab.EUNAVAILABLE, "the service is overloaded, try again")
+		case <-ctx.Done():
+			t.Stop()
+			return modellab.WrapError(modellab.EUNAVAILABLE, ctx.Err(), "the request was cancelled")
+		}
+	}
+	defer func() { <-s.dbSlots }()
+	return fn(ctx)
+}
