@@ -70,7 +70,10 @@ func writeCached(w http.ResponseWriter, r *http.Request, e *cache.Entry, res cac
 		etag = transport.GzipETag(e.ETag)
 	}
 	h["Etag"] = headerValue(w, etag)
-	if transport.NotModified(w, r, e.ETag, transport.GzipETag(e.ETag)) {
+	// Either representation's tag validates the client's copy; the gzip
+	// tag is derived only when there is a header to compare it with.
+	if inm := transport.HeaderGet(r.Header, "If-None-Match"); inm != "" && transport.NoneMatch(inm, e.ETag, transport.GzipETag(e.ETag)) {
+		w.WriteHeader(http.StatusNotModified)
 		return
 	}
 	if gz {
