@@ -158,3 +158,32 @@ func TestErrorHelpers(t *testing.T) {
 		t.Errorf("internal message leaked: %q", modellab.ErrorMessage(internal))
 	}
 }
+
+// TestErrorField: every validation error names the field it is about, so
+// that forms can show the message next to it without parsing it.
+func TestErrorField(t *testing.T) {
+	owner := "usr_a"
+	long := strings.Repeat("x", modellab.MaxNameLen+1)
+	bad := int64(0)
+	cases := []struct {
+		name  string
+		model modellab.Model
+		want  string
+	}{
+		{"blank name", modellab.Model{Name: " ", Provider: "p", Visibility: "private", OwnerID: &owner}, "name"},
+		{"long name", modellab.Model{Name: long, Provider: "p", Visibility: "private", OwnerID: &owner}, "name"},
+		{"no provider", modellab.Model{Name: "m", Visibility: "private", OwnerID: &owner}, "provider"},
+		{"control in base model", modellab.Model{Name: "m", Provider: "p", BaseModel: "a\x00", Visibility: "private", OwnerID: &owner}, "base_model"},
+		{"context length", modellab.Model{Name: "m", Provider: "p", ContextLength: &bad, Visibility: "private", OwnerID: &owner}, "context_length"},
+		{"visibility", modellab.Model{Name: "m", Provider: "p", Visibility: "public"}, "visibility"},
+	}
+	for _, c := range cases {
+		err := c.model.Valid()
+		if modellab.ErrorCode(err) != modellab.EINVALID {
+			t.Fatalf("%s: %v, want invalid_argument", c.name, err)
+		}
+		if got := modellab.ErrorField(err); got != c.want {
+			t.Errorf("%s: field %q, want %q (message %q)", c.name, got, c.want, modellab.ErrorMessage(err))
+		}
+	}
+}

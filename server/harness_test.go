@@ -49,6 +49,11 @@ type envOpts struct {
 	now      func() time.Time
 	ttl      time.Duration
 	maxDB    int
+	// wrap, when set, wraps the store the service uses (to slow or break
+	// one call).
+	wrap func(service.Store) service.Store
+	// logs, when set, receives the server's log lines.
+	logs io.Writer
 }
 
 func randHex(n int) string {
@@ -61,7 +66,9 @@ func newEnv(t *testing.T, o envOpts) *env {
 	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() && os.Getenv("MODELLAB_TEST_LOG") != "" {
+	if o.logs != nil {
+		log = slog.New(slog.NewTextHandler(o.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	} else if testing.Verbose() && os.Getenv("MODELLAB_TEST_LOG") != "" {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	metrics := server.NewMetrics()
@@ -103,9 +110,13 @@ func newEnv(t *testing.T, o envOpts) *env {
 		waitFor(t, 5*time.Second, func() bool { return c.RedisState() == "up" })
 	}
 	ttl := o.ttl
+	var st0 service.Store = db
+	if o.wrap != nil {
+		st0 = o.wrap(db)
+	}
 	st := testenv.NewStack(t, testenv.StackConfig{
 		Service: service.Config{
-			Store: db, Cache: c, Logger: log, AdminToken: adminToken, Now: o.now,
+			Store: st0, Cache: c, Logger: log, AdminToken: adminToken, Now: o.now,
 			ModelsTTL: ttl, ServersTTL: ttl, AnalyticsTTL: ttl, MaxDBInFlight: o.maxDB, OnShed: metrics.Shed,
 		},
 		Server: server.Config{Metrics: metrics, Logger: log},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/modellab/modellab"
 	"github.com/modellab/modellab/internal/transport"
+	"github.com/modellab/modellab/service"
 )
 
 func TestPagesNeedASession(t *testing.T) {
@@ -304,6 +305,29 @@ func TestMonitorData(t *testing.T) {
 	r = e.get(c, "/monitor/data", "If-None-Match", etag)
 	if r.status != 200 || !strings.Contains(r.body, `data-status="error"`) || r.header.Get("ETag") == etag {
 		t.Errorf("poll after the change: %d ETag %q body %s", r.status, r.header.Get("ETag"), r.body)
+	}
+}
+
+// TestMonitorDataReadsOnce: one poll is one read of the status entry (the
+// handler used to read it twice: once for the ETag, again for the HTML).
+func TestMonitorDataReadsOnce(t *testing.T) {
+	e := newEnv(t, time.Now)
+	tok, _ := e.user("alice")
+	e.server(tok, map[string]any{"name": "node-1", "status": "running"})
+	c := e.client()
+	e.login(c, tok)
+	reads := func() uint64 {
+		g := e.svc.Cache().Stats().Groups[service.GroupServers]
+		return g.Hit + g.Miss + g.Stale + g.Bypass
+	}
+	for _, inm := range []string{"", `W/"mon-other"`} {
+		before := reads()
+		if r := e.get(c, "/monitor/data", "If-None-Match", inm); r.status != 200 {
+			t.Fatalf("poll: %d", r.status)
+		}
+		if got := reads() - before; got != 1 {
+			t.Errorf("If-None-Match %q: %d reads of the status, want 1", inm, got)
+		}
 	}
 }
 
