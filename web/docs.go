@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -141,117 +142,135 @@ func parseAPIDoc(spec []byte) (*apiDoc, error) {
 		return nil, fmt.Errorf("openapi.json: %w", err)
 	}
 	out := &apiDoc{Title: d.Info.Title, Version: d.Info.Version, Description: d.Info.Description}
-	groups := map[string]*docGroup{}
 	for _, t := range d.Tags {
 		out.Groups = append(out.Groups, docGroup{Name: t.Name, Description: t.Description, Anchor: "tag-" + anchor(t.Name)})
 	}
-	for i := range out.Groups {
-		groups[out.Groups[i].Name] = &out.Groups[i]
-	}
-	paths := make([]string, 0, len(d.Paths))
-	for p := range d.Paths {
-		paths = append(paths, p)
-	}
-	slices.Sort(paths)
+	paths := slices.Sorted(maps.Keys(d.Paths))
 	for _, p := range paths {
-		item := d.Paths[p]
-		var shared []oaParam
-		if raw, ok := item["parameters"]; ok {
-			if err := json.Unmarshal(raw, &shared); err != nil {
-				return nil, fmt.Errorf("openapi.json: %s parameters: %w", p, err)
-			}
+		ops, err := d.pathOps(p)
+		if err != nil {
+			return nil, err
 		}
-		for _, m := range methodOrder {
-			raw, ok := item[m]
-			if !ok {
-				continue
-			}
-			var op oaOp
-			if err := json.Unmarshal(raw, &op); err != nil {
-				return nil, fmt.Errorf("openapi.json: %s %s: %w", m, p, err)
-			}
-			dop := docOp{Method: strings.ToUpper(m), Path: p, Summary: op.Summary, Description: op.Description,
-				Anchor: "op-" + m + anchor(p)}
-			switch {
-			case op.Admin:
-				dop.Auth = "admin token"
-			case op.Security != nil && len(*op.Security) == 0:
-				dop.Auth = "public"
-			case op.Security != nil && slices.ContainsFunc(*op.Security, func(s map[string][]string) bool { return len(s) == 0 }):
-				dop.Auth = "token optional"
-			default:
-				dop.Auth = "token required"
-			}
-			for _, prm := range append(slices.Clone(shared), op.Parameters...) {
-				if prm.Ref != "" {
-					prm = d.Components.Parameters[refName(prm.Ref)]
-				}
-				dop.Params = append(dop.Params, docParam{Name: prm.Name, In: prm.In, Description: prm.Description,
-					Required: prm.Required, Type: typeOf(prm.Schema)})
-			}
-			if rb := op.RequestBody; rb != nil {
-				if mt, ok := rb.Content["application/json"]; ok {
-					dop.Body = &docBody{Type: typeOf(mt.Schema), Required: rb.Required, Example: pretty(mt.Example)}
-				}
-			}
-			codes := make([]string, 0, len(op.Responses))
-			for c := range op.Responses {
-				codes = append(codes, c)
-			}
-			slices.Sort(codes)
-			for _, c := range codes {
-				r := op.Responses[c]
-				if r.Ref != "" {
-					r = d.Components.Responses[refName(r.Ref)]
-				}
-				dr := docResp{Code: c, Description: r.Description}
-				for _, ct := range []string{"application/json", "text/html", "text/plain"} {
-					if mt, ok := r.Content[ct]; ok {
-						dr.Type = typeOf(mt.Schema)
-						if ct != "application/json" {
-							dr.Type = template.HTML(ct)
-						}
-						break
-					}
-				}
-				for h := range r.Headers {
-					dr.Headers = append(dr.Headers, h)
-				}
-				slices.Sort(dr.Headers)
-				dop.Responses = append(dop.Responses, dr)
-			}
-			tag := "Other"
-			if len(op.Tags) > 0 {
-				tag = op.Tags[0]
-			}
-			g, ok := groups[tag]
-			if !ok {
-				out.Groups = append(out.Groups, docGroup{Name: tag, Anchor: "tag-" + anchor(tag)})
-				// Appending may move the slice: rebuild the index.
-				for i := range out.Groups {
-					groups[out.Groups[i].Name] = &out.Groups[i]
-				}
-				g = groups[tag]
-			}
-			g.Ops = append(g.Ops, dop)
+		for _, op := range ops {
+			out.addOp(op.tag, op.op)
 		}
 	}
-	names := make([]string, 0, len(d.Components.Schemas))
-	for n := range d.Components.Schemas {
-		names = append(names, n)
-	}
-	slices.Sort(names)
-	for _, n := range names {
-		s := d.Components.Schemas[n]
-		ds := docSchema{Name: n, Anchor: "schema-" + anchor(n), Description: s.Description}
-		props := flattenProps(s, d.Components.Schemas)
-		if len(props) == 0 {
-			ds.Type = typeOf(s)
+	out.Schemas = d.schemas()
+	return out, nil
+}
+
+// taggedOp is one operation and the group it is listed under.
+type taggedOp struct {
+	tag string
+	op  docOp
+}
+
+// pathOps returns the operations of path p in methodOrder.
+func (d *oaDoc) pathOps(p string) ([]taggedOp, error) {
+	item := d.Paths[p]
+	var shared []oaParam
+	if raw, ok := item["parameters"]; ok {
+		if err := json.Unmarshal(raw, &shared); err != nil {
+			return nil, fmt.Errorf("openapi.json: %s parameters: %w", p, err)
 		}
-		ds.Props = props
-		out.Schemas = append(out.Schemas, ds)
+	}
+	var out []taggedOp
+	for _, m := range methodOrder {
+		raw, ok := item[m]
+		if !ok {
+			continue
+		}
+		var op oaOp
+		if err := json.Unmarshal(raw, &op); err != nil {
+			return nil, fmt.Errorf("openapi.json: %s %s: %w", m, p, err)
+		}
+		tag := "Other"
+		if len(op.Tags) > 0 {
+			tag = op.Tags[0]
+		}
+		out = append(out, taggedOp{tag: tag, op: d.docOpOf(m, p, &op, shared)})
 	}
 	return out, nil
+}
+
+// docOpOf is the page's view of one operation.
+func (d *oaDoc) docOpOf(method, path string, op *oaOp, shared []oaParam) docOp {
+	dop := docOp{Method: strings.ToUpper(method), Path: path, Summary: op.Summary, Description: op.Description,
+		Anchor: "op-" + method + anchor(path), Auth: authOf(op)}
+	for _, prm := range append(slices.Clone(shared), op.Parameters...) {
+		if prm.Ref != "" {
+			prm = d.Components.Parameters[refName(prm.Ref)]
+		}
+		dop.Params = append(dop.Params, docParam{Name: prm.Name, In: prm.In, Description: prm.Description,
+			Required: prm.Required, Type: typeOf(prm.Schema)})
+	}
+	if rb := op.RequestBody; rb != nil {
+		if mt, ok := rb.Content["application/json"]; ok {
+			dop.Body = &docBody{Type: typeOf(mt.Schema), Required: rb.Required, Example: pretty(mt.Example)}
+		}
+	}
+	for _, c := range slices.Sorted(maps.Keys(op.Responses)) {
+		dop.Responses = append(dop.Responses, d.docRespOf(c, op.Responses[c]))
+	}
+	return dop
+}
+
+// authOf says who may call op, from its security requirements.
+func authOf(op *oaOp) string {
+	switch {
+	case op.Admin:
+		return "admin token"
+	case op.Security != nil && len(*op.Security) == 0:
+		return "public"
+	case op.Security != nil && slices.ContainsFunc(*op.Security, func(s map[string][]string) bool { return len(s) == 0 }):
+		return "token optional"
+	}
+	return "token required"
+}
+
+// docRespOf is the page's view of one response, references resolved.
+func (d *oaDoc) docRespOf(code string, r oaResponse) docResp {
+	if r.Ref != "" {
+		r = d.Components.Responses[refName(r.Ref)]
+	}
+	dr := docResp{Code: code, Description: r.Description}
+	for _, ct := range []string{"application/json", "text/html", "text/plain"} {
+		if mt, ok := r.Content[ct]; ok {
+			dr.Type = typeOf(mt.Schema)
+			if ct != "application/json" {
+				dr.Type = template.HTML(ct)
+			}
+			break
+		}
+	}
+	dr.Headers = slices.Sorted(maps.Keys(r.Headers))
+	return dr
+}
+
+// addOp lists op under its group, made on first use after the declared
+// tags.
+func (out *apiDoc) addOp(tag string, op docOp) {
+	i := slices.IndexFunc(out.Groups, func(g docGroup) bool { return g.Name == tag })
+	if i < 0 {
+		out.Groups = append(out.Groups, docGroup{Name: tag, Anchor: "tag-" + anchor(tag)})
+		i = len(out.Groups) - 1
+	}
+	out.Groups[i].Ops = append(out.Groups[i].Ops, op)
+}
+
+// schemas lists the components' schemas by name.
+func (d *oaDoc) schemas() []docSchema {
+	var out []docSchema
+	for _, n := range slices.Sorted(maps.Keys(d.Components.Schemas)) {
+		s := d.Components.Schemas[n]
+		ds := docSchema{Name: n, Anchor: "schema-" + anchor(n), Description: s.Description}
+		ds.Props = flattenProps(s, d.Components.Schemas)
+		if len(ds.Props) == 0 {
+			ds.Type = typeOf(s)
+		}
+		out = append(out, ds)
+	}
+	return out
 }
 
 // flattenProps lists an object's properties, allOf included.

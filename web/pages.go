@@ -170,84 +170,16 @@ func (a *app) renderModels(w http.ResponseWriter, r *http.Request, v *view, stat
 	}
 	qv := r.URL.Query()
 	d := modelsData{Form: f, CanGlobal: v.User.Admin, Total: len(body.Models)}
-	d.Query = strings.TrimSpace(qv.Get("q"))
-	d.Scope = qv.Get("scope")
-	if d.Scope != "mine" && d.Scope != "global" {
-		d.Scope = "all"
-	}
-	// Two passes over the (possibly thousands of) models, so that only the
-	// rows of the page shown are built: the first counts, the second picks.
-	needle := strings.ToLower(d.Query)
-	matches := func(m *modellab.Model) bool {
-		return needle == "" || strings.Contains(strings.ToLower(m.Name), needle) ||
-			strings.Contains(strings.ToLower(m.Provider), needle) ||
-			strings.Contains(strings.ToLower(m.BaseModel), needle)
-	}
-	inScope := func(m *modellab.Model) bool {
-		g := m.Visibility == modellab.VisibilityGlobal
-		return d.Scope == "all" || d.Scope == "global" && g || d.Scope == "mine" && !g
-	}
-	var all, mine, global int
-	for i := range body.Models {
-		m := &body.Models[i]
-		if !matches(m) {
-			continue
-		}
-		all++
-		if m.Visibility == modellab.VisibilityGlobal {
-			global++
-		} else {
-			mine++
-		}
-	}
-	d.Matching = map[string]int{"all": all, "mine": mine, "global": global}[d.Scope]
-	link := func(scope string, page int) string {
-		p := url.Values{}
-		if d.Query != "" {
-			p.Set("q", d.Query)
-		}
-		if scope != "all" {
-			p.Set("scope", scope)
-		}
-		if page > 1 {
-			p.Set("page", strconv.Itoa(page))
-		}
-		if len(p) == 0 {
-			return "/models"
-		}
-		return "/models?" + p.Encode()
-	}
-	for _, s := range []scopeLink{{Name: "all", Label: "All", Count: all}, {Name: "mine", Label: "Private", Count: mine}, {Name: "global", Label: "Global", Count: global}} {
-		s.URL, s.Active = link(s.Name, 1), s.Name == d.Scope
+	flt := newModelFilter(qv)
+	d.Query, d.Scope = flt.query, flt.scope
+	counts := flt.count(body.Models)
+	d.Matching = counts[d.Scope]
+	for _, s := range []scopeLink{{Name: "all", Label: "All"}, {Name: "mine", Label: "Private"}, {Name: "global", Label: "Global"}} {
+		s.Count, s.URL, s.Active = counts[s.Name], flt.link(s.Name, 1), s.Name == d.Scope
 		d.Scopes = append(d.Scopes, s)
 	}
-	d.Pages = max(1, (d.Matching+modelsPerPage-1)/modelsPerPage)
-	d.Page, _ = strconv.Atoi(qv.Get("page"))
-	d.Page = min(max(d.Page, 1), d.Pages)
-	lo := (d.Page - 1) * modelsPerPage
-	hi := min(lo+modelsPerPage, d.Matching)
-	d.Rows = make([]modelRow, 0, hi-lo)
-	n := 0
-	for i := range body.Models {
-		m := &body.Models[i]
-		if !matches(m) || !inScope(m) {
-			continue
-		}
-		if n >= lo && n < hi {
-			d.Rows = append(d.Rows, newModelRow(m, v.User))
-		}
-		n++
-		if n >= hi {
-			break
-		}
-	}
-	d.First, d.Last = lo+1, hi
-	if d.Page > 1 {
-		d.PrevURL = link(d.Scope, d.Page-1)
-	}
-	if d.Page < d.Pages {
-		d.NextURL = link(d.Scope, d.Page+1)
-	}
+	d.paginate(qv, flt)
+	d.Rows = flt.rows(body.Models, d.First-1, d.Last, v.User)
 	if id := qv.Get("created"); id != "" {
 		for _, m := range body.Models {
 			if m.ID == id {
@@ -264,6 +196,103 @@ func (a *app) renderModels(w http.ResponseWriter, r *http.Request, v *view, stat
 	}
 	a.renderCached(w, r, status, "models", "layout", v, key)
 	return nil
+}
+
+// paginate picks the page shown among the Matching models.
+func (d *modelsData) paginate(qv url.Values, flt modelFilter) {
+	d.Pages = max(1, (d.Matching+modelsPerPage-1)/modelsPerPage)
+	d.Page, _ = strconv.Atoi(qv.Get("page"))
+	d.Page = min(max(d.Page, 1), d.Pages)
+	lo := (d.Page - 1) * modelsPerPage
+	d.First, d.Last = lo+1, min(lo+modelsPerPage, d.Matching)
+	if d.Page > 1 {
+		d.PrevURL = flt.link(d.Scope, d.Page-1)
+	}
+	if d.Page < d.Pages {
+		d.NextURL = flt.link(d.Scope, d.Page+1)
+	}
+}
+
+// modelFilter is the search box and scope of the models page.
+type modelFilter struct {
+	query, scope, needle string
+}
+
+func newModelFilter(qv url.Values) modelFilter {
+	f := modelFilter{query: strings.TrimSpace(qv.Get("q")), scope: qv.Get("scope")}
+	if f.scope != "mine" && f.scope != "global" {
+		f.scope = "all"
+	}
+	f.needle = strings.ToLower(f.query)
+	return f
+}
+
+func (f modelFilter) matches(m *modellab.Model) bool {
+	return f.needle == "" || strings.Contains(strings.ToLower(m.Name), f.needle) ||
+		strings.Contains(strings.ToLower(m.Provider), f.needle) ||
+		strings.Contains(strings.ToLower(m.BaseModel), f.needle)
+}
+
+func (f modelFilter) inScope(m *modellab.Model) bool {
+	g := m.Visibility == modellab.VisibilityGlobal
+	return f.scope == "all" || f.scope == "global" && g || f.scope == "mine" && !g
+}
+
+// count returns how many models match in each scope.
+func (f modelFilter) count(models []modellab.Model) map[string]int {
+	c := map[string]int{}
+	for i := range models {
+		m := &models[i]
+		if !f.matches(m) {
+			continue
+		}
+		c["all"]++
+		if m.Visibility == modellab.VisibilityGlobal {
+			c["global"]++
+		} else {
+			c["mine"]++
+		}
+	}
+	return c
+}
+
+// rows builds the rows lo..hi (0-based, hi exclusive) of the matching
+// models in scope. Only the rows shown are built: a list can hold thousands.
+func (f modelFilter) rows(models []modellab.Model, lo, hi int, u *modellab.User) []modelRow {
+	out := make([]modelRow, 0, max(hi-lo, 0))
+	n := 0
+	for i := range models {
+		if n >= hi {
+			break
+		}
+		m := &models[i]
+		if !f.matches(m) || !f.inScope(m) {
+			continue
+		}
+		if n >= lo {
+			out = append(out, newModelRow(m, u))
+		}
+		n++
+	}
+	return out
+}
+
+// link is the URL of a page of a scope, keeping the search.
+func (f modelFilter) link(scope string, page int) string {
+	p := url.Values{}
+	if f.query != "" {
+		p.Set("q", f.query)
+	}
+	if scope != "all" {
+		p.Set("scope", scope)
+	}
+	if page > 1 {
+		p.Set("page", strconv.Itoa(page))
+	}
+	if len(p) == 0 {
+		return "/models"
+	}
+	return "/models?" + p.Encode()
 }
 
 func (a *app) createModel(w http.ResponseWriter, r *http.Request, v *view) error {
