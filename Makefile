@@ -12,11 +12,23 @@ build:
 
 # test starts (or installs) Redis and PostgreSQL when they are missing, then
 # runs every test with the race detector.
-test: deps vet fmt-check
+test: deps vet fmt-check lint-openapi check-apiclient
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 deps:
 	./scripts/deps.sh
+
+.PHONY: lint-openapi check-apiclient
+
+# lint-openapi lints web/openapi.json with Redocly CLI (rules in
+# redocly.yaml); skipped with a message where npm cannot install it.
+lint-openapi:
+	./scripts/lint-openapi.sh
+
+# check-apiclient fails when apiclient/client.gen.go is not what the
+# document generates (fix: go generate ./apiclient/).
+check-apiclient:
+	./scripts/check-apiclient.sh
 
 vet:
 	$(GO) vet ./...

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -181,7 +182,8 @@ func TestOpenAPI(t *testing.T) {
 	o.json("POST", "/api/users", "", map[string]any{"name": "x"}, 401)
 	o.json("POST", "/api/users", alice, map[string]any{"name": "x"}, 403)
 	o.json("POST", "/api/users", adminToken, map[string]any{"name": ""}, 400)
-	o.json("POST", "/api/users", adminToken, []byte(`{"name": "`+strings.Repeat("x", 2<<20)+`"}`), 413)
+	big := []byte(`{"name": "` + strings.Repeat("x", 2<<20) + `"}`) // over the 1 MiB body limit
+	o.json("POST", "/api/users", adminToken, big, 413)
 
 	// Models.
 	var m modellab.Model
@@ -194,15 +196,25 @@ func TestOpenAPI(t *testing.T) {
 	o.json("POST", "/api/models", alice, map[string]any{"name": "g2", "provider": "meta", "visibility": "global"}, 403)
 	o.json("POST", "/api/models", alice, map[string]any{"name": "", "provider": "meta"}, 400)
 	o.json("POST", "/api/models", "", map[string]any{"name": "x", "provider": "meta"}, 401)
+	o.json("POST", "/api/models", alice, big, 413)
 	o.json("GET", "/api/models", "", nil, 200)
 	r = o.json("GET", "/api/models", alice, nil, 200)
 	o.json("GET", "/api/models", alice, nil, 304, "If-None-Match", r.header.Get("ETag"))
 	o.json("GET", "/api/models", "mlk_wrong", nil, 401)
 	o.json("GET", "/api/models/"+m.ID, alice, nil, 200)
 	o.json("GET", "/api/models/"+m.ID, bob, nil, 404)
+	o.json("GET", "/api/models/"+m.ID, "mlk_wrong", nil, 401)
 	o.json("PATCH", "/api/models/"+m.ID, alice, map[string]any{"description": "new", "context_length": nil}, 200)
 	o.json("PATCH", "/api/models/"+m.ID, alice, map[string]any{"name": nil}, 400)
 	o.json("PATCH", "/api/models/"+m.ID, bob, map[string]any{"description": "x"}, 404)
+	o.json("PATCH", "/api/models/"+m.ID, "", map[string]any{"description": "x"}, 401)
+	o.json("PATCH", "/api/models/"+m.ID, alice, big, 413)
+	m1b := e.model(alice, map[string]any{"name": "m1b", "provider": "meta"})
+	o.json("PATCH", "/api/models/"+m1b.ID, alice, map[string]any{"name": "m1"}, 409)
+	g1 := e.model(adminToken, map[string]any{"name": "g3", "provider": "meta", "visibility": "global"})
+	o.json("PATCH", "/api/models/"+g1.ID, alice, map[string]any{"description": "mine now"}, 403)
+	o.json("DELETE", "/api/models/"+g1.ID, alice, nil, 403)
+	o.json("DELETE", "/api/models/"+g1.ID, "", nil, 401)
 
 	// Servers.
 	var s modellab.Server
@@ -211,10 +223,19 @@ func TestOpenAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	o.json("POST", "/api/servers", alice, map[string]any{"name": "node-2", "model_id": "mdl_nope0000000000000000"}, 400)
+	o.json("POST", "/api/servers", alice, map[string]any{"name": "node-1"}, 409)
+	o.json("POST", "/api/servers", "", map[string]any{"name": "node-3"}, 401)
+	o.json("POST", "/api/servers", alice, big, 413)
 	o.json("GET", "/api/servers/"+s.ID, alice, nil, 200)
 	o.json("GET", "/api/servers/"+s.ID, bob, nil, 404)
+	o.json("GET", "/api/servers/"+s.ID, "", nil, 401)
 	o.json("PATCH", "/api/servers/"+s.ID, alice, map[string]any{"status": "running", "last_heartbeat": time.Now().UTC().Format(time.RFC3339)}, 200)
 	o.json("PATCH", "/api/servers/"+s.ID, alice, map[string]any{"status": "flying"}, 400)
+	o.json("PATCH", "/api/servers/"+s.ID, bob, map[string]any{"status": "stopped"}, 404)
+	o.json("PATCH", "/api/servers/"+s.ID, "", map[string]any{"status": "stopped"}, 401)
+	o.json("PATCH", "/api/servers/"+s.ID, alice, big, 413)
+	s2 := e.server(alice, map[string]any{"name": "node-2"})
+	o.json("PATCH", "/api/servers/"+s2.ID, alice, map[string]any{"name": "node-1"}, 409)
 	r = o.json("GET", "/api/servers/status", alice, nil, 200)
 	o.json("GET", "/api/servers/status", alice, nil, 304, "If-None-Match", r.header.Get("ETag"))
 	o.json("GET", "/api/servers/status", "", nil, 401)
@@ -227,27 +248,37 @@ func TestOpenAPI(t *testing.T) {
 		{"model_id": m.ID, "input_tokens": 1, "output_tokens": 2, "latency_ms": 80, "status": "error"},
 	}}, 202)
 	o.json("POST", "/api/analytics/events", alice, map[string]any{"events": []any{}}, 400)
+	o.json("POST", "/api/analytics/events", "", map[string]any{"events": []any{}}, 401)
+	o.json("POST", "/api/analytics/events", alice, big, 413)
 	r = o.json("GET", "/api/analytics/data", alice, nil, 200)
 	o.json("GET", "/api/analytics/data", alice, nil, 304, "If-None-Match", r.header.Get("ETag"))
 	o.json("GET", "/api/analytics/data?interval=hour&model_id="+m.ID+"&from="+now.Add(-48*time.Hour).Format(time.RFC3339), alice, nil, 200)
 	o.json("GET", "/api/analytics/data?interval=week", alice, nil, 400)
+	o.json("GET", "/api/analytics/data", "", nil, 401)
 
 	// Cache and operations.
 	o.json("GET", "/api/cache/stats", adminToken, nil, 200)
 	o.json("GET", "/api/cache/stats", alice, nil, 403)
+	o.json("GET", "/api/cache/stats", "", nil, 401)
 	o.json("POST", "/api/cache/invalidate", adminToken, map[string]any{"pattern": "api:models:*"}, 200)
 	o.json("POST", "/api/cache/invalidate", adminToken, map[string]any{"pattern": ""}, 400)
+	o.json("POST", "/api/cache/invalidate", alice, map[string]any{"pattern": "api:models:*"}, 403)
+	o.json("POST", "/api/cache/invalidate", "", map[string]any{"pattern": "api:models:*"}, 401)
+	o.json("POST", "/api/cache/invalidate", adminToken, big, 413)
 	o.json("GET", "/healthz", "", nil, 200)
 	o.json("GET", "/readyz", "", nil, 200)
 	o.json("GET", "/metrics", "", nil, 200)
 
 	// Pages.
 	c := e.client()
+	bigForm := []byte("token=" + strings.Repeat("x", 2<<20))
 	o.exchange(c, "GET", "/", "", "", nil, 303)
 	login := o.exchange(c, "GET", "/login", "", "", nil, 200)
 	lcsrf := csrfOf(t, login.body)
 	o.form(c, "/login", url.Values{"token": {"mlk_wrong"}, "csrf": {lcsrf}}, 401)
 	o.form(c, "/login", url.Values{"token": {alice}, "csrf": {"nope"}}, 403)
+	o.exchange(c, "POST", "/login", "", "application/x-www-form-urlencoded", []byte("token=%zz"), 400)
+	o.exchange(c, "POST", "/login", "", "application/x-www-form-urlencoded", bigForm, 413)
 	o.form(c, "/login", url.Values{"token": {alice}, "csrf": {lcsrf}}, 303)
 	home := o.exchange(c, "GET", "/", "", "", nil, 200)
 	csrf := csrfOf(t, home.body)
@@ -257,6 +288,8 @@ func TestOpenAPI(t *testing.T) {
 	o.form(c, "/models", url.Values{"csrf": {csrf}, "name": {""}, "provider": {"local"}}, 400)
 	o.form(c, "/models", url.Values{"csrf": {csrf}, "name": {"page-model"}, "provider": {"local"}}, 409)
 	o.form(c, "/models", url.Values{"csrf": {"wrong"}, "name": {"x"}, "provider": {"local"}}, 403)
+	o.exchange(c, "POST", "/models", "", "application/x-www-form-urlencoded", bigForm, 413)
+	o.exchange(c, "POST", "/models/"+m.ID+"/delete", "", "application/x-www-form-urlencoded", []byte("csrf=%zz"), 400)
 	o.form(c, "/models/"+m.ID+"/delete", url.Values{"csrf": {"wrong"}}, 403)
 	o.form(c, "/models/mdl_nope0000000000000000/delete", url.Values{"csrf": {csrf}}, 404)
 	o.exchange(c, "GET", "/monitor", "", "", nil, 200)
@@ -313,3 +346,60 @@ func mustRequest(t *testing.T, method, url string) *http.Request {
 	}
 	return req
 }
+
+// TestOpenAPIErrorResponses holds the document to the error rules of the
+// contract where no exchange can reach cheaply (a database that is down, a
+// bug): every operation has a camelCase operationId; every operation of
+// the JSON API documents 401, 500 and 503 (with Retry-After), 400 and 413
+// when it takes a body, and answers its errors in the Error shape, whose
+// code lists every code of the domain.
+func TestOpenAPIErrorResponses(t *testing.T) {
+	doc, err := openapi3.NewLoader().LoadFromFile("openapi.json")
+	if err != nil {
+		t.Fatalf("load openapi.json: %v", err)
+	}
+	errorRef := "#/components/schemas/Error"
+	for path, item := range doc.Paths.Map() {
+		for method, op := range item.Operations() {
+			name := method + " " + path
+			if !operationIDRE.MatchString(op.OperationID) {
+				t.Errorf("%s: operationId %q, want camelCase", name, op.OperationID)
+			}
+			if !strings.HasPrefix(path, "/api/") {
+				continue
+			}
+			want := []int{401, 500, 503}
+			if op.RequestBody != nil {
+				want = append(want, 400, 413)
+			}
+			for _, code := range want {
+				if op.Responses.Status(code) == nil {
+					t.Errorf("%s: status %d is not documented", name, code)
+				}
+			}
+			if r := op.Responses.Status(503); r != nil {
+				if h := r.Value.Headers["Retry-After"]; h == nil || !h.Value.Required {
+					t.Errorf("%s: 503 without a required Retry-After header", name)
+				}
+			}
+			for code, r := range op.Responses.Map() {
+				if code[0] < '4' {
+					continue
+				}
+				mt := r.Value.Content.Get("application/json")
+				if mt == nil || mt.Schema == nil || mt.Schema.Ref != errorRef {
+					t.Errorf("%s: %s is not an Error", name, code)
+				}
+			}
+		}
+	}
+	codes := doc.Components.Schemas["Error"].Value.Properties["error"].Value.Properties["code"].Value.Enum
+	for _, code := range []string{modellab.EINVALID, modellab.EUNAUTHORIZED, modellab.EFORBIDDEN, modellab.ENOTFOUND,
+		modellab.ECONFLICT, modellab.ETOOLARGE, modellab.EUNAVAILABLE, modellab.EINTERNAL} {
+		if !slices.Contains(codes, any(code)) {
+			t.Errorf("Error.code does not list %q", code)
+		}
+	}
+}
+
+var operationIDRE = regexp.MustCompile(`^[a-z][a-zA-Z0-9]*$`)
