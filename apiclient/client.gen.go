@@ -626,6 +626,9 @@ type ModelVisibility string
 // ModelList Sorted by name (byte order), then id.
 type ModelList struct {
 	Models []Model `json:"models"`
+
+	// NextPageToken Present exactly when more models follow: pass it back as page_token.
+	NextPageToken *string `json:"next_page_token,omitempty"`
 }
 
 // ModelPatch Partial update: absent fields are left alone; context_length may be cleared with null.
@@ -826,6 +829,12 @@ type GetAnalyticsParamsInterval string
 
 // ListModelsParams defines parameters for ListModels.
 type ListModelsParams struct {
+	// Limit Page the list: at most this many models (1–1000); the answer adds next_page_token when more follow. Without it the whole list is returned.
+	Limit *int `form:"limit,omitempty" json:"limit,omitempty"`
+
+	// PageToken The next_page_token of the previous page (with the same limit): an opaque, stable cursor by (name, id).
+	PageToken *string `form:"page_token,omitempty" json:"page_token,omitempty"`
+
 	// IfNoneMatch an ETag from a previous response: 304 when unchanged
 	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
 }
@@ -981,7 +990,7 @@ type ClientInterface interface {
 
 	// ListModels List the models the caller can see
 	//
-	// Anonymous: the global models (cached under api:models:global, Cache-Control public). With a token: the global models and the caller's private ones (api:models:user:{id}).
+	// Anonymous: the global models (cached under api:models:global, Cache-Control public). With a token: the global models and the caller's private ones (api:models:user:{id}). With limit, one page of that list: pages are cut from the same cached parts.
 	//
 	// Corresponds with GET /api/models (the `ListModels` operationId).
 	ListModels(ctx context.Context, params *ListModelsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1233,7 +1242,7 @@ func (c *Client) GetCacheStats(ctx context.Context, reqEditors ...RequestEditorF
 
 // ListModels List the models the caller can see
 //
-// Anonymous: the global models (cached under api:models:global, Cache-Control public). With a token: the global models and the caller's private ones (api:models:user:{id}).
+// Anonymous: the global models (cached under api:models:global, Cache-Control public). With a token: the global models and the caller's private ones (api:models:user:{id}). With limit, one page of that list: pages are cut from the same cached parts.
 //
 // Corresponds with GET /api/models (the `ListModels` operationId).
 func (c *Client) ListModels(ctx context.Context, params *ListModelsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -1793,6 +1802,45 @@ func NewListModelsRequest(server string, params *ListModelsParams) (*http.Reques
 	queryURL, err := serverURL.Parse(operationPath)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Limit != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "limit", *params.Limit, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.PageToken != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "page_token", *params.PageToken, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
 	}
 
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
@@ -2389,7 +2437,7 @@ type ClientWithResponsesInterface interface {
 
 	// ListModelsWithResponse List the models the caller can see
 	//
-	// Anonymous: the global models (cached under api:models:global, Cache-Control public). With a token: the global models and the caller's private ones (api:models:user:{id}).
+	// Anonymous: the global models (cached under api:models:global, Cache-Control public). With a token: the global models and the caller's private ones (api:models:user:{id}). With limit, one page of that list: pages are cut from the same cached parts.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -2949,6 +2997,8 @@ type ListModelsResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *ModelList
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
 	// JSON401 the response for an HTTP 401 `application/json` response
 	JSON401 *Unauthorized
 	// JSON500 the response for an HTTP 500 `application/json` response
@@ -2968,6 +3018,11 @@ type ListModelsResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r ListModelsResponse) GetJSON200() *ModelList {
 	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r ListModelsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
 }
 
 // GetJSON401 returns the response for an HTTP 401 `application/json` response
@@ -4180,7 +4235,7 @@ func (c *ClientWithResponses) GetCacheStatsWithResponse(ctx context.Context, req
 
 // ListModelsWithResponse List the models the caller can see
 //
-// Anonymous: the global models (cached under api:models:global, Cache-Control public). With a token: the global models and the caller's private ones (api:models:user:{id}).
+// Anonymous: the global models (cached under api:models:global, Cache-Control public). With a token: the global models and the caller's private ones (api:models:user:{id}). With limit, one page of that list: pages are cut from the same cached parts.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -4856,6 +4911,13 @@ func ParseListModelsResponse(rsp *http.Response) (*ListModelsResponse, error) {
 
 	case rsp.StatusCode == 304:
 		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
 		var dest Unauthorized

@@ -134,3 +134,20 @@ func (c *Cache) group(name string) *groupCounters {
 	c.groups.Store(&m)
 	return g
 }
+
+// Record counts one result of group that no single Fetch produced: an
+// answer a caller composed from several entries (fetched under a group of
+// their own) counts once, as the request it answers.
+func (c *Cache) Record(group string, res Result) {
+	g := c.group(group)
+	switch res {
+	case Hit:
+		g.hit.Add(1)
+	case Miss:
+		g.miss.Add(1)
+	case Stale:
+		g.stale.Add(1)
+	case Bypass:
+		g.bypass.Add(1)
+	}
+}

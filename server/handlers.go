@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/modellab/modellab"
@@ -26,12 +27,36 @@ func (s *Server) handleListModels(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	e, res, err := s.svc.ModelsList(r.Context(), u)
+	var cursor []byte
+	var limit int
+	paged := false
+	if r.URL.RawQuery != "" { // the hit path parses nothing
+		if cursor, limit, paged, err = pageParams(r.URL.Query()); err != nil {
+			return err
+		}
+	}
+	var a service.Answer
+	if paged {
+		a, err = s.svc.ModelsListPage(r.Context(), u, cursor, limit)
+	} else {
+		a, err = s.svc.ModelsList(r.Context(), u)
+	}
 	if err != nil {
 		return err
 	}
-	writeCached(w, r, e, res, u == nil)
+	defer a.Release()
+	writeCached(w, r, &a, u == nil)
 	return nil
+}
+
+// pageParams reads the paging parameters of the model list.
+func pageParams(qv url.Values) (cursor []byte, limit int, paged bool, err error) {
+	for _, k := range []string{"limit", "page_token"} {
+		if len(qv[k]) > 1 {
+			return nil, 0, false, modellab.FieldErrorf(k, "parameter %s is given more than once", k)
+		}
+	}
+	return service.ParsePage(qv.Get("limit"), qv.Get("page_token"))
 }
 
 func (s *Server) handleGetModel(w http.ResponseWriter, r *http.Request) error {
@@ -99,11 +124,12 @@ func (s *Server) handleServersStatus(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	e, res, err := s.svc.ServersStatus(r.Context(), u)
+	a, err := s.svc.ServersStatus(r.Context(), u)
 	if err != nil {
 		return err
 	}
-	writeCached(w, r, e, res, false)
+	defer a.Release()
+	writeCached(w, r, &a, false)
 	return nil
 }
 
@@ -197,11 +223,12 @@ func (s *Server) handleAnalytics(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	e, res, err := s.svc.AnalyticsData(r.Context(), u, q)
+	a, err := s.svc.AnalyticsData(r.Context(), u, q)
 	if err != nil {
 		return err
 	}
-	writeCached(w, r, e, res, false)
+	defer a.Release()
+	writeCached(w, r, &a, false)
 	return nil
 }
 

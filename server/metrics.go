@@ -11,6 +11,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/modellab/modellab/cache"
+	"github.com/modellab/modellab/service"
 )
 
 // Metrics holds the Prometheus collectors of one server. The names are part
@@ -208,7 +209,9 @@ func (cc *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 		}{{"hit", g.Hit}, {"miss", g.Miss}, {"stale", g.Stale}, {"bypass", g.Bypass}} {
 			ch <- prometheus.MustNewConstMetric(cc.requests, prometheus.CounterValue, float64(r.v), endpoint, r.name)
 		}
-		ch <- prometheus.MustNewConstMetric(cc.loads, prometheus.CounterValue, float64(g.Loads), endpoint)
+		// Loads of an answer's parts are the endpoint's loads.
+		loads := g.Loads + st.Groups[service.PartGroup(endpoint)].Loads
+		ch <- prometheus.MustNewConstMetric(cc.loads, prometheus.CounterValue, float64(loads), endpoint)
 	}
 	for _, t := range []struct {
 		tier string

@@ -13,6 +13,7 @@ import (
 	"github.com/modellab/modellab"
 	"github.com/modellab/modellab/cache"
 	"github.com/modellab/modellab/internal/transport"
+	"github.com/modellab/modellab/service"
 )
 
 // Header values are shared slices: assigning them to the header map avoids
@@ -54,10 +55,10 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // writeCached answers a cached GET: X-Cache, a strong ETag, 304 on a
 // matching If-None-Match, and the pre-compressed body when the client takes
 // gzip. Nothing here encodes JSON: the entry already holds the bytes.
-func writeCached(w http.ResponseWriter, r *http.Request, e *cache.Entry, res cache.Result, public bool) {
+func writeCached(w http.ResponseWriter, r *http.Request, e *service.Answer, public bool) {
 	h := w.Header()
 	h["Content-Type"] = hdrJSON
-	h["X-Cache"] = hdrCacheResult[res]
+	h["X-Cache"] = hdrCacheResult[e.Result]
 	if public {
 		h["Cache-Control"] = hdrPublic
 	} else {

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/modellab/modellab"
-	"github.com/modellab/modellab/cache"
 )
 
 // analyticsArg is what an analytics load needs: whose events, which query.
@@ -18,9 +17,13 @@ type analyticsArg struct {
 
 // AnalyticsData returns u's encoded analytics for q (already validated).
 // Ingest does not invalidate these entries: they live by their TTL.
-func (s *Service) AnalyticsData(ctx context.Context, u *modellab.User, q modellab.AnalyticsQuery) (*cache.Entry, cache.Result, error) {
+func (s *Service) AnalyticsData(ctx context.Context, u *modellab.User, q modellab.AnalyticsQuery) (Answer, error) {
 	spec := readSpec{key: keyAnalytics(u.ID, q), group: GroupAnalytics, ttl: s.cfg.AnalyticsTTL}
-	return cachedRead(ctx, s, spec, analyticsArg{u.ID, q}, loadAnalytics)
+	e, res, err := cachedRead(ctx, s, spec, analyticsArg{u.ID, q}, loadAnalytics)
+	if err != nil {
+		return Answer{}, err
+	}
+	return entryAnswer(e, res), nil
 }
 
 func loadAnalytics(ctx context.Context, s *Service, a analyticsArg) (modellab.AnalyticsResult, error) {

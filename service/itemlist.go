@@ -138,14 +138,12 @@ func (l itemList) run(i, j int) []byte {
 	if i >= j {
 		return nil
 	}
-	first, last := l.JSON(i), l.JSON(j-1)
 	s := l.jsonStart() + l.u32(itemHeader+i*itemIndex+16)
-	e := l.jsonStart() + l.u32(itemHeader+(j-1)*itemIndex+16) + len(last)
-	_ = first
+	e := l.jsonStart() + l.u32(itemHeader+(j-1)*itemIndex+16) + l.u32(itemHeader+(j-1)*itemIndex+20)
 	return l[s:e:e]
 }
 
-// search returns the index of the first item whose key is greater than key.
+// after returns the index of the first item whose key is greater than key.
 func (l itemList) after(key []byte) int {
 	return sort.Search(l.Len(), func(i int) bool { return bytes.Compare(l.Key(i), key) > 0 })
 }

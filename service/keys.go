@@ -31,6 +31,13 @@ const (
 // Groups lists every group, for the metrics collector.
 var Groups = []string{GroupModels, GroupServers, GroupAnalytics}
 
+// PartGroup is the group of the cached parts of a composed answer of
+// group g: their lookups are not requests (the answer is counted once,
+// under g), their loads are g's loads.
+func PartGroup(g string) string { return g + "/part" }
+
+var groupModelsPart = PartGroup(GroupModels)
+
 func keyModelsUser(userID string) string  { return "api:models:user:" + userID }
 func keyServersUser(userID string) string { return "api:servers:user:" + userID }
 

@@ -2,29 +2,95 @@ package service
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"time"
 
 	"github.com/modellab/modellab"
-	"github.com/modellab/modellab/cache"
 )
 
-var globalTags = []string{tagGlobalModels}
-
 // ModelsList returns the encoded model list the caller may see (u nil: the
-// global list), sorted by name then id.
-func (s *Service) ModelsList(ctx context.Context, u *modellab.User) (*cache.Entry, cache.Result, error) {
-	if u == nil {
-		spec := readSpec{key: keyModelsGlobal, group: GroupModels, ttl: s.cfg.ModelsTTL}
-		return cachedRead(ctx, s, spec, "", loadModelList)
+// global list), sorted by name then id: the global part and the caller's
+// own part, each cached once, merged.
+func (s *Service) ModelsList(ctx context.Context, u *modellab.User) (Answer, error) {
+	g, p, err := s.modelParts(ctx, u)
+	if err != nil {
+		return Answer{}, err
 	}
-	spec := readSpec{key: keyModelsUser(u.ID), group: GroupModels, ttl: s.cfg.ModelsTTL, tags: globalTags}
-	return cachedRead(ctx, s, spec, u.ID, loadModelList)
+	key := ""
+	if u != nil {
+		key = u.ID
+	}
+	a, err := s.comp.merge(key, modelsShape, g, p)
+	if errors.Is(err, errItemList) {
+		// A part in another format (a rolling upgrade shares the Redis):
+		// drop both and read them again.
+		s.log.WarnContext(ctx, "cached model list part in an unknown format: reloading", "user", key)
+		s.cache.Invalidate(ctx, keyModelsGlobal, keyModelsUser(key))
+		if g, p, err = s.modelParts(ctx, u); err != nil {
+			return Answer{}, err
+		}
+		a, err = s.comp.merge(key, modelsShape, g, p)
+	}
+	if err == nil {
+		s.cache.Record(GroupModels, a.Result)
+	}
+	return a, err
 }
 
-// loadModelList reads the global models plus ownerID's (none when empty).
-func loadModelList(ctx context.Context, s *Service, ownerID string) (ModelList, error) {
-	ms, err := s.store.ListModels(ctx, ownerID)
-	return ModelList{Models: nonNil(ms)}, err
+// modelParts returns the two parts of u's model list; the private part is
+// empty for an anonymous caller.
+func (s *Service) modelParts(ctx context.Context, u *modellab.User) (part, part, error) {
+	g, err := s.modelsPart(ctx, readSpec{key: keyModelsGlobal, group: groupModelsPart, ttl: s.cfg.ModelsTTL}, "")
+	if err != nil || u == nil {
+		return g, emptyPart, err
+	}
+	p, err := s.modelsPart(ctx, readSpec{key: keyModelsUser(u.ID), group: groupModelsPart, ttl: s.cfg.ModelsTTL}, u.ID)
+	return g, p, err
+}
+
+// modelsPart reads one part: the global models (ownerID empty) or one
+// owner's private models.
+func (s *Service) modelsPart(ctx context.Context, spec readSpec, ownerID string) (part, error) {
+	e, res, err := cachedRead(ctx, s, spec, ownerID, loadModelsPart)
+	if err != nil {
+		return part{}, err
+	}
+	return part{e: e, items: itemList(e.Body), res: res}, nil
+}
+
+// loadModelsPart encodes a part as an item list keyed by name then id.
+func loadModelsPart(ctx context.Context, s *Service, ownerID string) (rawBody, error) {
+	var ms []modellab.Model
+	var err error
+	if ownerID == "" {
+		ms, err = s.store.ListModels(ctx, "")
+	} else {
+		ms, err = s.store.ListOwnModels(ctx, ownerID)
+	}
+	if err != nil {
+		return nil, err
+	}
+	items := make([]item, len(ms))
+	for i := range ms {
+		if items[i], err = modelItem(&ms[i]); err != nil {
+			return nil, err
+		}
+	}
+	return encodeItems(items, nil), nil
+}
+
+// modelItem is one model of a part: sorted by name then id (byte order),
+// searchable by name, provider and base model without decoding.
+func modelItem(m *modellab.Model) (item, error) {
+	js, err := encode(m)
+	if err != nil {
+		return item{}, err
+	}
+	key := make([]byte, 0, len(m.Name)+1+len(m.ID))
+	key = append(append(append(key, m.Name...), 0), m.ID...)
+	search := strings.ToLower(m.Name + "\n" + m.Provider + "\n" + m.BaseModel)
+	return item{key: key, aux: []byte(search), json: js}, nil
 }
 
 // invalidateModels drops every entry that can show one of models. Writes to

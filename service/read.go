@@ -46,8 +46,15 @@ func cachedRead[A, T any](ctx context.Context, s *Service, spec readSpec, arg A,
 		})
 }
 
+// rawBody is a loaded value already in its cached form (an item list):
+// cachedRead stores it as is instead of encoding it as JSON.
+type rawBody []byte
+
 // encode marshals v; an encoding failure is a bug.
 func encode(v any) ([]byte, error) {
+	if b, ok := v.(rawBody); ok {
+		return b, nil
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, modellab.WrapError(modellab.EINTERNAL, err, "could not encode the response")

@@ -6,14 +6,19 @@ import (
 	"time"
 
 	"github.com/modellab/modellab"
-	"github.com/modellab/modellab/cache"
 )
+
+var globalTags = []string{tagGlobalModels}
 
 // ServersStatus returns the encoded status of u's servers. Their models are
 // fetched in one batch query, and only those u may see are embedded.
-func (s *Service) ServersStatus(ctx context.Context, u *modellab.User) (*cache.Entry, cache.Result, error) {
+func (s *Service) ServersStatus(ctx context.Context, u *modellab.User) (Answer, error) {
 	spec := readSpec{key: keyServersUser(u.ID), group: GroupServers, ttl: s.cfg.ServersTTL, tags: globalTags}
-	return cachedRead(ctx, s, spec, u, loadServerStatus)
+	e, res, err := cachedRead(ctx, s, spec, u, loadServerStatus)
+	if err != nil {
+		return Answer{}, err
+	}
+	return entryAnswer(e, res), nil
 }
 
 func loadServerStatus(ctx context.Context, s *Service, u *modellab.User) (ServerStatus, error) {

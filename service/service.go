@@ -58,6 +58,7 @@ type Service struct {
 	log   *slog.Logger
 	now   func() time.Time
 	auth  *authenticator
+	comp  *composer
 
 	dbSlots chan struct{}
 }
@@ -72,6 +73,7 @@ func New(cfg Config) *Service {
 		log:     cfg.Logger,
 		now:     cfg.Now,
 		dbSlots: make(chan struct{}, cfg.MaxDBInFlight),
+		comp:    newComposer(),
 	}
 	s.auth = newAuthenticator(authConfig{store: cfg.Store, adminToken: cfg.AdminToken, admin: cfg.AdminUser, now: cfg.Now})
 	return s
@@ -111,7 +113,10 @@ func withDefaults(cfg Config) Config {
 
 // Close stops the goroutines the service started (the token cache's
 // expiry). The store and cache it was given are the caller's to close.
-func (s *Service) Close() { s.auth.close() }
+func (s *Service) Close() {
+	s.auth.close()
+	s.comp.close()
+}
 
 // Now returns the service's clock, so that the transports render times and
 // default ranges exactly as the use cases compute them.

@@ -19,6 +19,8 @@ type Store interface {
 	// ListModels returns the global models plus, when ownerID is not empty,
 	// that owner's private ones, sorted by name (byte order) then id.
 	ListModels(ctx context.Context, ownerID string) ([]modellab.Model, error)
+	// ListOwnModels returns ownerID's private models only, sorted alike.
+	ListOwnModels(ctx context.Context, ownerID string) ([]modellab.Model, error)
 	GetModel(ctx context.Context, id string) (modellab.Model, error)
 	// ModelsByIDs returns the existing models among ids in one query.
 	ModelsByIDs(ctx context.Context, ids []string) ([]modellab.Model, error)

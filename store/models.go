@@ -49,6 +49,13 @@ func (db *DB) ListModels(ctx context.Context, ownerID string) ([]modellab.Model,
 		` FROM models WHERE owner_id IS NULL OR owner_id = ? ORDER BY name COLLATE "C", id COLLATE "C"`, ownerID)
 }
 
+// ListOwnModels returns ownerID's private models only, sorted like
+// ListModels: the private part of a composed model list.
+func (db *DB) ListOwnModels(ctx context.Context, ownerID string) ([]modellab.Model, error) {
+	return db.listModels(ctx, "list own models", "SELECT "+modelCols+
+		` FROM models WHERE owner_id = ? ORDER BY name COLLATE "C", id COLLATE "C"`, ownerID)
+}
+
 // GetModel returns one model whoever owns it; visibility is the caller's
 // business.
 func (db *DB) GetModel(ctx context.Context, id string) (modellab.Model, error) {

@@ -5,7 +5,7 @@ import (
 	"sync"
 
 	"github.com/modellab/modellab"
-	"github.com/modellab/modellab/cache"
+	"github.com/modellab/modellab/service"
 )
 
 // The cache hands pages the encoded JSON bodies of the API. Decoding a
@@ -42,8 +42,10 @@ func (c *decodeCache) put(key string, v any) {
 	c.m[key] = v
 }
 
-// decodeEntry returns e's body decoded as T, shared with other requests.
-func decodeEntry[T any](c *decodeCache, kind string, e *cache.Entry) (*T, error) {
+// decodeEntry returns e's body decoded as T, shared with other requests,
+// and releases e.
+func decodeEntry[T any](c *decodeCache, kind string, e *service.Answer) (*T, error) {
+	defer e.Release()
 	key := kind + e.ETag
 	if v, ok := c.get(key); ok {
 		if t, ok := v.(*T); ok {

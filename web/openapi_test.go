@@ -200,6 +200,14 @@ func TestOpenAPI(t *testing.T) {
 	o.json("GET", "/api/models", "", nil, 200)
 	r = o.json("GET", "/api/models", alice, nil, 200)
 	o.json("GET", "/api/models", alice, nil, 304, "If-None-Match", r.header.Get("ETag"))
+	var page struct {
+		Next string `json:"next_page_token"`
+	}
+	if err := json.Unmarshal([]byte(o.json("GET", "/api/models?limit=1", alice, nil, 200).body), &page); err != nil || page.Next == "" {
+		t.Fatalf("first page: %v %+v", err, page)
+	}
+	o.json("GET", "/api/models?limit=1&page_token="+url.QueryEscape(page.Next), alice, nil, 200)
+	o.json("GET", "/api/models?limit=0", alice, nil, 400)
 	o.json("GET", "/api/models", "mlk_wrong", nil, 401)
 	o.json("GET", "/api/models/"+m.ID, alice, nil, 200)
 	o.json("GET", "/api/models/"+m.ID, bob, nil, 404)

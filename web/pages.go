@@ -38,19 +38,16 @@ var homeUsageQuery = url.Values{"interval": {modellab.IntervalHour}}
 
 func (a *app) home(w http.ResponseWriter, r *http.Request, v *view) error {
 	ctx := r.Context()
-	me, _, err := a.svc.ModelsList(ctx, v.User)
+	models, err := a.svc.ModelPage(ctx, v.User, service.ModelQuery{Scope: service.ScopeAll})
 	if err != nil {
 		return err
 	}
-	models, err := decodeEntry[service.ModelList](a.decode, "models", me)
+	se, err := a.svc.ServersStatus(ctx, v.User)
 	if err != nil {
 		return err
 	}
-	se, _, err := a.svc.ServersStatus(ctx, v.User)
-	if err != nil {
-		return err
-	}
-	servers, err := decodeEntry[service.ServerStatus](a.decode, "servers", se)
+	seTag := se.ETag
+	servers, err := decodeEntry[service.ServerStatus](a.decode, "servers", &se)
 	if err != nil {
 		return err
 	}
@@ -58,23 +55,17 @@ func (a *app) home(w http.ResponseWriter, r *http.Request, v *view) error {
 	if err != nil {
 		return err
 	}
-	ae, _, err := a.svc.AnalyticsData(ctx, v.User, q)
+	ae, err := a.svc.AnalyticsData(ctx, v.User, q)
 	if err != nil {
 		return err
 	}
-	usage, err := decodeEntry[modellab.AnalyticsResult](a.decode, "analytics", ae)
+	aeTag := ae.ETag
+	usage, err := decodeEntry[modellab.AnalyticsResult](a.decode, "analytics", &ae)
 	if err != nil {
 		return err
 	}
 	d := homeData{Summary: servers.Summary, Usage: usage.Totals, From: usage.From, To: usage.To}
-	d.Models = len(models.Models)
-	for _, m := range models.Models {
-		if m.Visibility == modellab.VisibilityGlobal {
-			d.Global++
-		} else {
-			d.Mine++
-		}
-	}
+	d.Models, d.Mine, d.Global = models.Total.All, models.Total.Mine, models.Total.Global
 	for _, s := range servers.Servers {
 		if s.Status == modellab.StatusError && len(d.Attention) < 5 {
 			d.Attention = append(d.Attention, s)
@@ -83,7 +74,7 @@ func (a *app) home(w http.ResponseWriter, r *http.Request, v *view) error {
 	d.StateBar = stateBar(servers.Summary)
 	d.Spark = sparkline(usage.Series, usage.Interval)
 	v.Title, v.Nav, v.Data = "Overview", "home", d
-	a.renderCached(w, r, http.StatusOK, "home", "layout", v, pageKey("home", v, me.ETag, se.ETag, ae.ETag))
+	a.renderCached(w, r, http.StatusOK, "home", "layout", v, pageKey("home", v, models.ETag, seTag, aeTag))
 	return nil
 }
 
@@ -159,50 +150,53 @@ func (a *app) models(w http.ResponseWriter, r *http.Request, v *view) error {
 }
 
 // renderModels renders the list with form f (blank or being corrected).
+// Only the rows of the page shown are decoded: the service pages the
+// cached parts of the list.
 func (a *app) renderModels(w http.ResponseWriter, r *http.Request, v *view, status int, f modelForm) error {
-	e, res, err := a.svc.ModelsList(r.Context(), v.User)
-	if err != nil {
-		return err
-	}
-	body, err := decodeEntry[service.ModelList](a.decode, "models", e)
-	if err != nil {
-		return err
-	}
 	qv := r.URL.Query()
-	d := modelsData{Form: f, CanGlobal: v.User.Admin, Total: len(body.Models)}
 	flt := newModelFilter(qv)
-	d.Query, d.Scope = flt.query, flt.scope
-	counts := flt.count(body.Models)
+	page, _ := strconv.Atoi(qv.Get("page"))
+	page = max(page, 1)
+	q := service.ModelQuery{Scope: flt.scope, Search: flt.query, Offset: (page - 1) * modelsPerPage, Limit: modelsPerPage, Find: qv.Get("created")}
+	mp, err := a.svc.ModelPage(r.Context(), v.User, q)
+	if err != nil {
+		return err
+	}
+	d := modelsData{Form: f, CanGlobal: v.User.Admin, Total: mp.Total.All, Query: flt.query, Scope: flt.scope}
+	counts := map[string]int{service.ScopeAll: mp.Matching.All, service.ScopeMine: mp.Matching.Mine, service.ScopeGlobal: mp.Matching.Global}
 	d.Matching = counts[d.Scope]
 	for _, s := range []scopeLink{{Name: "all", Label: "All"}, {Name: "mine", Label: "Private"}, {Name: "global", Label: "Global"}} {
 		s.Count, s.URL, s.Active = counts[s.Name], flt.link(s.Name, 1), s.Name == d.Scope
 		d.Scopes = append(d.Scopes, s)
 	}
-	d.paginate(qv, flt)
-	d.Rows = flt.rows(body.Models, d.First-1, d.Last, v.User)
-	if id := qv.Get("created"); id != "" {
-		for _, m := range body.Models {
-			if m.ID == id {
-				d.Created = m.Name
-			}
+	d.paginate(page, flt)
+	if d.Page != page {
+		// Past the last page: show the last one.
+		q.Offset = (d.Page - 1) * modelsPerPage
+		if mp, err = a.svc.ModelPage(r.Context(), v.User, q); err != nil {
+			return err
 		}
 	}
+	d.Rows = make([]modelRow, len(mp.Models))
+	for i := range mp.Models {
+		d.Rows[i] = newModelRow(&mp.Models[i], v.User)
+	}
+	d.Created = mp.Found
 	d.Deleted = qv.Get("deleted") == "1"
-	setXCache(w, res)
+	setXCache(w, mp.Result)
 	v.Title, v.Nav, v.Data = "Models", "models", d
 	key := ""
 	if status == http.StatusOK && f.Errors == nil && f.Error == "" {
-		key = pageKey("models", v, e.ETag, r.URL.RawQuery)
+		key = pageKey("models", v, mp.ETag, r.URL.RawQuery)
 	}
 	a.renderCached(w, r, status, "models", "layout", v, key)
 	return nil
 }
 
 // paginate picks the page shown among the Matching models.
-func (d *modelsData) paginate(qv url.Values, flt modelFilter) {
+func (d *modelsData) paginate(page int, flt modelFilter) {
 	d.Pages = max(1, (d.Matching+modelsPerPage-1)/modelsPerPage)
-	d.Page, _ = strconv.Atoi(qv.Get("page"))
-	d.Page = min(max(d.Page, 1), d.Pages)
+	d.Page = min(max(page, 1), d.Pages)
 	lo := (d.Page - 1) * modelsPerPage
 	d.First, d.Last = lo+1, min(lo+modelsPerPage, d.Matching)
 	if d.Page > 1 {
@@ -215,66 +209,15 @@ func (d *modelsData) paginate(qv url.Values, flt modelFilter) {
 
 // modelFilter is the search box and scope of the models page.
 type modelFilter struct {
-	query, scope, needle string
+	query, scope string
 }
 
 func newModelFilter(qv url.Values) modelFilter {
 	f := modelFilter{query: strings.TrimSpace(qv.Get("q")), scope: qv.Get("scope")}
-	if f.scope != "mine" && f.scope != "global" {
-		f.scope = "all"
+	if f.scope != service.ScopeMine && f.scope != service.ScopeGlobal {
+		f.scope = service.ScopeAll
 	}
-	f.needle = strings.ToLower(f.query)
 	return f
-}
-
-func (f modelFilter) matches(m *modellab.Model) bool {
-	return f.needle == "" || strings.Contains(strings.ToLower(m.Name), f.needle) ||
-		strings.Contains(strings.ToLower(m.Provider), f.needle) ||
-		strings.Contains(strings.ToLower(m.BaseModel), f.needle)
-}
-
-func (f modelFilter) inScope(m *modellab.Model) bool {
-	g := m.Visibility == modellab.VisibilityGlobal
-	return f.scope == "all" || f.scope == "global" && g || f.scope == "mine" && !g
-}
-
-// count returns how many models match in each scope.
-func (f modelFilter) count(models []modellab.Model) map[string]int {
-	c := map[string]int{}
-	for i := range models {
-		m := &models[i]
-		if !f.matches(m) {
-			continue
-		}
-		c["all"]++
-		if m.Visibility == modellab.VisibilityGlobal {
-			c["global"]++
-		} else {
-			c["mine"]++
-		}
-	}
-	return c
-}
-
-// rows builds the rows lo..hi (0-based, hi exclusive) of the matching
-// models in scope. Only the rows shown are built: a list can hold thousands.
-func (f modelFilter) rows(models []modellab.Model, lo, hi int, u *modellab.User) []modelRow {
-	out := make([]modelRow, 0, max(hi-lo, 0))
-	n := 0
-	for i := range models {
-		if n >= hi {
-			break
-		}
-		m := &models[i]
-		if !f.matches(m) || !f.inScope(m) {
-			continue
-		}
-		if n >= lo {
-			out = append(out, newModelRow(m, u))
-		}
-		n++
-	}
-	return out
 }
 
 // link is the URL of a page of a scope, keeping the search.
@@ -382,17 +325,19 @@ type monitorData struct {
 	Refresh  int
 }
 
-func (a *app) monitorView(r *http.Request, u *modellab.User) (monitorData, *cache.Entry, cache.Result, error) {
-	e, res, err := a.svc.ServersStatus(r.Context(), u)
+func (a *app) monitorView(r *http.Request, u *modellab.User) (monitorData, string, cache.Result, error) {
+	e, err := a.svc.ServersStatus(r.Context(), u)
 	if err != nil {
-		return monitorData{}, nil, res, err
+		return monitorData{}, "", e.Result, err
 	}
-	d, err := a.monitorOf(e)
-	return d, e, res, err
+	etag, res := e.ETag, e.Result
+	d, err := a.monitorOf(&e)
+	return d, etag, res, err
 }
 
-// monitorOf builds the monitor's live part from one status entry.
-func (a *app) monitorOf(e *cache.Entry) (monitorData, error) {
+// monitorOf builds the monitor's live part from one status answer, and
+// releases it.
+func (a *app) monitorOf(e *service.Answer) (monitorData, error) {
 	body, err := decodeEntry[service.ServerStatus](a.decode, "servers", e)
 	if err != nil {
 		return monitorData{}, err
@@ -406,14 +351,14 @@ func (a *app) monitorOf(e *cache.Entry) (monitorData, error) {
 }
 
 func (a *app) monitor(w http.ResponseWriter, r *http.Request, v *view) error {
-	d, e, res, err := a.monitorView(r, v.User)
+	d, etag, res, err := a.monitorView(r, v.User)
 	if err != nil {
 		return err
 	}
 	setXCache(w, res)
 	v.Title, v.Nav, v.Data = "Training monitor", "monitor", d
 	a.renderCached(w, r, http.StatusOK, "monitor", "layout", v,
-		pageKey("monitor", v, e.ETag, strconv.FormatInt(d.AsOf.Unix(), 10)))
+		pageKey("monitor", v, etag, strconv.FormatInt(d.AsOf.Unix(), 10)))
 	return nil
 }
 
@@ -433,26 +378,28 @@ func (a *app) monitorData(w http.ResponseWriter, r *http.Request) {
 		fragmentError(w, r, status)
 		return
 	}
-	e, res, err := a.svc.ServersStatus(r.Context(), u)
+	e, err := a.svc.ServersStatus(r.Context(), u)
 	if err != nil {
 		fragmentError(w, r, transport.StatusOf(err))
 		return
 	}
-	etag := `W/"mon-` + strings.Trim(e.ETag, `"`) + `"`
+	defer e.Release()
+	entryTag := e.ETag
+	etag := `W/"mon-` + strings.Trim(entryTag, `"`) + `"`
 	h := w.Header()
 	h.Set("ETag", etag)
 	h.Set("Cache-Control", "private, no-cache")
 	h.Set("Vary", "Authorization, Cookie")
-	setXCache(w, res)
+	setXCache(w, e.Result)
 	if transport.NotModified(w, r, etag) {
 		return
 	}
-	d, err := a.monitorOf(e)
+	d, err := a.monitorOf(&e)
 	if err != nil {
 		fragmentError(w, r, transport.StatusOf(err))
 		return
 	}
-	a.renderCached(w, r, http.StatusOK, "monitor", "monitor_live", d, pageKey("monitor_live", &view{User: u}, e.ETag))
+	a.renderCached(w, r, http.StatusOK, "monitor", "monitor_live", d, pageKey("monitor_live", &view{User: u}, entryTag))
 }
 
 // fragmentError answers a polled fragment with a bare status the script
@@ -508,11 +455,12 @@ func (a *app) analytics(w http.ResponseWriter, r *http.Request, v *view) error {
 		a.renderPage(w, r, http.StatusBadRequest, "analytics", v)
 		return nil
 	}
-	e, res, err := a.svc.AnalyticsData(r.Context(), v.User, q)
+	e, err := a.svc.AnalyticsData(r.Context(), v.User, q)
 	if err != nil {
 		return err
 	}
-	result, err := decodeEntry[modellab.AnalyticsResult](a.decode, "analytics", e)
+	etag, res := e.ETag, e.Result
+	result, err := decodeEntry[modellab.AnalyticsResult](a.decode, "analytics", &e)
 	if err != nil {
 		return err
 	}
@@ -546,7 +494,7 @@ func (a *app) analytics(w http.ResponseWriter, r *http.Request, v *view) error {
 	setXCache(w, res)
 	// The quick ranges depend on today's date, so the date is in the key.
 	a.renderCached(w, r, http.StatusOK, "analytics", "layout", v,
-		pageKey("analytics", v, e.ETag, r.URL.RawQuery, formDate(now)))
+		pageKey("analytics", v, etag, r.URL.RawQuery, formDate(now)))
 	return nil
 }
 

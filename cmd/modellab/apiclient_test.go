@@ -51,9 +51,54 @@ func TestGeneratedClient(t *testing.T) {
 		t.Errorf("listModels as carol: %s missing from %s", m.ID, listed.Body)
 	}
 
+	if _, err := carol.CreateModelWithResponse(ctx, apiclient.CreateModelRequest{Name: "another-bot", Provider: "local"}); err != nil {
+		t.Fatal(err)
+	}
+	if listed, err = carol.ListModelsWithResponse(ctx, nil); err != nil || len(listed.JSON200.Models) < 2 {
+		t.Fatalf("listModels after a second model: %v %s", err, listed.Body)
+	}
+	checkPaging(t, carol, listed.JSON200.Models)
 	checkServerStatus(t, carol, m)
 	checkAnalytics(t, carol, m)
 	checkTypedErrors(t, carol, as("mlk_not-a-token"))
+}
+
+// checkPaging walks the list a model at a time through the client's
+// limit and page_token parameters and gets the whole list back.
+func checkPaging(t *testing.T, c *apiclient.ClientWithResponses, whole []apiclient.Model) {
+	t.Helper()
+	ctx := context.Background()
+	one := 1
+	var got []string
+	params := &apiclient.ListModelsParams{Limit: &one}
+	for pages := 0; ; pages++ {
+		if pages > len(whole) {
+			t.Fatalf("listModels pages: more pages than models")
+		}
+		res, err := c.ListModelsWithResponse(ctx, params)
+		if err != nil || res.JSON200 == nil {
+			t.Fatalf("listModels page: %v, status %d %s", err, res.StatusCode(), res.Body)
+		}
+		for _, m := range res.JSON200.Models {
+			got = append(got, m.ID)
+		}
+		if res.JSON200.NextPageToken == nil {
+			break
+		}
+		params.PageToken = res.JSON200.NextPageToken
+	}
+	var want []string
+	for _, m := range whole {
+		want = append(want, m.ID)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("listModels pages: %v, want %v", got, want)
+	}
+	bad := "not-a-token"
+	res, err := c.ListModelsWithResponse(ctx, &apiclient.ListModelsParams{Limit: &one, PageToken: &bad})
+	if err != nil || res.JSON400 == nil || res.JSON400.Error.Code != apiclient.ErrorErrorCodeInvalidArgument {
+		t.Errorf("listModels with a bad page_token: %v, status %d %s", err, res.StatusCode(), res.Body)
+	}
 }
 
 func createPrivateModel(t *testing.T, c *apiclient.ClientWithResponses, ownerID string) apiclient.Model {

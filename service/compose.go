@@ -1,0 +1,246 @@
+package service
+
+import (
+	"bytes"
+	"errors"
+	"crypto/sha256"
+	"encoding/hex"
+	"sync"
+
+	"github.com/maypok86/otter/v2"
+
+	"github.com/modellab/modellab/cache"
+)
+
+// Composed answers. A user's model list is the global models plus the
+// user's own: caching the concatenation per user made one global edit cost
+// one reload per user. Instead each part is cached once (the global part
+// for everyone, the private part per user) as an item list, and the answer
+// is merged on the way out: runs of pre-encoded items copied into one
+// buffer, no JSON encoded. The plan of a merge (which runs, the size, the
+// ETag) is kept per user and reused while the parts stay the same, so a
+// hit costs two lookups, a plan lookup and one copy of the body.
+
+// Answer is a response body ready to write: one cached entry, or a body
+// composed from cached parts. Callers Release it once written.
+type Answer struct {
+	Body   []byte
+	ETag   string
+	Result cache.Result
+	entry  *cache.Entry // the entry, for an answer that is one
+	comp   *composer    // the composer, for a composed answer
+	buf    *[]byte      // a pooled body to give back on Release
+}
+
+// Gzip returns Body compressed with gzip, computed once per body version:
+// hits never compress again.
+func (a *Answer) Gzip() []byte {
+	if a.entry != nil {
+		return a.entry.Gzip()
+	}
+	return a.comp.gzip(a.ETag, a.Body)
+}
+
+// Release gives a composed body's buffer back to the pool; Body is not to
+// be used afterwards.
+func (a *Answer) Release() {
+	if a.buf != nil {
+		*a.buf = a.Body[:0]
+		bodyPool.Put(a.buf)
+		a.buf, a.Body = nil, nil
+	}
+}
+
+func entryAnswer(e *cache.Entry, res cache.Result) Answer {
+	return Answer{Body: e.Body, ETag: e.ETag, Result: res, entry: e}
+}
+
+var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+// worse returns the result that describes an answer made of two parts: a
+// miss of either part is a miss, and so on.
+func worse(a, b cache.Result) cache.Result {
+	rank := func(r cache.Result) int {
+		switch r {
+		case cache.Stale:
+			return 1
+		case cache.Miss:
+			return 2
+		case cache.Bypass:
+			return 3
+		}
+		return 0
+	}
+	if rank(b) > rank(a) {
+		return b
+	}
+	return a
+}
+
+// span is a run of consecutive items of one part.
+type span struct {
+	part     uint8
+	from, to int32
+}
+
+// plan is how two parts merge into one answer: valid while both parts have
+// the ETags it was made from.
+type plan struct {
+	etags [2]string
+	etag  string
+	size  int
+	runs  []span
+}
+
+// composer keeps the plans, one per composed key, and the bodies and gzip
+// forms of recent answers by ETag, each within a byte budget: past it an
+// answer is composed again into a pooled buffer, one copy of its bytes.
+type composer struct {
+	plans  *otter.Cache[string, *plan]
+	bodies *otter.Cache[string, []byte]
+	gzips  *otter.Cache[string, []byte]
+}
+
+// Budgets of the composer. A plan is a few hundred bytes; bodies are whole
+// answers.
+const (
+	maxPlans        = 100_000
+	composedBodyMax = 64 << 20
+	composedGzipMax = 32 << 20
+)
+
+func newComposer() *composer {
+	weigh := func(k string, v []byte) uint32 { return uint32(len(k) + len(v)) }
+	return &composer{
+		plans:  otter.Must(&otter.Options[string, *plan]{MaximumSize: maxPlans}),
+		bodies: otter.Must(&otter.Options[string, []byte]{MaximumWeight: composedBodyMax, Weigher: weigh}),
+		gzips:  otter.Must(&otter.Options[string, []byte]{MaximumWeight: composedGzipMax, Weigher: weigh}),
+	}
+}
+
+func (c *composer) close() {
+	c.plans.StopAllGoroutines()
+	c.bodies.StopAllGoroutines()
+	c.gzips.StopAllGoroutines()
+}
+
+// bytes returns the bytes the cache's local tier does not see.
+func (c *composer) bytes() uint64 { return c.bodies.WeightedSize() + c.gzips.WeightedSize() }
+
+func (c *composer) gzip(etag string, body []byte) []byte {
+	if gz, ok := c.gzips.GetIfPresent(etag); ok {
+		return gz
+	}
+	gz := (&cache.Entry{Body: body}).Gzip()
+	c.gzips.Set(etag, gz)
+	return gz
+}
+
+// listShape is what surrounds the merged items of an answer.
+type listShape struct{ prefix, suffix string }
+
+var modelsShape = listShape{prefix: `{"models":[`, suffix: `]}`}
+
+// merge answers key with the items of a and b merged by key, in shape.
+// Either part may be empty. The parts' results combine into the answer's.
+// A part that is not an item list (written by another version, or
+// corrupted) is errItemList; parts are checked once per plan, not per hit.
+func (c *composer) merge(key string, shape listShape, a, b part) (Answer, error) {
+	res := worse(a.res, b.res)
+	p, ok := c.plans.GetIfPresent(key)
+	if !ok || p.etags[0] != a.e.ETag || p.etags[1] != b.e.ETag {
+		if err := errors.Join(a.items.check(), b.items.check()); err != nil {
+			return Answer{}, errItemList
+		}
+		p = newPlan(shape, a, b)
+		c.plans.Set(key, p)
+		body := p.write(make([]byte, 0, p.size), shape, a, b)
+		c.bodies.Set(p.etag, body)
+		return Answer{Body: body, ETag: p.etag, Result: res, comp: c}, nil
+	}
+	if body, ok := c.bodies.GetIfPresent(p.etag); ok {
+		return Answer{Body: body, ETag: p.etag, Result: res, comp: c}, nil
+	}
+	bp := bodyPool.Get().(*[]byte)
+	return Answer{Body: p.write((*bp)[:0], shape, a, b), ETag: p.etag, Result: res, comp: c, buf: bp}, nil
+}
+
+// write appends the merged body to b.
+func (p *plan) write(b []byte, shape listShape, x, y part) []byte {
+	b = append(b, shape.prefix...)
+	for i, r := range p.runs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		l := x.items
+		if r.part == 1 {
+			l = y.items
+		}
+		b = append(b, l.run(int(r.from), int(r.to))...)
+	}
+	return append(b, shape.suffix...)
+}
+
+// emptyPart stands for the private part of an anonymous caller.
+var emptyPart = part{e: &cache.Entry{Body: encodeItems(nil, nil)}, items: encodeItems(nil, nil), res: cache.Hit}
+
+// part is one cached part of a composed answer.
+type part struct {
+	e     *cache.Entry
+	items itemList
+	res   cache.Result
+}
+
+// newPlan merges the parts' keys into runs. Keys never repeat across parts
+// (they end with the item's id).
+func newPlan(shape listShape, a, b part) *plan {
+	p := &plan{etags: [2]string{a.e.ETag, b.e.ETag}}
+	la, lb := a.items.Len(), b.items.Len()
+	i, j := 0, 0
+	for i < la || j < lb {
+		switch {
+		case j == lb:
+			p.runs, i = append(p.runs, span{0, int32(i), int32(la)}), la
+		case i == la:
+			p.runs, j = append(p.runs, span{1, int32(j), int32(lb)}), lb
+		case bytes.Compare(a.items.Key(i), b.items.Key(j)) < 0:
+			k := i + 1
+			for k < la && bytes.Compare(a.items.Key(k), b.items.Key(j)) < 0 {
+				k++
+			}
+			p.runs, i = append(p.runs, span{0, int32(i), int32(k)}), k
+		default:
+			k := j + 1
+			for k < lb && bytes.Compare(b.items.Key(k), a.items.Key(i)) < 0 {
+				k++
+			}
+			p.runs, j = append(p.runs, span{1, int32(j), int32(k)}), k
+		}
+	}
+	p.size = len(shape.prefix) + len(shape.suffix) + max(len(p.runs)-1, 0)
+	for _, r := range p.runs {
+		l := a.items
+		if r.part == 1 {
+			l = b.items
+		}
+		p.size += len(l.run(int(r.from), int(r.to)))
+	}
+	p.etag = composedETag(shape.prefix, a, b)
+	return p
+}
+
+// composedETag is a strong validator of the merged body, derived from the
+// parts' own (content hashes): an empty part does not count, so a user
+// without private models shares the anonymous answer's tag — the bytes are
+// the same.
+func composedETag(kind string, parts ...part) string {
+	h := sha256.New()
+	h.Write([]byte(kind))
+	for _, p := range parts {
+		if p.items.Len() > 0 {
+			h.Write([]byte(p.e.ETag))
+		}
+	}
+	var sum [32]byte
+	return `"c` + hex.EncodeToString(h.Sum(sum[:0])[:16]) + `"`
+}
