@@ -2,9 +2,9 @@ package service
 
 import (
 	"bytes"
-	"errors"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"sync"
 
 	"github.com/maypok86/otter/v2"
