@@ -587,10 +587,16 @@ type Health struct {
 // HealthStatus defines model for Health.Status.
 type HealthStatus string
 
-// InvalidateRequest defines model for InvalidateRequest.
+// InvalidateRequest Exactly one of pattern, tag or key.
 type InvalidateRequest struct {
-	// Pattern glob over cache keys, e.g. api:models:*
-	Pattern string `json:"pattern"`
+	// Key an exact key, e.g. api:models:global
+	Key *string `json:"key,omitempty"`
+
+	// Pattern glob over cache keys (Redis syntax), e.g. api:models:*
+	Pattern *string `json:"pattern,omitempty"`
+
+	// Tag an exact tag (no glob), e.g. models:global: every entry that recorded it becomes absent
+	Tag *string `json:"tag,omitempty"`
 }
 
 // InvalidateResponse defines model for InvalidateResponse.
@@ -2600,6 +2606,7 @@ type ClientWithResponsesInterface interface {
 // GetAnalyticsResponse200Headers the declared response headers of an HTTP 200 response for GetAnalytics
 type GetAnalyticsResponse200Headers struct {
 	CacheControl string
+	CacheStatus  string
 	ETag         string
 	Vary         string
 	XCache       string
@@ -2971,6 +2978,7 @@ func (r GetCacheStatsResponse) ContentType() string {
 // ListModelsResponse200Headers the declared response headers of an HTTP 200 response for ListModels
 type ListModelsResponse200Headers struct {
 	CacheControl string
+	CacheStatus  string
 	ETag         string
 	Vary         string
 	XCache       string
@@ -3564,6 +3572,7 @@ func (r CreateServerResponse) ContentType() string {
 // GetServersStatusResponse200Headers the declared response headers of an HTTP 200 response for GetServersStatus
 type GetServersStatusResponse200Headers struct {
 	CacheControl string
+	CacheStatus  string
 	ETag         string
 	Vary         string
 	XCache       string
@@ -4572,6 +4581,13 @@ func ParseGetAnalyticsResponse(rsp *http.Response) (*GetAnalyticsResponse, error
 			}
 			headers.CacheControl = value
 		}
+		if values := rsp.Header.Values("Cache-Status"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Status", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheStatus = value
+		}
 		if values := rsp.Header.Values("ETag"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
@@ -4951,6 +4967,13 @@ func ParseListModelsResponse(rsp *http.Response) (*ListModelsResponse, error) {
 				return nil, err
 			}
 			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("Cache-Status"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Status", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheStatus = value
 		}
 		if values := rsp.Header.Values("ETag"); len(values) > 0 {
 			var value string
@@ -5543,6 +5566,13 @@ func ParseGetServersStatusResponse(rsp *http.Response) (*GetServersStatusRespons
 				return nil, err
 			}
 			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("Cache-Status"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Status", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheStatus = value
 		}
 		if values := rsp.Header.Values("ETag"); len(values) > 0 {
 			var value string

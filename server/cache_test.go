@@ -304,3 +304,50 @@ func TestTwoInstancesShareRedis(t *testing.T) {
 		t.Errorf("loads over two instances = %v, want 1", got)
 	}
 }
+
+// TestCacheStatusHeader: every cached answer carries the RFC 9211
+// Cache-Status beside X-Cache, saying the same thing.
+func TestCacheStatusHeader(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	alice, _ := e.user("alice")
+	want := map[string]string{"MISS": "modellab; fwd=miss", "HIT": "modellab; hit"}
+	for _, path := range []string{"/api/models", "/api/servers/status", "/api/analytics/data"} {
+		for i := 0; i < 2; i++ {
+			r := e.must(200, "GET", path, alice, nil)
+			x := r.header.Get("X-Cache")
+			if got := r.header.Get("Cache-Status"); got != want[x] {
+				t.Errorf("%s: X-Cache %s with Cache-Status %q, want %q", path, x, got, want[x])
+			}
+		}
+	}
+	d := newEnv(t, envOpts{disabled: true})
+	if got := d.must(200, "GET", "/api/models", "", nil).header.Get("Cache-Status"); got != "modellab; fwd=bypass" {
+		t.Errorf("cache off: Cache-Status %q", got)
+	}
+}
+
+// TestPurgeByTagAndKey: an admin purges by exact tag or key as well as by
+// pattern, and a body naming none or two of them is refused.
+func TestPurgeByTagAndKey(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	alice, _ := e.user("alice")
+	e.server(alice, map[string]any{"name": "s1"})
+	e.must(200, "GET", "/api/servers/status", alice, nil)
+	if x := e.must(200, "GET", "/api/servers/status", alice, nil).header.Get("X-Cache"); x != "HIT" {
+		t.Fatalf("second status read %s", x)
+	}
+	e.must(200, "POST", "/api/cache/invalidate", adminToken, map[string]any{"tag": "models:global"})
+	if x := e.must(200, "GET", "/api/servers/status", alice, nil).header.Get("X-Cache"); x != "MISS" {
+		t.Errorf("status after purging its tag: %s, want MISS", x)
+	}
+	e.must(200, "GET", "/api/models", "", nil)
+	e.must(200, "POST", "/api/cache/invalidate", adminToken, map[string]any{"key": "api:models:global"})
+	if x := e.must(200, "GET", "/api/models", "", nil).header.Get("X-Cache"); x != "MISS" {
+		t.Errorf("global list after purging its key: %s, want MISS", x)
+	}
+	for _, body := range []map[string]any{{}, {"tag": "a", "key": "b"}, {"pattern": strings.Repeat("x", 300)}} {
+		if r := e.do("POST", "/api/cache/invalidate", adminToken, body); r.status != 400 {
+			t.Errorf("purge %v: %d, want 400", body, r.status)
+		}
+	}
+}

@@ -264,6 +264,8 @@ func (s *Server) handleCacheStats(w http.ResponseWriter, r *http.Request) error 
 
 type invalidateBody struct {
 	Pattern string `json:"pattern"`
+	Tag     string `json:"tag"`
+	Key     string `json:"key"`
 }
 
 func (s *Server) handleCacheInvalidate(w http.ResponseWriter, r *http.Request) error {
@@ -274,12 +276,9 @@ func (s *Server) handleCacheInvalidate(w http.ResponseWriter, r *http.Request) e
 	if err := decodeJSON(r, &in); err != nil {
 		return err
 	}
-	if in.Pattern == "" || len(in.Pattern) > 256 {
-		return modellab.Errorf(modellab.EINVALID, "pattern must be 1 to 256 characters, e.g. \"api:models:*\"")
-	}
-	n, err := s.cache.InvalidatePattern(r.Context(), in.Pattern)
+	n, err := s.svc.Purge(r.Context(), service.Purge{Pattern: in.Pattern, Tag: in.Tag, Key: in.Key})
 	if err != nil {
-		return modellab.WrapError(modellab.EUNAVAILABLE, err, "invalidation failed, try again")
+		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]int{"invalidated": n})
 	return nil

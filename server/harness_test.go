@@ -227,3 +227,10 @@ func (e *env) status(token string) statusBody {
 func (e *env) metric(name string, labels map[string]string) float64 {
 	return e.srv.Metrics().Gather(name, labels)
 }
+
+func (e *env) server(token string, body map[string]any) modellab.Server {
+	e.t.Helper()
+	var s modellab.Server
+	e.must(201, "POST", "/api/servers", token, body).json(e.t, &s)
+	return s
+}

@@ -11,7 +11,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/modellab/modellab"
-	"github.com/modellab/modellab/cache"
 	"github.com/modellab/modellab/internal/transport"
 	"github.com/modellab/modellab/service"
 )
@@ -25,15 +24,8 @@ var (
 	hdrVary          = []string{"Authorization, Cookie, Accept-Encoding"}
 	hdrGzip          = []string{"gzip"}
 	hdrNoStore       = []string{"no-store"}
-	hdrCacheResult   = map[cache.Result][]string{}
 	gzipMinBodyBytes = 1024
 )
-
-func init() {
-	for _, r := range []cache.Result{cache.Hit, cache.Miss, cache.Stale, cache.Bypass} {
-		hdrCacheResult[r] = []string{r.String()}
-	}
-}
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	body, err := json.Marshal(v)
@@ -58,7 +50,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func writeCached(w http.ResponseWriter, r *http.Request, e *service.Answer, public bool) {
 	h := w.Header()
 	h["Content-Type"] = hdrJSON
-	h["X-Cache"] = hdrCacheResult[e.Result]
+	transport.SetCacheResult(h, e.Result)
 	if public {
 		h["Cache-Control"] = hdrPublic
 	} else {

@@ -270,6 +270,8 @@ func TestOpenAPI(t *testing.T) {
 	o.json("GET", "/api/cache/stats", "", nil, 401)
 	o.json("POST", "/api/cache/invalidate", adminToken, map[string]any{"pattern": "api:models:*"}, 200)
 	o.json("POST", "/api/cache/invalidate", adminToken, map[string]any{"pattern": ""}, 400)
+	o.json("POST", "/api/cache/invalidate", adminToken, map[string]any{"tag": "models:global"}, 200)
+	o.json("POST", "/api/cache/invalidate", adminToken, map[string]any{"key": "api:models:global"}, 200)
 	o.json("POST", "/api/cache/invalidate", alice, map[string]any{"pattern": "api:models:*"}, 403)
 	o.json("POST", "/api/cache/invalidate", "", map[string]any{"pattern": "api:models:*"}, 401)
 	o.json("POST", "/api/cache/invalidate", adminToken, big, 413)

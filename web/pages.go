@@ -18,7 +18,7 @@ import (
 // setXCache exposes the cache result of a page's main read, as the API
 // does, so that load tests and curious people can see where a page came from.
 func setXCache(w http.ResponseWriter, res cache.Result) {
-	w.Header().Set("X-Cache", res.String())
+	transport.SetCacheResult(w.Header(), res)
 }
 
 // ---- home ----------------------------------------------------------------

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+
+	"github.com/modellab/modellab/cache"
 )
 
 // HeaderGet is Header.Get for a key already in canonical form: the hot path
@@ -78,4 +80,20 @@ func AcceptsGzip(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// cacheHeaders are the header values of each cache result, shared slices
+// (assigning them to a header map allocates nothing).
+var cacheHeaders = map[cache.Result][2][]string{
+	cache.Hit:    {{"HIT"}, {"modellab; hit"}},
+	cache.Miss:   {{"MISS"}, {"modellab; fwd=miss"}},
+	cache.Stale:  {{"STALE"}, {"modellab; fwd=stale"}},
+	cache.Bypass: {{"BYPASS"}, {"modellab; fwd=bypass"}},
+}
+
+// SetCacheResult says where an answer came from, twice: X-Cache, and the
+// RFC 9211 Cache-Status (a stale serve is forwarded for revalidation).
+func SetCacheResult(h http.Header, res cache.Result) {
+	v := cacheHeaders[res]
+	h["X-Cache"], h["Cache-Status"] = v[0], v[1]
 }
