@@ -8,7 +8,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/modellab/modellab"
-	"golang.org/x/sync/errgroup"
 )
 
 var eventCols = []string{"user_id", "ts", "model_id", "input_tokens", "output_tokens", "latency_us", "status", "cost_nanos"}
@@ -47,39 +46,50 @@ func insertValues(table string, cols []string, n int) string {
 	return b.String()
 }
 
-// InsertEvents stores all events or none. Validation is the caller's (it
-// knows the clock); the schema's CHECK constraints are the last line.
-// Latencies are kept to the microsecond and costs to the nano-dollar.
+// InsertEvents stores all events or none, and adds them to the hourly
+// rollups in the same transaction. Validation is the caller's (it knows the
+// clock); the schema's CHECK constraints are the last line. Latencies are
+// kept to the microsecond and costs to the nano-dollar.
 func (db *DB) InsertEvents(ctx context.Context, events []modellab.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	if db.pool != nil {
-		// COPY is one statement, hence atomic on its own.
-		ctx, cancel := db.stmt(ctx)
-		defer cancel()
-		_, err := db.pool.CopyFrom(ctx, pgx.Identifier{"events"}, eventCols,
-			pgx.CopyFromSlice(len(events), func(i int) ([]any, error) { return eventRow(&events[i]), nil }))
-		if err != nil {
-			return eventsErr(withCtx(ctx, err))
-		}
-		return nil
+	rows := make([][]any, len(events))
+	r := newRollups()
+	for i := range events {
+		rows[i] = eventRow(&events[i])
+		r.addRow(rows[i])
 	}
 	err := db.inTx(ctx, db.opts.QueryTimeout, func(t *tx) error {
-		for start := 0; start < len(events); start += sqliteEventBatch {
-			end := min(start+sqliteEventBatch, len(events))
-			args := make([]any, 0, (end-start)*len(eventCols))
-			for i := start; i < end; i++ {
-				args = append(args, eventRow(&events[i])...)
-			}
-			if err := t.exec(insertValues("events", eventCols, end-start), args...); err != nil {
-				return err
-			}
+		if err := t.insertRows("events", eventCols, rows); err != nil {
+			return err
 		}
-		return nil
+		return upsertRollups(t, r)
 	})
 	if err != nil {
 		return eventsErr(err)
+	}
+	return nil
+}
+
+// insertRows inserts rows into table: one COPY on PostgreSQL, multi-row
+// INSERTs on SQLite.
+func (t *tx) insertRows(table string, cols []string, rows [][]any) error {
+	if t.pg != nil {
+		t.db.count()
+		_, err := t.pg.CopyFrom(t.ctx, pgx.Identifier{table}, cols, pgx.CopyFromRows(rows))
+		return withCtx(t.ctx, err)
+	}
+	per := max(1, min(sqliteEventBatch, 32766/len(cols)))
+	for start := 0; start < len(rows); start += per {
+		end := min(start+per, len(rows))
+		args := make([]any, 0, (end-start)*len(cols))
+		for _, row := range rows[start:end] {
+			args = append(args, row...)
+		}
+		if err := t.exec(insertValues(table, cols, end-start), args...); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -107,98 +117,6 @@ func floorDiv(a, b int64) int64 {
 		q--
 	}
 	return q
-}
-
-// Analytics aggregates userID's events in [q.From, q.To). Its four queries
-// (totals, p95, by model, series) run concurrently on separate connections.
-func (db *DB) Analytics(ctx context.Context, userID string, q modellab.AnalyticsQuery) (modellab.AnalyticsResult, error) {
-	if err := q.Valid(); err != nil {
-		return modellab.AnalyticsResult{}, err
-	}
-	res := modellab.AnalyticsResult{From: q.From, To: q.To, Interval: q.Interval,
-		ByModel: []modellab.ModelUsage{}, Series: []modellab.SeriesPoint{}}
-	from, to := ceilMilli(q.From), ceilMilli(q.To)
-	where := "user_id = ? AND ts >= ? AND ts < ?"
-	args := []any{userID, from, to}
-	if q.ModelID != "" {
-		where += " AND model_id = ?"
-		args = append(args, q.ModelID)
-	}
-	step := q.Step().Milliseconds()
-	start := floorDiv(q.From.UnixMilli(), step) * step
-	var series []modellab.SeriesPoint
-	for t := start; t < to; t += step {
-		series = append(series, modellab.SeriesPoint{T: time.UnixMilli(t).UTC()})
-	}
-	if series == nil {
-		series = []modellab.SeriesPoint{}
-	}
-
-	var costNanos, latUS, p95US int64
-	qs := analyticsSQL(where)
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		return db.get(gctx, "analytics totals", qs.totals, args,
-			&res.Totals.Requests, &res.Totals.Errors, &res.Totals.InputTokens, &res.Totals.OutputTokens,
-			&costNanos, &latUS)
-	})
-	g.Go(func() error {
-		// Nearest rank: the ceil(0.95 n)-th smallest latency, computed in
-		// integers so that both engines agree to the last bit.
-		err := db.get(gctx, "analytics p95", qs.p95, args, &p95US)
-		if modellab.ErrorCode(err) == modellab.ENOTFOUND {
-			return nil // no events
-		}
-		return err
-	})
-	g.Go(func() error {
-		// Aggregate first, then join: one lookup per model, and the join
-		// condition hides names of models the user may no longer see.
-		r, err := db.query(gctx, qs.byModel, append(args[:len(args):len(args)], userID)...)
-		if err != nil {
-			return fail(err, "analytics by model")
-		}
-		defer r.Close()
-		for r.Next() {
-			var u modellab.ModelUsage
-			var cost, lat int64
-			if err := r.Scan(&u.ModelID, &u.ModelName, &u.Requests, &u.Errors, &u.InputTokens,
-				&u.OutputTokens, &cost, &lat); err != nil {
-				return fail(err, "analytics by model")
-			}
-			u.CostUSD, u.AvgLatencyMS = usd(cost), avgMS(lat, u.Requests)
-			res.ByModel = append(res.ByModel, u)
-		}
-		return fail(r.Err(), "analytics by model")
-	})
-	g.Go(func() error {
-		r, err := db.query(gctx, qs.series, append([]any{step}, args...)...)
-		if err != nil {
-			return fail(err, "analytics series")
-		}
-		defer r.Close()
-		for r.Next() {
-			var b, lat int64
-			var p modellab.SeriesPoint
-			if err := r.Scan(&b, &p.Requests, &p.Errors, &p.Tokens, &lat); err != nil {
-				return fail(err, "analytics series")
-			}
-			p.AvgLatencyMS = avgMS(lat, p.Requests)
-			if i := (b*step - start) / step; i >= 0 && i < int64(len(series)) {
-				p.T = series[i].T
-				series[i] = p
-			}
-		}
-		return fail(r.Err(), "analytics series")
-	})
-	if err := g.Wait(); err != nil {
-		return modellab.AnalyticsResult{}, err
-	}
-	res.Totals.CostUSD = usd(costNanos)
-	res.Totals.AvgLatencyMS = avgMS(latUS, res.Totals.Requests)
-	res.Totals.P95LatencyMS = float64(p95US) / 1e3
-	res.Series = series
-	return res, nil
 }
 
 type analyticsQueries struct{ totals, p95, byModel, series string }

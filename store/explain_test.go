@@ -102,3 +102,38 @@ func (db *DB) explain(t *testing.T, q string, args []any) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// TestRollupReadsUseKeys: the rollup reads of Analytics are range scans of
+// one user's rows through the primary keys, never full scans.
+func TestRollupReadsUseKeys(t *testing.T) {
+	for _, engine := range []string{EngineSQLite, EnginePostgres} {
+		t.Run(engine, func(t *testing.T) {
+			db := openInternal(t, engine)
+			if err := db.Migrate(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			r := msRange{1234, 40*dayMS - 5678} // raw edges, hours and days
+			for _, a := range []analyticsRead{
+				{user: "usr_x", r: r},
+				{user: "usr_x", r: r, modelID: "mdl_x"},
+			} {
+				u := a.forModels().sums(coverOf(r, true))
+				v := a.forTotals().sums(coverOf(r, true))
+				for name, q := range map[string]union{"by model": u, "totals": v} {
+					plan := db.explain(t, q.sql(), q.args)
+					t.Logf("%s (model %q):\n%s", name, a.modelID, plan)
+					for _, line := range strings.Split(plan, "\n") {
+						if strings.Contains(line, "SCAN usage_") || strings.Contains(line, "SCAN events") ||
+							strings.Contains(line, "Seq Scan on") {
+							t.Errorf("%s (model %q): full scan:\n%s", name, a.modelID, plan)
+						}
+						if strings.Contains(line, "Index Cond: ((user_id = 'usr_x'::text) AND (period") &&
+							strings.Contains(line, "pkey") {
+							t.Errorf("%s (model %q): a range of periods through the model's key:\n%s", name, a.modelID, plan)
+						}
+					}
+				}
+			}
+		})
+	}
+}

@@ -438,6 +438,7 @@ func (db *DB) bulkLoad(ctx context.Context, users []modellab.User, seeded []Seed
 		}
 	}
 	modelCols := strings.Split(modelCols, ", ")
+	r := newRollups()
 	tables := []table{
 		{"users", userCols, slice(len(users), func(i int) []any {
 			u := &users[i]
@@ -453,8 +454,32 @@ func (db *DB) bulkLoad(ctx context.Context, users []modellab.User, seeded []Seed
 			if !ok {
 				return nil, false
 			}
-			return eventRow(e), true
+			row := eventRow(e)
+			r.addRow(row)
+			return row, true
 		}},
+	}
+	// The rollups of the events, loaded after them: their rows are known
+	// once every event went by.
+	var rollupRows [][][]any
+	for i, name := range []string{"usage_hourly", "usage_daily", "latency_hourly", "latency_daily"} {
+		cols := sumCols
+		if i >= 2 {
+			cols = latencyCols
+		}
+		next := 0
+		tables = append(tables, table{name, cols, func() ([]any, bool) {
+			if rollupRows == nil {
+				for _, tb := range r.tables() {
+					rollupRows = append(rollupRows, tb.rows)
+				}
+			}
+			if next >= len(rollupRows[i]) {
+				return nil, false
+			}
+			next++
+			return rollupRows[i][next-1], true
+		}})
 	}
 	count := func() {
 		if db.opts.OnQuery != nil {

@@ -444,6 +444,13 @@ func (db *DB) get(ctx context.Context, op, q string, args []any, dest ...any) er
 	return nil
 }
 
+// count counts one statement for the OnQuery hook.
+func (db *DB) count() {
+	if db.opts.OnQuery != nil {
+		db.opts.OnQuery()
+	}
+}
+
 // tx is a write transaction; its statements are counted like the others.
 type tx struct {
 	db  *DB

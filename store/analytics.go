@@ -1,0 +1,310 @@
+package store
+
+import (
+	"context"
+	"maps"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/modellab/modellab"
+)
+
+// msRange is [from, to) in unix milliseconds.
+type msRange struct{ from, to int64 }
+
+func (r msRange) empty() bool { return r.from >= r.to }
+
+// cover is how the sources split a range: the partial hours at its edges
+// from events, the whole hours around its whole days from the hourly
+// rollups, the whole days from the daily ones. Empty parts are skipped.
+type cover struct {
+	raw, hours [2]msRange
+	days       msRange
+}
+
+func ceilTo(t, w int64) int64  { return -floorDiv(-t, w) * w }
+func floorTo(t, w int64) int64 { return floorDiv(t, w) * w }
+
+// coverOf splits [from, to); with days false no daily rollup is used (an
+// hourly series needs hours).
+func coverOf(r msRange, days bool) cover {
+	h0, h1 := ceilTo(r.from, hourMS), floorTo(r.to, hourMS)
+	if h0 >= h1 {
+		return cover{raw: [2]msRange{r}}
+	}
+	c := cover{raw: [2]msRange{{r.from, h0}, {h1, r.to}}, hours: [2]msRange{{h0, h1}}}
+	d0, d1 := ceilTo(h0, dayMS), floorTo(h1, dayMS)
+	if days && d0 < d1 {
+		c.hours = [2]msRange{{h0, d0}, {d1, h1}}
+		c.days = msRange{d0, d1}
+	}
+	return c
+}
+
+// union builds a UNION ALL of selects and their arguments.
+type union struct {
+	parts []string
+	args  []any
+}
+
+func (u *union) add(q string, args ...any) {
+	u.parts = append(u.parts, q)
+	u.args = append(u.args, args...)
+}
+
+func (u *union) sql() string { return strings.Join(u.parts, " UNION ALL ") }
+
+// analyticsRead is one analytics query: whose events, which range, and how
+// rollup rows are chosen (modelCond, modelArgs) and events filtered.
+type analyticsRead struct {
+	user      string
+	r         msRange
+	modelID   string // "" for every model
+	modelCond string // on rollup rows: "model_id = ?", "model_id <> ''"…
+	modelArgs []any
+}
+
+// sums is the union of rows (model_id, t, requests, errors, input, output,
+// cost, latency) that cover the range, from every source.
+func (a analyticsRead) sums(c cover) union {
+	var u union
+	for _, r := range c.raw {
+		if !r.empty() {
+			q := `SELECT model_id, ts AS t, 1 AS requests, CASE WHEN status = 'error' THEN 1 ELSE 0 END AS errors,
+				input_tokens, output_tokens, cost_nanos, latency_us FROM events WHERE user_id = ? AND ts >= ? AND ts < ?`
+			args := []any{a.user, r.from, r.to}
+			if a.modelID != "" {
+				q += " AND model_id = ?"
+				args = append(args, a.modelID)
+			}
+			u.add(q, args...)
+		}
+	}
+	add := func(table string, r msRange) {
+		if !r.empty() {
+			u.add(`SELECT model_id, period AS t, requests, errors, input_tokens, output_tokens, cost_nanos, latency_us
+				FROM `+table+` WHERE user_id = ? AND `+a.modelCond+` AND period >= ? AND period < ?`,
+				append(append([]any{a.user}, a.modelArgs...), r.from, r.to)...)
+		}
+	}
+	add("usage_hourly", c.hours[0])
+	add("usage_hourly", c.hours[1])
+	add("usage_daily", c.days)
+	return u
+}
+
+// Analytics aggregates userID's events in [q.From, q.To), reading the
+// rollups for whole hours and days and events for the rest. Its queries
+// (by model, series, latency histogram, the edges' latencies) run
+// concurrently on separate connections. Totals are the sum of the
+// per-model rows: exact integers, as raw events give them.
+func (db *DB) Analytics(ctx context.Context, userID string, q modellab.AnalyticsQuery) (modellab.AnalyticsResult, error) {
+	if err := q.Valid(); err != nil {
+		return modellab.AnalyticsResult{}, err
+	}
+	r := msRange{ceilMilli(q.From), ceilMilli(q.To)}
+	res := modellab.AnalyticsResult{From: q.From, To: q.To, Interval: q.Interval, ByModel: []modellab.ModelUsage{}}
+	base := analyticsRead{user: userID, r: r, modelID: q.ModelID}
+	var series []modellab.SeriesPoint
+	var hist latencyCounts
+	var byModel []usageRow
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) { byModel, err = db.byModel(gctx, base.forModels()); return })
+	g.Go(func() (err error) { series, err = db.series(gctx, base.forTotals(), q); return })
+	g.Go(func() (err error) { hist, err = db.latencyHistogram(gctx, base); return })
+	if err := g.Wait(); err != nil {
+		return modellab.AnalyticsResult{}, err
+	}
+	var costNanos, latUS int64
+	for _, m := range byModel {
+		res.ByModel = append(res.ByModel, m.ModelUsage)
+		res.Totals.Requests += m.Requests
+		res.Totals.Errors += m.Errors
+		res.Totals.InputTokens += m.InputTokens
+		res.Totals.OutputTokens += m.OutputTokens
+		costNanos += m.costNanos
+		latUS += m.latencyUS
+	}
+	res.Totals.CostUSD = usd(costNanos)
+	res.Totals.AvgLatencyMS = avgMS(latUS, res.Totals.Requests)
+	p95, err := db.p95(ctx, base, hist, res.Totals.Requests)
+	if err != nil {
+		return modellab.AnalyticsResult{}, err
+	}
+	res.Totals.P95LatencyMS = p95
+	res.Series = series
+	return res, nil
+}
+
+// forModels chooses the per-model rollup rows.
+func (a analyticsRead) forModels() analyticsRead {
+	if a.modelID != "" {
+		a.modelCond, a.modelArgs = "model_id = ?", []any{a.modelID}
+	} else {
+		a.modelCond, a.modelArgs = "model_id <> ''", nil
+	}
+	return a
+}
+
+// forTotals chooses the rows that sum the selection: one model's, or the
+// all-models rows.
+func (a analyticsRead) forTotals() analyticsRead {
+	a = a.forModels()
+	if a.modelID == "" {
+		a.modelCond, a.modelArgs = "model_id = ?", []any{allModels}
+	}
+	return a
+}
+
+// usageRow is a per-model row with the integer sums totals are made of.
+type usageRow struct {
+	modellab.ModelUsage
+	costNanos, latencyUS int64
+}
+
+func (db *DB) byModel(ctx context.Context, a analyticsRead) ([]usageRow, error) {
+	u := a.sums(coverOf(a.r, true))
+	q := `SELECT a.model_id, COALESCE(m.name, ''), a.requests, a.errors, a.input_tokens, a.output_tokens,
+			a.cost_nanos, a.latency_us
+		FROM (SELECT model_id, CAST(SUM(requests) AS BIGINT) AS requests, CAST(SUM(errors) AS BIGINT) AS errors,
+				CAST(SUM(input_tokens) AS BIGINT) AS input_tokens, CAST(SUM(output_tokens) AS BIGINT) AS output_tokens,
+				CAST(SUM(cost_nanos) AS BIGINT) AS cost_nanos, CAST(SUM(latency_us) AS BIGINT) AS latency_us
+			FROM (` + u.sql() + `) AS u
+			GROUP BY model_id) AS a
+		LEFT JOIN models m ON m.id = a.model_id AND (m.owner_id IS NULL OR m.owner_id = ?)
+		ORDER BY a.requests DESC, a.model_id COLLATE "C"`
+	rows, err := db.query(ctx, q, append(u.args, a.user)...)
+	if err != nil {
+		return nil, fail(err, "analytics by model")
+	}
+	defer rows.Close()
+	var out []usageRow
+	for rows.Next() {
+		var m usageRow
+		if err := rows.Scan(&m.ModelID, &m.ModelName, &m.Requests, &m.Errors, &m.InputTokens, &m.OutputTokens,
+			&m.costNanos, &m.latencyUS); err != nil {
+			return nil, fail(err, "analytics by model")
+		}
+		m.CostUSD, m.AvgLatencyMS = usd(m.costNanos), avgMS(m.latencyUS, m.Requests)
+		out = append(out, m)
+	}
+	return out, fail(rows.Err(), "analytics by model")
+}
+
+// series buckets the selection by the query's interval; every bucket of
+// the range is present, zero-filled.
+func (db *DB) series(ctx context.Context, a analyticsRead, q modellab.AnalyticsQuery) ([]modellab.SeriesPoint, error) {
+	step := q.Step().Milliseconds()
+	start := floorDiv(q.From.UnixMilli(), step) * step
+	out := []modellab.SeriesPoint{}
+	for t := start; t < a.r.to; t += step {
+		out = append(out, modellab.SeriesPoint{T: time.UnixMilli(t).UTC()})
+	}
+	u := a.sums(coverOf(a.r, step >= dayMS))
+	rows, err := db.query(ctx, `SELECT t / ?, CAST(SUM(requests) AS BIGINT), CAST(SUM(errors) AS BIGINT),
+			CAST(SUM(input_tokens + output_tokens) AS BIGINT), CAST(SUM(latency_us) AS BIGINT)
+		FROM (`+u.sql()+`) AS u
+		GROUP BY 1`, append([]any{step}, u.args...)...)
+	if err != nil {
+		return nil, fail(err, "analytics series")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var b, lat int64
+		var p modellab.SeriesPoint
+		if err := rows.Scan(&b, &p.Requests, &p.Errors, &p.Tokens, &lat); err != nil {
+			return nil, fail(err, "analytics series")
+		}
+		p.AvgLatencyMS = avgMS(lat, p.Requests)
+		if i := (b*step - start) / step; i >= 0 && i < int64(len(out)) {
+			p.T = out[i].T
+			out[i] = p
+		}
+	}
+	return out, fail(rows.Err(), "analytics series")
+}
+
+// latencyCounts is a latency histogram: count by bucket.
+type latencyCounts map[int64]int64
+
+// latencyHistogram reads the histogram of the selection: the rollups'
+// buckets for whole hours and days, the edges' events bucketed here.
+func (db *DB) latencyHistogram(ctx context.Context, a analyticsRead) (latencyCounts, error) {
+	a = a.forTotals()
+	c := coverOf(a.r, true)
+	var u union
+	for _, part := range []struct {
+		table string
+		r     msRange
+	}{{"latency_hourly", c.hours[0]}, {"latency_hourly", c.hours[1]}, {"latency_daily", c.days}} {
+		if !part.r.empty() {
+			u.add(`SELECT 0 AS raw, bucket AS v, n FROM `+part.table+` WHERE user_id = ? AND `+a.modelCond+` AND period >= ? AND period < ?`,
+				append(append([]any{a.user}, a.modelArgs...), part.r.from, part.r.to)...)
+		}
+	}
+	for _, r := range c.raw {
+		if !r.empty() {
+			q, args := `SELECT 1 AS raw, latency_us AS v, 1 AS n FROM events WHERE user_id = ? AND ts >= ? AND ts < ?`, []any{a.user, r.from, r.to}
+			if a.modelID != "" {
+				q, args = q+" AND model_id = ?", append(args, a.modelID)
+			}
+			u.add(q, args...)
+		}
+	}
+	rows, err := db.query(ctx, u.sql(), u.args...)
+	if err != nil {
+		return nil, fail(err, "analytics latency")
+	}
+	defer rows.Close()
+	// Rollup rows carry a bucket and its count; event rows a latency, to
+	// be bucketed here.
+	h := latencyCounts{}
+	for rows.Next() {
+		var raw, v, n int64
+		if err := rows.Scan(&raw, &v, &n); err != nil {
+			return nil, fail(err, "analytics latency")
+		}
+		if raw == 1 {
+			v = latencyBucket(v)
+		}
+		h[v] += n
+	}
+	return h, fail(rows.Err(), "analytics latency")
+}
+
+// exactP95Max is the number of events in range up to which the 95th
+// percentile is computed exactly from the events: cheap at that size.
+var exactP95Max int64 = 5000
+
+// p95 is the nearest-rank 95th percentile of the selection's latencies in
+// ms: exact from the events when they are few, else the value of the
+// histogram bucket holding that rank (within latencyAlpha).
+func (db *DB) p95(ctx context.Context, a analyticsRead, h latencyCounts, n int64) (float64, error) {
+	if n == 0 {
+		return 0, nil
+	}
+	if n <= exactP95Max {
+		where, args := "user_id = ? AND ts >= ? AND ts < ?", []any{a.user, a.r.from, a.r.to}
+		if a.modelID != "" {
+			where, args = where+" AND model_id = ?", append(args, a.modelID)
+		}
+		var us int64
+		if err := db.get(ctx, "analytics p95", analyticsSQL(where).p95, args, &us); err != nil {
+			return 0, err
+		}
+		return float64(us) / 1e3, nil
+	}
+	rank := (n*95 + 99) / 100
+	buckets := slices.Sorted(maps.Keys(h))
+	var seen int64
+	for _, b := range buckets {
+		if seen += h[b]; seen >= rank {
+			return math.Round(bucketValueUS(b)) / 1e3, nil
+		}
+	}
+	return 0, nil
+}
