@@ -102,4 +102,3 @@ func (db *DB) analyticsFromEvents(ctx context.Context, userID string, q modellab
 	res.Series = series
 	return res, nil
 }
-
