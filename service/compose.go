@@ -96,9 +96,11 @@ type plan struct {
 // forms of recent answers by ETag, each within a byte budget: past it an
 // answer is composed again into a pooled buffer, one copy of its bytes.
 type composer struct {
-	plans  *otter.Cache[string, *plan]
-	bodies *otter.Cache[string, []byte]
-	gzips  *otter.Cache[string, []byte]
+	plans       *otter.Cache[string, *plan]
+	statusPlans *otter.Cache[string, *statusPlan]
+	indexes     *otter.Cache[string, modelIndex]
+	bodies      *otter.Cache[string, []byte]
+	gzips       *otter.Cache[string, []byte]
 }
 
 // Budgets of the composer. A plan is a few hundred bytes; bodies are whole
@@ -112,14 +114,18 @@ const (
 func newComposer() *composer {
 	weigh := func(k string, v []byte) uint32 { return uint32(len(k) + len(v)) }
 	return &composer{
-		plans:  otter.Must(&otter.Options[string, *plan]{MaximumSize: maxPlans}),
-		bodies: otter.Must(&otter.Options[string, []byte]{MaximumWeight: composedBodyMax, Weigher: weigh}),
-		gzips:  otter.Must(&otter.Options[string, []byte]{MaximumWeight: composedGzipMax, Weigher: weigh}),
+		plans:       otter.Must(&otter.Options[string, *plan]{MaximumSize: maxPlans}),
+		statusPlans: otter.Must(&otter.Options[string, *statusPlan]{MaximumSize: maxPlans}),
+		indexes:     newIndexCache(),
+		bodies:      otter.Must(&otter.Options[string, []byte]{MaximumWeight: composedBodyMax, Weigher: weigh}),
+		gzips:       otter.Must(&otter.Options[string, []byte]{MaximumWeight: composedGzipMax, Weigher: weigh}),
 	}
 }
 
 func (c *composer) close() {
 	c.plans.StopAllGoroutines()
+	c.statusPlans.StopAllGoroutines()
+	c.indexes.StopAllGoroutines()
 	c.bodies.StopAllGoroutines()
 	c.gzips.StopAllGoroutines()
 }

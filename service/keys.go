@@ -15,10 +15,6 @@ import (
 // on the way in); anything a client typed is hashed before it reaches a key.
 const (
 	keyModelsGlobal = "api:models:global"
-	// tagGlobalModels is bumped by every write to a global model. Every
-	// user-scoped entry that can embed a global model records it, so one
-	// write invalidates every user's list in O(1) instead of a scan.
-	tagGlobalModels = "models:global"
 )
 
 // Groups of cached reads: the endpoint label of the cache metrics.
@@ -36,7 +32,10 @@ var Groups = []string{GroupModels, GroupServers, GroupAnalytics}
 // under g), their loads are g's loads.
 func PartGroup(g string) string { return g + "/part" }
 
-var groupModelsPart = PartGroup(GroupModels)
+var (
+	groupModelsPart  = PartGroup(GroupModels)
+	groupServersPart = PartGroup(GroupServers)
+)
 
 func keyModelsUser(userID string) string  { return "api:models:user:" + userID }
 func keyServersUser(userID string) string { return "api:servers:user:" + userID }

@@ -93,22 +93,18 @@ func modelItem(m *modellab.Model) (item, error) {
 	return item{key: key, aux: []byte(search), json: js}, nil
 }
 
-// invalidateModels drops every entry that can show one of models. Writes to
-// a global model reach every user's list through the tag.
+// invalidateModels drops every entry that can show one of models: the
+// global part of the model lists (the server statuses read it too) or the
+// owner's own part.
 func (s *Service) invalidateModels(ctx context.Context, models ...modellab.Model) {
 	var keys []string
-	global := false
 	for _, m := range models {
 		if m.Visibility == modellab.VisibilityGlobal {
-			global = true
+			keys = append(keys, keyModelsGlobal)
 		}
 		if m.OwnerID != nil {
-			keys = append(keys, keyModelsUser(*m.OwnerID), keyServersUser(*m.OwnerID))
+			keys = append(keys, keyModelsUser(*m.OwnerID))
 		}
-	}
-	if global {
-		keys = append(keys, keyModelsGlobal)
-		s.cache.InvalidateTag(ctx, tagGlobalModels)
 	}
 	s.cache.Invalidate(ctx, keys...)
 }
@@ -212,12 +208,23 @@ func (s *Service) DeleteModel(ctx context.Context, u *modellab.User, id string) 
 	if err != nil {
 		return err
 	}
-	if err := s.withDB(ctx, func(ctx context.Context) error { return s.store.DeleteModel(ctx, id) }); err != nil {
+	// The delete sets model_id to null on the servers that ran it: their
+	// owners' statuses change too.
+	var owners []string
+	err = s.withDB(ctx, func(ctx context.Context) error {
+		var err error
+		if owners, err = s.store.ServerOwnersOf(ctx, id); err != nil {
+			return err
+		}
+		return s.store.DeleteModel(ctx, id)
+	})
+	if err != nil {
 		return err
 	}
-	// Servers of other users may have embedded a global model; the tag
-	// covers them. A private model only shows in its owner's entries.
 	s.invalidateModels(ctx, m)
+	for _, o := range owners {
+		s.invalidateServers(ctx, o)
+	}
 	return nil
 }
 

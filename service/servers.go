@@ -2,25 +2,100 @@ package service
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"time"
 
 	"github.com/modellab/modellab"
+	"github.com/modellab/modellab/cache"
 )
 
-var globalTags = []string{tagGlobalModels}
-
-// ServersStatus returns the encoded status of u's servers. Their models are
-// fetched in one batch query, and only those u may see are embedded.
+// ServersStatus returns the encoded status of u's servers, each with the
+// model it runs when u may see it. With the cache on it is composed from
+// cached parts: u's servers (api:servers:user:{id}) joined with the model
+// lists' own parts (the global models, u's private ones), so a global edit
+// reloads the global part once instead of every user's status. With the
+// cache off it is one join of two queries.
 func (s *Service) ServersStatus(ctx context.Context, u *modellab.User) (Answer, error) {
-	spec := readSpec{key: keyServersUser(u.ID), group: GroupServers, ttl: s.cfg.ServersTTL, tags: globalTags}
-	e, res, err := cachedRead(ctx, s, spec, u, loadServerStatus)
+	if s.cache.Mode() == "off" {
+		return s.serversStatusDirect(ctx, u)
+	}
+	spec := readSpec{key: keyServersUser(u.ID), group: groupServersPart, ttl: s.cfg.ServersTTL}
+	e, res, err := cachedRead(ctx, s, spec, u.ID, loadServersPart)
 	if err != nil {
 		return Answer{}, err
 	}
+	g, p, err := s.modelParts(ctx, u)
+	if err != nil {
+		return Answer{}, err
+	}
+	a, err := s.comp.status(u.ID, part{e: e, items: itemList(e.Body), res: res}, g, p)
+	if errors.Is(err, errItemList) {
+		s.log.WarnContext(ctx, "cached status part in an unknown format: reloading", "user", u.ID)
+		s.cache.Invalidate(ctx, keyServersUser(u.ID), keyModelsGlobal, keyModelsUser(u.ID))
+		return s.serversStatusDirect(ctx, u)
+	}
+	if err == nil {
+		s.cache.Record(GroupServers, a.Result)
+	}
+	return a, err
+}
+
+// loadServersPart encodes ownerID's servers as an item list: each item the
+// server's JSON without its closing brace (the composer adds the model),
+// its model id as aux, the summary as extra.
+func loadServersPart(ctx context.Context, s *Service, ownerID string) (rawBody, error) {
+	servers, err := s.store.ListServers(ctx, ownerID)
+	if err != nil {
+		return nil, err
+	}
+	var sum ServerSummary
+	items := make([]item, len(servers))
+	for i := range servers {
+		sv := &servers[i]
+		js, err := encode(sv)
+		if err != nil {
+			return nil, err
+		}
+		key := append(append(append(make([]byte, 0, len(sv.Name)+1+len(sv.ID)), sv.Name...), 0), sv.ID...)
+		items[i] = item{key: key, json: js[:len(js)-1]}
+		if sv.ModelID != nil {
+			items[i].aux = []byte(*sv.ModelID)
+		}
+		sum.Add(sv.Status)
+	}
+	extra, err := encode(sum)
+	if err != nil {
+		return nil, err
+	}
+	return encodeItems(items, extra), nil
+}
+
+// serversStatusDirect answers without the cache: the servers, then their
+// models in one batch query.
+func (s *Service) serversStatusDirect(ctx context.Context, u *modellab.User) (Answer, error) {
+	var body []byte
+	err := s.withDB(ctx, func(ctx context.Context) error {
+		st, err := loadServerStatus(ctx, s, u)
+		if err == nil {
+			body, err = encode(st)
+		}
+		return err
+	})
+	if err != nil {
+		return Answer{}, err
+	}
+	res := cache.Bypass
+	if s.cache.Mode() != "off" {
+		res = cache.Miss
+	}
+	s.cache.Record(GroupServers, res)
+	e := &cache.Entry{Body: body, ETag: cache.ETagOf(body)}
 	return entryAnswer(e, res), nil
 }
 
+// loadServerStatus reads u's servers and, in one batch query, their
+// models; only those u may see are embedded.
 func loadServerStatus(ctx context.Context, s *Service, u *modellab.User) (ServerStatus, error) {
 	servers, err := s.store.ListServers(ctx, u.ID)
 	if err != nil {

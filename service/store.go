@@ -31,6 +31,8 @@ type Store interface {
 	// ListServers returns ownerID's servers sorted by name (byte order) then id.
 	ListServers(ctx context.Context, ownerID string) ([]modellab.Server, error)
 	GetServer(ctx context.Context, id string) (modellab.Server, error)
+	// ServerOwnersOf returns the owners of the servers that run a model.
+	ServerOwnersOf(ctx context.Context, modelID string) ([]string, error)
 	CreateServer(ctx context.Context, s *modellab.Server) error
 	UpdateServer(ctx context.Context, s *modellab.Server) error
 	DeleteServer(ctx context.Context, id string) error

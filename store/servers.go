@@ -51,6 +51,25 @@ func (db *DB) ListServers(ctx context.Context, ownerID string) ([]modellab.Serve
 	return out, nil
 }
 
+// ServerOwnersOf returns the owners of the servers that run model id: the
+// users whose status shows it (a delete sets their model_id to null).
+func (db *DB) ServerOwnersOf(ctx context.Context, modelID string) ([]string, error) {
+	r, err := db.query(ctx, "SELECT DISTINCT owner_id FROM servers WHERE model_id = ?", modelID)
+	if err != nil {
+		return nil, fail(err, "server owners")
+	}
+	defer r.Close()
+	var out []string
+	for r.Next() {
+		var id string
+		if err := r.Scan(&id); err != nil {
+			return nil, fail(err, "server owners")
+		}
+		out = append(out, id)
+	}
+	return out, fail(r.Err(), "server owners")
+}
+
 // GetServer returns one server.
 func (db *DB) GetServer(ctx context.Context, id string) (modellab.Server, error) {
 	r, err := db.query(ctx, "SELECT "+serverCols+" FROM servers WHERE id = ?", id)
