@@ -84,6 +84,15 @@ func NewMetrics() *Metrics {
 // Register adds more collectors (cache, database pool) to the registry.
 func (m *Metrics) Register(cs ...prometheus.Collector) { m.reg.MustRegister(cs...) }
 
+// composedBytes exports the bytes the service keeps of composed answers
+// (bodies and gzip forms of recent answers), beside the cache's own tier.
+func composedBytes(svc *service.Service) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "modellab_cache_composed_bytes",
+		Help: "Bytes held by recent composed answers (bodies and gzip forms), apart from the cache's tiers.",
+	}, func() float64 { return float64(svc.ComposedBytes()) })
+}
+
 // Shed counts one request shed for reason ("db", "in_flight"); it is the
 // service's OnShed hook.
 func (m *Metrics) Shed(reason string) { m.shed.WithLabelValues(reason).Inc() }

@@ -50,7 +50,7 @@ func New(cfg Config) *Server {
 		cfg.MaxInFlight = 10000
 	}
 	s := &Server{cfg: cfg, svc: cfg.Service, cache: cfg.Service.Cache(), metrics: cfg.Metrics, log: cfg.Logger}
-	s.metrics.Register(newCacheCollector(s.cache, service.Groups))
+	s.metrics.Register(newCacheCollector(s.cache, service.Groups), composedBytes(cfg.Service))
 	return s
 }
 

@@ -125,6 +125,9 @@ func (s *Service) Now() time.Time { return s.now() }
 // Cache returns the response cache, for the admin endpoints and metrics.
 func (s *Service) Cache() *cache.Cache { return s.cache }
 
+// ComposedBytes is what the composer keeps of recent composed answers.
+func (s *Service) ComposedBytes() uint64 { return s.comp.bytes() }
+
 // Ping checks that the database answers.
 func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }
 
