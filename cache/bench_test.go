@@ -71,3 +71,27 @@ func BenchmarkMissFill(b *testing.B) {
 func BenchmarkMissFillMemory(b *testing.B) {
 	benchFetch(b, newCache(b, Options{}), FetchOptions{TTL: time.Minute}, Miss, false)
 }
+
+// BenchmarkPeek is the hit as the service layer takes it: Peek answers a
+// fresh local entry before any loader is built.
+func BenchmarkPeek(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		tags []string
+	}{{"untagged", nil}, {"tagged", []string{"models:global"}}} {
+		b.Run(tc.name, func(b *testing.B) {
+			c := newCache(b, Options{})
+			c.Fetch(context.Background(), "k", FetchOptions{TTL: time.Hour, Group: "models", Tags: tc.tags}, benchLoad)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, ok := c.Peek("k", "models"); !ok {
+						b.Error("Peek missed")
+						return
+					}
+				}
+			})
+		})
+	}
+}
