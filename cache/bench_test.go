@@ -22,23 +22,31 @@ func benchFetch(b *testing.B, c *Cache, fo FetchOptions, want Result, parallel b
 	} else {
 		c.Fetch(ctx, "k", fo, benchLoad)
 	}
-	fetch := func(i int) {
+	// fetch reports with b.Error, not b.Fatal: it runs on RunParallel's
+	// goroutines, where Fatal must not be called; the loops stop instead.
+	fetch := func(i int) bool {
 		if _, res, _ := c.Fetch(ctx, key(i), fo, benchLoad); res != want {
-			b.Fatalf("res = %v, want %v", res, want)
+			b.Errorf("res = %v, want %v", res, want)
+			return false
 		}
+		return true
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	if parallel {
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				fetch(0)
+				if !fetch(0) {
+					return
+				}
 			}
 		})
 		return
 	}
 	for i := 0; i < b.N; i++ {
-		fetch(i)
+		if !fetch(i) {
+			return
+		}
 	}
 }
 

@@ -267,9 +267,7 @@ func TestDisabledModes(t *testing.T) {
 	if st.Mode != "off" || st.Redis != "disabled" || st.Groups["models"].Bypass != 3 || st.Groups["models"].Loads != 3 {
 		t.Errorf("Stats = %+v; want mode off, redis disabled, 3 bypass/loads", st)
 	}
-	if err := c.Invalidate(context.Background(), "k"); err != nil {
-		t.Errorf("Invalidate: %v", err)
-	}
+	c.Invalidate(context.Background(), "k")
 
 	dbErr := errors.New("boom")
 	if _, res, err := c.Fetch(context.Background(), "k", FetchOptions{TTL: time.Minute}, func(context.Context) ([]byte, error) { return nil, dbErr }); res != Bypass || !errors.Is(err, dbErr) {
@@ -320,9 +318,7 @@ func TestInvalidateMemory(t *testing.T) {
 	fo := FetchOptions{TTL: time.Minute}
 	fetch(t, c, "k", fo, src.load)
 	src.set("v2")
-	if err := c.Invalidate(context.Background(), "k"); err != nil {
-		t.Fatal(err)
-	}
+	c.Invalidate(context.Background(), "k")
 	if got, res := fetch(t, c, "k", fo, src.load); got != "v2" || res != Miss {
 		t.Fatalf("after Invalidate: %q %v, want v2 MISS", got, res)
 	}
@@ -371,7 +367,7 @@ func TestGlobMatch(t *testing.T) {
 
 func TestEntryEncoding(t *testing.T) {
 	now := time.Now()
-	e := newEntry([]byte(`{"a":1}`), now, time.Minute, time.Hour, []tagGen{{"global", "abc"}, {"u:1", "x"}})
+	e := newEntry([]byte(`{"a":1}`), fillInfo{at: now, ttl: time.Minute, stale: time.Hour, tags: []tagGen{{"global", "abc"}, {"u:1", "x"}}})
 	b := encodeEntry(e)
 	d, err := decodeEntry(b)
 	if err != nil {
@@ -419,9 +415,9 @@ func TestPeek(t *testing.T) {
 	}{
 		{"fresh", func(*Cache, *fakeClock) {}, true},
 		{"expired", func(_ *Cache, clk *fakeClock) { clk.Add(2 * time.Minute) }, false},
-		{"key invalidated", func(c *Cache, _ *fakeClock) { _ = c.Invalidate(ctx, "k") }, false},
-		{"tag invalidated", func(c *Cache, _ *fakeClock) { _ = c.InvalidateTag(ctx, "t") }, false},
-		{"other tag invalidated", func(c *Cache, _ *fakeClock) { _ = c.InvalidateTag(ctx, "u") }, true},
+		{"key invalidated", func(c *Cache, _ *fakeClock) { c.Invalidate(ctx, "k") }, false},
+		{"tag invalidated", func(c *Cache, _ *fakeClock) { c.InvalidateTag(ctx, "t") }, false},
+		{"other tag invalidated", func(c *Cache, _ *fakeClock) { c.InvalidateTag(ctx, "u") }, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -47,18 +47,30 @@ func (e *Entry) Gzip() []byte {
 	return e.gz
 }
 
-// Fresh reports whether the entry is fresh at t.
+// Fresh reports whether the entry is fresh at t (a HIT).
 func (e *Entry) Fresh(t time.Time) bool { return t.Before(e.FreshUntil) }
 
-func newEntry(body []byte, now time.Time, ttl, stale time.Duration, tags []tagGen) *Entry {
-	e := &Entry{
+// Usable reports whether the entry may still be served at t: fresh, or
+// stale within its bound (STALE).
+func (e *Entry) Usable(t time.Time) bool { return t.Before(e.StaleUntil) }
+
+// fillInfo is what a fill knows besides the body: when it was loaded, how
+// long it is fresh and then servable, and the tag generations read before
+// the load.
+type fillInfo struct {
+	at         time.Time
+	ttl, stale time.Duration
+	tags       []tagGen
+}
+
+func newEntry(body []byte, f fillInfo) *Entry {
+	return &Entry{
 		Body:       body,
 		ETag:       etagOf(body),
-		FreshUntil: now.Add(ttl),
-		StaleUntil: now.Add(ttl + stale),
-		tags:       tags,
+		FreshUntil: f.at.Add(f.ttl),
+		StaleUntil: f.at.Add(f.ttl + f.stale),
+		tags:       f.tags,
 	}
-	return e
 }
 
 func etagOf(body []byte) string {

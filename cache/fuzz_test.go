@@ -13,8 +13,8 @@ import (
 func FuzzDecodeEntry(f *testing.F) {
 	now := time.Unix(1_760_000_000, 123)
 	for _, e := range []*Entry{
-		newEntry([]byte(`{"models":[]}`), now, time.Minute, 10*time.Minute, nil),
-		newEntry([]byte("x"), now, 0, 0, []tagGen{{"models:global", "g1"}, {"t", ""}}),
+		newEntry([]byte(`{"models":[]}`), fillInfo{at: now, ttl: time.Minute, stale: 10 * time.Minute}),
+		newEntry([]byte("x"), fillInfo{at: now, tags: []tagGen{{"models:global", "g1"}, {"t", ""}}}),
 	} {
 		f.Add(encodeEntry(e))
 	}

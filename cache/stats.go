@@ -105,7 +105,7 @@ func (c *Cache) Mode() string {
 // "up" or "down" (unreachable, or breaker open).
 func (c *Cache) RedisState() string {
 	switch {
-	case !c.useRed:
+	case !c.redisOn:
 		return "disabled"
 	case c.redisUp():
 		return "up"

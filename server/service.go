@@ -154,20 +154,14 @@ func (s *Server) invalidateModel(ctx context.Context, models ...modellab.Model) 
 	}
 	if global {
 		keys = append(keys, keyModelsGlobal)
-		if err := s.cache.InvalidateTag(ctx, tagGlobalModels); err != nil {
-			s.log.WarnContext(ctx, "cache tag invalidation failed", "err", err)
-		}
+		s.cache.InvalidateTag(ctx, tagGlobalModels)
 	}
-	if err := s.cache.Invalidate(ctx, keys...); err != nil {
-		s.log.WarnContext(ctx, "cache invalidation failed", "err", err)
-	}
+	s.cache.Invalidate(ctx, keys...)
 	return nil
 }
 
 func (s *Server) invalidateServers(ctx context.Context, ownerID string) {
-	if err := s.cache.Invalidate(ctx, keyServersUser(ownerID)); err != nil {
-		s.log.WarnContext(ctx, "cache invalidation failed", "err", err)
-	}
+	s.cache.Invalidate(ctx, keyServersUser(ownerID))
 }
 
 // visibleModel returns model id if u may see it; ENOTFOUND otherwise, so
