@@ -32,7 +32,8 @@ type redisState struct {
 	// open and close every second or so).
 	lost   atomic.Bool
 	everUp atomic.Bool // recover has completed once
-	// tripCh wakes the manager when the breaker opens.
+	// tripCh wakes the manager: the breaker opened, or an invalidation
+	// waits for replay.
 	tripCh chan struct{}
 
 	// mu guards what follows. It also orders "queue an invalidation"
@@ -103,7 +104,8 @@ func (c *Cache) wakeManager() {
 // manage builds the client (retrying with backoff: rueidis.NewClient fails
 // while Redis is unreachable), then keeps the breaker: when it opens, PING
 // every ProbeInterval and, when Redis answers, flush the local tier, replay
-// pending invalidations and close it again.
+// pending invalidations and close it again. While the breaker is closed it
+// replays the invalidations that Redis did not take.
 func (c *Cache) manage() {
 	defer c.wg.Done()
 	backoff := 100 * time.Millisecond
@@ -126,6 +128,18 @@ func (c *Cache) manage() {
 				c.log().Info("cache: redis available", "coherence", mode)
 			} else if !c.sleep(c.opts.ProbeInterval) {
 				return
+			}
+			continue
+		}
+		if c.hasPending() {
+			// Invalidations Redis did not take while it was in use.
+			if err := c.replayBatch(c.takePending()); err != nil {
+				c.log().Debug("cache: replay failed; retrying", "err", err)
+				if !c.sleep(c.opts.ProbeInterval) {
+					return
+				}
+			} else if c.fences.count() == 0 {
+				c.log().Info("cache: pending invalidations replayed")
 			}
 			continue
 		}

@@ -181,6 +181,11 @@ type Cache struct {
 	// retired holds what flushLocal dropped, for stale-if-error only.
 	retired retiredSet
 
+	// births marks loads and invalidations in order; fences are what
+	// Redis has not confirmed (see fenceSet).
+	births atomic.Uint64
+	fences fenceSet
+
 	stats   counters
 	groupMu sync.Mutex
 	groups  atomic.Pointer[map[string]*groupCounters]

@@ -85,4 +85,36 @@
 // retired, not forgotten: if a load then fails (the data source is down as
 // well), a retired copy within its stale bound answers STALE. A retired copy
 // is never a HIT, and one this process invalidated is not kept.
+//
+// # Read-your-writes
+//
+// A write followed by Invalidate (or InvalidateTag, InvalidatePattern) is
+// visible to the very next Fetch in this process, whatever state Redis is
+// in. Three things make it so:
+//
+//   - Invalidations are detached from the caller's cancellation: the write
+//     is done, whether or not its client is still there.
+//   - Concurrent Redis reads of a key are shared only among Fetches that saw
+//     the same invalidation sequence: a read that began before a write is
+//     never handed to a Fetch that began after it (the answer of a read
+//     sent before the UNLINK can still be on its way to the goroutine that
+//     shares it when the write returns).
+//   - An invalidation that Redis did not confirm (an error, a timeout, the
+//     breaker open, a cluster slot without a master) is fenced: every load
+//     in this process carries a birth mark taken before it reads its data
+//     source, and an entry born before the invalidation — or read from
+//     Redis, whoever filled it — is not served for what the invalidation
+//     names (key, tag, pattern, or everything once the replay queue
+//     overflowed), neither from Redis nor from the local tier nor as a
+//     retired copy, as a HIT or as STALE. Such keys load from the data
+//     source. A key's fence is lifted when this process fills the key in
+//     Redis with an entry born after the write (the fill overwrote what
+//     Redis held; the lease kept older loads from filling since), and every
+//     fence when the invalidation is replayed, which the cache does as soon
+//     as Redis takes writes again (while Redis stays in use for the rest:
+//     one master of a cluster away does not take the others out of use).
+//     Stats.UnconfirmedInvalidations counts the fences.
+//
+// Other instances cannot see an invalidation that Redis did not take; they
+// see it when it is replayed.
 package cache

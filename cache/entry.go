@@ -25,6 +25,9 @@ type Entry struct {
 	StaleUntil time.Time
 
 	tags []tagGen // tag generations read before the load
+	// born is the birth mark of the load in this process (see fenceSet);
+	// 0 for an entry read from Redis.
+	born uint64
 
 	gzOnce sync.Once
 	gz     []byte
@@ -61,6 +64,7 @@ type fillInfo struct {
 	at         time.Time
 	ttl, stale time.Duration
 	tags       []tagGen
+	born       uint64
 }
 
 func newEntry(body []byte, f fillInfo) *Entry {
@@ -70,6 +74,7 @@ func newEntry(body []byte, f fillInfo) *Entry {
 		FreshUntil: f.at.Add(f.ttl),
 		StaleUntil: f.at.Add(f.ttl + f.stale),
 		tags:       f.tags,
+		born:       f.born,
 	}
 }
 

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"strconv"
 	"time"
 )
 
@@ -89,7 +90,7 @@ func (c *Cache) fetchLocal(ctx context.Context, op *fetchOp, r *request) (answer
 	}
 	now := c.now()
 	it, ok := c.local.GetIfPresent(r.key)
-	if ok && it.e.Usable(now) && c.tagsCurrent(ctx, op, it.e.tags) {
+	if ok && it.e.Usable(now) && !c.fences.blocks(r.key, it.e) && c.tagsCurrent(ctx, op, it.e.tags) {
 		if !c.trusted(it.until, now) {
 			r.lastResort = it.e
 		} else {
@@ -108,12 +109,12 @@ func (c *Cache) fetchLocal(ctx context.Context, op *fetchOp, r *request) (answer
 // fetchRedis answers from Redis: an entry there is copied into the local
 // tier and served as a HIT, or as STALE and refreshed.
 func (c *Cache) fetchRedis(ctx context.Context, op *fetchOp, r *request) (answer, bool) {
-	e, err := c.redisGetShared(ctx, op, r.key)
+	e, err := c.redisGetShared(ctx, op, r.key, r.seq)
 	if err != nil {
 		return answer{}, false
 	}
 	now := c.now()
-	if e == nil || !e.Usable(now) || !c.tagsCurrent(ctx, op, e.tags) {
+	if e == nil || !e.Usable(now) || c.fences.blocks(r.key, e) || !c.tagsCurrent(ctx, op, e.tags) {
 		c.stats.redisMisses.Add(1)
 		return answer{}, false
 	}
@@ -149,7 +150,7 @@ func (c *Cache) Peek(key, group string) (*Entry, bool) {
 	}
 	now := c.now()
 	e := it.e
-	if !e.Fresh(now) || !c.trusted(it.until, now) {
+	if !e.Fresh(now) || !c.trusted(it.until, now) || c.fences.blocks(key, e) {
 		return nil, false
 	}
 	for _, t := range e.tags {
@@ -169,10 +170,15 @@ func (c *Cache) trusted(until int64, now time.Time) bool {
 	return until == 0 || now.UnixNano() < until || !c.redisUp()
 }
 
+// testHookSharedRead, set by tests, runs inside a coalesced Redis read
+// once Redis has answered, before the callers sharing it get the answer.
+var testHookSharedRead func(key string)
+
 // readResult is what one shared Redis read hands to every caller.
 type readResult struct {
 	e      *Entry
 	failed bool
+	seq    uint64 // the key's invalidation sequence before the read began
 }
 
 // redisGetShared is redisGet with concurrent reads of one key merged: a
@@ -181,13 +187,28 @@ type readResult struct {
 // breaker with a thousand timeouts at once. The read runs detached from the
 // first caller's cancellation (it is bounded by RedisTimeout), so one
 // client going away does not fail the read of the others.
-func (c *Cache) redisGetShared(ctx context.Context, op *fetchOp, key string) (*Entry, error) {
-	v, err, _ := c.reads.Do(key, func() (any, error) {
+//
+// A read is shared only by callers that saw the same invalidation sequence
+// of the key (seq, read before the call): a caller that arrives after an
+// invalidation must not get an answer Redis gave before it, even if that
+// answer is handed out later (the goroutine that ran the read may not have
+// been scheduled yet), or it would store and serve the pre-write entry.
+// It shares a read of its own sequence instead.
+func (c *Cache) redisGetShared(ctx context.Context, op *fetchOp, key string, seq uint64) (*Entry, error) {
+	read := func() (any, error) {
 		var rop fetchOp
 		e, err := c.redisGet(context.WithoutCancel(ctx), &rop, key)
-		return readResult{e: e, failed: rop.failed}, err
-	})
+		if testHookSharedRead != nil {
+			testHookSharedRead(key)
+		}
+		return readResult{e: e, failed: rop.failed, seq: seq}, err
+	}
+	v, err, _ := c.reads.Do(key, read)
 	r, _ := v.(readResult)
+	if r.seq != seq {
+		v, err, _ = c.reads.Do(key+"\x00"+strconv.FormatUint(seq, 10), read)
+		r, _ = v.(readResult)
+	}
 	if r.failed {
 		op.fail()
 	}

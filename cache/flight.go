@@ -111,7 +111,7 @@ func (c *Cache) recheckLocal(ctx context.Context, op *fetchOp, r *request) *Entr
 		return nil
 	}
 	it, ok := c.local.GetIfPresent(r.key)
-	if ok && it.e.Fresh(c.now()) && it.until == 0 && c.tagsCurrent(ctx, op, it.e.tags) {
+	if ok && it.e.Fresh(c.now()) && it.until == 0 && !c.fences.blocks(r.key, it.e) && c.tagsCurrent(ctx, op, it.e.tags) {
 		return it.e
 	}
 	return nil
@@ -122,12 +122,8 @@ func (c *Cache) recheckLocal(ctx context.Context, op *fetchOp, r *request) *Entr
 // for that process's fill; a holder too slow leaves us loading without the
 // lease. done means the answer is settled and there is nothing to load.
 func (c *Cache) awaitLease(ctx context.Context, op *fetchOp, r *request) (a answer, done bool) {
-	if r.background {
-		// Another instance may have refreshed it already.
-		if e, err := c.redisGet(ctx, op, r.key); err == nil && e != nil && e.Fresh(c.now()) && c.tagsCurrent(ctx, op, e.tags) {
-			c.storeLocal(r.key, e, r.seq)
-			return answer{e, Hit, nil}, true
-		}
+	if e := c.refreshedElsewhere(ctx, op, r); e != nil {
+		return answer{e, Hit, nil}, true
 	}
 	token := strconv.FormatUint(rand.Uint64(), 36)
 	deadline := time.Now().Add(c.opts.LeaseTTL)
@@ -138,7 +134,8 @@ func (c *Cache) awaitLease(ctx context.Context, op *fetchOp, r *request) (a answ
 		if err != nil {
 			return answer{}, false
 		}
-		if now := c.now(); e != nil && e.Usable(now) && c.tagsCurrent(ctx, op, e.tags) {
+		fenced := c.fences.covers(r.key, 0, r.gens)
+		if now := c.now(); e != nil && !fenced && e.Usable(now) && c.tagsCurrent(ctx, op, e.tags) {
 			if e.Fresh(now) {
 				// Filled by someone else since our read.
 				if acquired {
@@ -156,6 +153,11 @@ func (c *Cache) awaitLease(ctx context.Context, op *fetchOp, r *request) (a answ
 		}
 		if acquired {
 			r.token = token
+			return answer{}, false
+		}
+		if fenced {
+			// What the holder fills may predate the write we have not
+			// confirmed: load ourselves, without the lease.
 			return answer{}, false
 		}
 		if r.lastResort != nil {
@@ -177,6 +179,20 @@ func (c *Cache) awaitLease(ctx context.Context, op *fetchOp, r *request) (a answ
 	return answer{}, false
 }
 
+// refreshedElsewhere returns the fresh entry that another instance may
+// have filled while a background refresh of ours was getting started.
+func (c *Cache) refreshedElsewhere(ctx context.Context, op *fetchOp, r *request) *Entry {
+	if !r.background {
+		return nil
+	}
+	e, err := c.redisGet(ctx, op, r.key)
+	if err != nil || e == nil || !e.Fresh(c.now()) || c.fences.blocks(r.key, e) || !c.tagsCurrent(ctx, op, e.tags) {
+		return nil
+	}
+	c.storeLocal(r.key, e, r.seq)
+	return e
+}
+
 // sleepCtx sleeps for d unless ctx ends first (then it returns false).
 func sleepCtx(ctx context.Context, d time.Duration) bool {
 	t := time.NewTimer(d)
@@ -196,20 +212,21 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 func (c *Cache) loadStaleIfError(ctx context.Context, op *fetchOp, r *request) (e *Entry, a answer, ok bool) {
 	r.g.loads.Add(1)
 	c.stats.loads.Add(1)
+	born := c.births.Add(1) // before the data source is read
 	body, err := r.load(ctx)
 	if err != nil {
 		c.stats.loadErrors.Add(1)
 		c.releaseIfHeld(ctx, op, r)
 		now := c.now()
-		if r.lastResort != nil && r.lastResort.Usable(now) {
-			return nil, answer{r.lastResort, Stale, nil}, false
+		if lr := r.lastResort; lr != nil && lr.Usable(now) && !c.fences.blocks(r.key, lr) {
+			return nil, answer{lr, Stale, nil}, false
 		}
-		if re := c.retired.get(r.key, now); re != nil {
+		if re := c.retired.get(r.key, now); re != nil && !c.fences.blocks(r.key, re) {
 			return nil, answer{re, Stale, nil}, false
 		}
 		return nil, answer{err: err}, false
 	}
-	e = newEntry(body, fillInfo{at: c.now(), ttl: r.opts.TTL, stale: c.opts.Stale, tags: r.gens})
+	e = newEntry(body, fillInfo{at: c.now(), ttl: r.opts.TTL, stale: c.opts.Stale, tags: r.gens, born: born})
 	if len(body) == 0 {
 		c.releaseIfHeld(ctx, op, r)
 		return nil, answer{e, Miss, nil}, false
@@ -233,6 +250,7 @@ func (c *Cache) fillTiers(ctx context.Context, op *fetchOp, r *request, e *Entry
 		if ok, err := c.fillRedis(ctx, op, r, e); !ok || err != nil {
 			return
 		}
+		c.fences.filled(r.key, e.born)
 	}
 	c.storeLocal(r.key, e, r.seq)
 }

@@ -11,26 +11,34 @@ import (
 // rueidis#534, and a concurrent read may re-store a copy in between). An
 // UNLINK removes value and lease together, so a load that began before the
 // write can no longer fill. A load in flight in this process will not store
-// its result. When Redis is unreachable the invalidation is queued and
-// replayed before Redis is used again, so there is no error to return.
+// its result.
+//
+// The invalidation does not depend on ctx's cancellation (the write it
+// follows is done whatever the caller does), only on its own deadline.
+// When Redis does not take it (down, an error, a timeout) it is queued and
+// replayed as soon as Redis answers, and until then this instance serves
+// nothing older than the write for those keys (see the package doc), so
+// there is no error to return.
 func (c *Cache) Invalidate(ctx context.Context, keys ...string) {
 	if c.opts.Disabled || len(keys) == 0 {
 		return
 	}
+	mark := c.births.Add(1)
 	c.dropKeys(keys)
 	if !c.redisOn {
 		return
 	}
+	ctx = context.WithoutCancel(ctx)
 	var todo []string
 	for _, k := range keys {
-		if !c.queue(pendingInv{invKey, k}) {
+		if !c.queueIfDown(queued{pendingInv{invKey, k}, mark}) {
 			todo = append(todo, k)
 		}
 	}
 	if len(todo) > 0 {
-		if err := c.redisUnlink(ctx, todo, c.opts.RedisTimeout); err != nil && ctx.Err() == nil {
+		if err := c.redisUnlink(ctx, todo, c.opts.RedisTimeout); err != nil {
 			for _, k := range todo {
-				c.failedInvalidation(pendingInv{invKey, k}, err)
+				c.unconfirmed(queued{pendingInv{invKey, k}, mark}, err)
 			}
 		}
 	}
@@ -41,11 +49,13 @@ func (c *Cache) Invalidate(ctx context.Context, keys ...string) {
 // (key Prefix+"gen:"+tag, 24h TTL re-set on each bump): every entry that
 // recorded an older generation becomes absent on every instance, in O(1).
 // A random generation (not a counter) stays correct if the key is lost.
-// Like Invalidate, it queues what Redis does not take.
+// Like Invalidate, it is detached from ctx's cancellation and queues (and
+// fences) what Redis does not take.
 func (c *Cache) InvalidateTag(ctx context.Context, tags ...string) {
 	if c.opts.Disabled || len(tags) == 0 {
 		return
 	}
+	mark := c.births.Add(1)
 	gens := make([]string, len(tags))
 	for i, t := range tags {
 		gens[i] = newGen()
@@ -56,12 +66,14 @@ func (c *Cache) InvalidateTag(ctx context.Context, tags ...string) {
 	if !c.redisOn {
 		return
 	}
+	ctx = context.WithoutCancel(ctx)
 	for i, t := range tags {
-		if c.queue(pendingInv{invTag, t}) {
+		q := queued{pendingInv{invTag, t}, mark}
+		if c.queueIfDown(q) {
 			continue
 		}
-		if err := c.redisBumpTag(ctx, t, gens[i], c.opts.RedisTimeout); err != nil && ctx.Err() == nil {
-			c.failedInvalidation(pendingInv{invTag, t}, err)
+		if err := c.redisBumpTag(ctx, t, gens[i], c.opts.RedisTimeout); err != nil {
+			c.unconfirmed(q, err)
 		}
 		// A concurrent reader may have stored the old generation meanwhile.
 		c.setLocalGen(t, gens[i])
@@ -72,7 +84,9 @@ func (c *Cache) InvalidateTag(ctx context.Context, tags ...string) {
 // syntax: * ? [abc] [^a] [a-z] \x), e.g. "api:models:*", from the local
 // tier and from Redis (SCAN MATCH + UNLINK in batches on every master; never
 // KEYS). It returns the number of keys removed: from Redis when Redis took
-// part, else from the local tier. An empty pattern is rejected.
+// part, else from the local tier. An empty pattern is rejected. Like
+// Invalidate, it is detached from ctx's cancellation and queues (and
+// fences) what Redis does not take.
 func (c *Cache) InvalidatePattern(ctx context.Context, pattern string) (int, error) {
 	if pattern == "" {
 		return 0, ErrEmptyPattern
@@ -80,13 +94,14 @@ func (c *Cache) InvalidatePattern(ctx context.Context, pattern string) (int, err
 	if c.opts.Disabled {
 		return 0, nil
 	}
+	q := queued{pendingInv{invPattern, pattern}, c.births.Add(1)}
 	n := c.dropLocalPattern(pattern)
-	if !c.redisOn || c.queue(pendingInv{invPattern, pattern}) {
+	if !c.redisOn || c.queueIfDown(q) {
 		return n, nil
 	}
-	rn, err := c.redisPattern(ctx, pattern)
-	if err != nil && ctx.Err() == nil {
-		c.failedInvalidation(pendingInv{invPattern, pattern}, err)
+	rn, err := c.redisPattern(context.WithoutCancel(ctx), pattern)
+	if err != nil {
+		c.unconfirmed(q, err)
 	}
 	n2 := c.dropLocalPattern(pattern)
 	if err != nil {

@@ -35,74 +35,117 @@ var everything = pendingInv{invPattern, "*"}
 
 const maxPending = 10000
 
-// pendingSet is the replay queue: a set (repeats collapse), bounded by
-// maxPending, past which it is replaced by everything.
-type pendingSet struct {
-	m        map[pendingInv]struct{}
-	overflow bool
+// queued is a pending invalidation with the birth mark of its latest issue
+// (see fenceSet).
+type queued struct {
+	inv  pendingInv
+	mark uint64
 }
 
-func (p *pendingSet) add(inv pendingInv) {
-	if inv == everything || len(p.m) >= maxPending {
-		p.m, p.overflow = nil, true
+// pendingSet is the replay queue: a set (repeats collapse, the newest mark
+// kept), bounded by maxPending, past which it is replaced by everything.
+type pendingSet struct {
+	m        map[pendingInv]uint64
+	overflow uint64 // non-zero: replaced by everything, with this mark
+}
+
+// add queues inv; it reports whether the queue collapsed to everything.
+func (p *pendingSet) add(inv pendingInv, mark uint64) (collapsed bool) {
+	if p.overflow != 0 {
+		p.overflow = max(p.overflow, mark)
+		return false
 	}
-	if p.overflow {
-		return
+	if inv == everything || len(p.m) >= maxPending {
+		for _, m := range p.m {
+			mark = max(mark, m)
+		}
+		p.m, p.overflow = nil, mark
+		return true
 	}
 	if p.m == nil {
-		p.m = make(map[pendingInv]struct{})
+		p.m = make(map[pendingInv]uint64)
 	}
-	p.m[inv] = struct{}{}
+	p.m[inv] = max(p.m[inv], mark)
+	return false
 }
 
 // take empties the set and returns what it held.
-func (p *pendingSet) take() []pendingInv {
-	if p.overflow {
-		p.m, p.overflow = nil, false
-		return []pendingInv{everything}
+func (p *pendingSet) take() []queued {
+	if p.overflow != 0 {
+		q := []queued{{everything, p.overflow}}
+		p.m, p.overflow = nil, 0
+		return q
 	}
-	batch := make([]pendingInv, 0, len(p.m))
-	for inv := range p.m {
-		batch = append(batch, inv)
+	batch := make([]queued, 0, len(p.m))
+	for inv, mark := range p.m {
+		batch = append(batch, queued{inv, mark})
 	}
 	p.m = nil
 	return batch
 }
 
-func (p *pendingSet) empty() bool { return len(p.m) == 0 && !p.overflow }
+func (p *pendingSet) empty() bool { return len(p.m) == 0 && p.overflow == 0 }
 
-// queue records an invalidation for replay. It returns false if Redis is up
-// (the caller must then send it itself).
-func (c *Cache) queue(p pendingInv) bool {
+// recordLocked queues an invalidation Redis has not confirmed and fences
+// what it names; c.r.mu is held.
+func (c *Cache) recordLocked(q queued) {
+	if c.r.pending.add(q.inv, q.mark) {
+		c.fences.collapse(q.mark)
+		return
+	}
+	c.fences.add(q.inv, q.mark)
+}
+
+// queueIfDown records an invalidation for replay if Redis is down, and
+// returns false if Redis is up (the caller must then send it itself). The
+// lock is the one under which recover closes the breaker once the queue is
+// empty: an invalidation is either replayed before Redis is used again or
+// sent by its caller.
+func (c *Cache) queueIfDown(q queued) bool {
 	c.r.mu.Lock()
 	defer c.r.mu.Unlock()
 	if c.r.up.Load() {
 		return false
 	}
-	c.r.pending.add(p)
+	c.recordLocked(q)
 	return true
 }
 
-// failedInvalidation handles an invalidation that Redis did not take: it is
-// queued and the breaker is opened, so that the probe replays it (and
-// flushes the local tiers) before Redis is trusted again.
-func (c *Cache) failedInvalidation(p pendingInv, err error) {
+// unconfirmed handles an invalidation that Redis did not take (an error or
+// a timeout; the breaker counts it like any failed call): it is fenced and
+// queued, and the manager replays it when Redis answers. Redis stays in
+// use for everything else: a cluster with one master away still serves the
+// other slots.
+func (c *Cache) unconfirmed(q queued, err error) {
 	c.r.mu.Lock()
-	wasUp := c.r.up.Swap(false) // under mu so that queue() below cannot lose it
+	first := c.fences.count() == 0
+	c.recordLocked(q)
 	c.r.mu.Unlock()
-	c.queue(p)
-	if wasUp {
-		c.log().Warn("cache: redis unavailable (an invalidation failed), serving from memory; invalidations will be replayed", "err", err)
+	if first {
+		c.log().Warn("cache: an invalidation did not reach redis; this instance will not serve what it names from redis or old copies until it is replayed", "kind", string(q.inv.kind), "what", q.inv.s, "err", err)
 	} else {
-		c.log().Debug("cache: invalidation queued for replay", "kind", string(p.kind), "what", p.s, "err", err)
+		c.log().Debug("cache: invalidation queued for replay", "kind", string(q.inv.kind), "what", q.inv.s, "err", err)
 	}
 	c.wakeManager()
 }
 
+// hasPending reports whether invalidations wait for replay.
+func (c *Cache) hasPending() bool {
+	c.r.mu.Lock()
+	defer c.r.mu.Unlock()
+	return !c.r.pending.empty()
+}
+
+// takePending empties the replay queue.
+func (c *Cache) takePending() []queued {
+	c.r.mu.Lock()
+	defer c.r.mu.Unlock()
+	return c.r.pending.take()
+}
+
 // takePendingOrClose returns the queued invalidations; with none left it
-// closes the breaker instead, under the lock that queue takes, so that an
-// invalidation is either taken here or sent by its caller.
-func (c *Cache) takePendingOrClose() ([]pendingInv, bool) {
+// closes the breaker instead, under the lock that queueIfDown takes.
+func (c *Cache) takePendingOrClose() ([]queued, bool) {
 	c.r.mu.Lock()
 	defer c.r.mu.Unlock()
 	if c.r.pending.empty() {
@@ -118,15 +161,15 @@ func (c *Cache) takePendingOrClose() ([]pendingInv, bool) {
 const replayTimeout = 5 * time.Second
 
 // replayBatch sends a batch of queued invalidations, keys 500 to a round
-// trip. On failure what was not sent goes back to the queue.
-func (c *Cache) replayBatch(batch []pendingInv) error {
-	var keys []string
-	var rest []pendingInv
-	for _, p := range batch {
-		if p.kind == invKey {
-			keys = append(keys, p.s)
+// trip, and lifts the fence of each one sent. On failure what was not sent
+// goes back to the queue.
+func (c *Cache) replayBatch(batch []queued) error {
+	var keys, rest []queued
+	for _, q := range batch {
+		if q.inv.kind == invKey {
+			keys = append(keys, q)
 		} else {
-			rest = append(rest, p)
+			rest = append(rest, q)
 		}
 	}
 	var err error
@@ -143,36 +186,49 @@ func (c *Cache) replayBatch(batch []pendingInv) error {
 	}
 	if err != nil {
 		c.r.mu.Lock()
-		for _, p := range rest {
-			c.r.pending.add(p)
-		}
-		for _, k := range keys {
-			c.r.pending.add(pendingInv{invKey, k})
+		for _, q := range append(keys, rest...) {
+			c.recordLocked(q)
 		}
 		c.r.mu.Unlock()
 	}
 	return err
 }
 
-func (c *Cache) replayKeys(keys []string) error {
+func (c *Cache) replayKeys(batch []queued) error {
 	ctx, cancel := context.WithTimeout(c.closeCtx, replayTimeout)
 	defer cancel()
-	return c.redisUnlink(ctx, keys, replayTimeout)
-}
-
-func (c *Cache) replay(p pendingInv) error {
-	ctx, cancel := context.WithTimeout(c.closeCtx, replayTimeout)
-	defer cancel()
-	switch p.kind {
-	case invKey:
-		return c.redisUnlink(ctx, []string{p.s}, replayTimeout)
-	case invTag:
-		return c.redisBumpTag(ctx, p.s, newGen(), replayTimeout)
-	case invPattern:
-		_, err := c.redisPattern(ctx, p.s)
+	keys := make([]string, len(batch))
+	for i, q := range batch {
+		keys[i] = q.inv.s
+	}
+	if err := c.redisUnlink(ctx, keys, replayTimeout); err != nil {
 		return err
 	}
+	for _, q := range batch {
+		c.fences.confirm(q.inv, q.mark)
+	}
 	return nil
+}
+
+func (c *Cache) replay(q queued) error {
+	ctx, cancel := context.WithTimeout(c.closeCtx, replayTimeout)
+	defer cancel()
+	var err error
+	switch q.inv.kind {
+	case invKey:
+		err = c.redisUnlink(ctx, []string{q.inv.s}, replayTimeout)
+	case invTag:
+		if err = c.redisBumpTag(ctx, q.inv.s, newGen(), replayTimeout); err == nil {
+			// Our local generation is not the one just written: read it again.
+			c.dropLocalGen(q.inv.s)
+		}
+	case invPattern:
+		_, err = c.redisPattern(ctx, q.inv.s)
+	}
+	if err == nil {
+		c.fences.confirm(q.inv, q.mark)
+	}
+	return err
 }
 
 // onInvalidations receives tracking pushes (BCAST under the prefix). nil

@@ -10,7 +10,7 @@ import "iter"
 // sequence before deleting), so an invalidation racing with the store either
 // is seen here or deletes what we stored.
 func (c *Cache) storeLocal(key string, e *Entry, seq uint64) {
-	if c.local == nil || c.seq(key) != seq {
+	if c.local == nil || c.seq(key) != seq || c.fences.blocks(key, e) {
 		return
 	}
 	c.retired.drop(key)

@@ -55,6 +55,10 @@ type Stats struct {
 	StaleServes uint64 `json:"stale_serves"`
 	Loads       uint64 `json:"loads"`
 	LoadErrors  uint64 `json:"load_errors"`
+	// UnconfirmedInvalidations counts the keys, tags and patterns whose
+	// invalidation Redis has not confirmed yet: this instance fences them
+	// (serves nothing older than the write) until they are replayed.
+	UnconfirmedInvalidations int `json:"unconfirmed_invalidations"`
 	// LocalEntries and LocalBytes describe the in-process tier.
 	LocalEntries int    `json:"local_entries"`
 	LocalBytes   uint64 `json:"local_bytes"`
@@ -76,6 +80,7 @@ func (c *Cache) Stats() Stats {
 	s.Tiers.Local = TierStats{Hits: c.stats.localHits.Load(), Misses: c.stats.localMisses.Load()}
 	s.Tiers.Redis = TierStats{Hits: c.stats.redisHits.Load(), Misses: c.stats.redisMisses.Load(), Errors: c.stats.redisErrors.Load()}
 	s.StaleServes = c.stats.stale.Load()
+	s.UnconfirmedInvalidations = c.fences.count()
 	s.Loads = c.stats.loads.Load()
 	s.LoadErrors = c.stats.loadErrors.Load()
 	if c.local != nil {
