@@ -64,6 +64,18 @@ type Options struct {
 	BreakerThreshold int
 	// ProbeInterval is how often a PING checks an open breaker. Default 500ms.
 	ProbeInterval time.Duration
+	// EarlyRefresh is the beta of probabilistic early expiration ("XFetch",
+	// Vattani et al., VLDB 2015). A fresh hit starts a background refresh
+	// (deduplicated per key, like stale-while-revalidate) when
+	// now - delta*beta*ln(rand) >= FreshUntil, delta being the entry's
+	// measured load time: a key read steadily is refreshed shortly before
+	// it expires instead of expiring into a miss, and a key read rarely is
+	// not refreshed at all. 0 means 1; larger refreshes earlier; negative
+	// turns early refresh off.
+	EarlyRefresh float64
+	// Rand returns uniform numbers in [0, 1) for early refresh (default
+	// math/rand/v2's Float64); tests inject a deterministic source.
+	Rand func() float64
 	// Now is the clock used for freshness (default time.Now).
 	Now func() time.Time
 	// Logger receives state changes (default slog.Default()).
@@ -213,6 +225,12 @@ func withDefaults(opts Options) Options {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	if opts.EarlyRefresh == 0 {
+		opts.EarlyRefresh = 1
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.Float64
+	}
 	return opts
 }
 
@@ -325,6 +343,16 @@ func (c *Cache) isClosed() bool { return c.closed.Load() }
 
 // now is the cache's clock (Options.Now, or the coarse clock).
 func (c *Cache) now() time.Time { return c.opts.Now() }
+
+// stopwatch is the clock that measures loads: the injected one in tests,
+// else the monotonic clock (the coarse clock cannot time a load shorter
+// than a millisecond).
+func (c *Cache) stopwatch() time.Time {
+	if c.clock == nil {
+		return c.now()
+	}
+	return time.Now()
+}
 
 func (c *Cache) log() *slog.Logger { return c.opts.Logger }
 

@@ -376,7 +376,7 @@ func TestEntryEncoding(t *testing.T) {
 	if string(d.Body) != string(e.Body) || d.ETag != e.ETag || !d.FreshUntil.Equal(e.FreshUntil) || !d.StaleUntil.Equal(e.StaleUntil) || len(d.tags) != 2 || d.tags[1] != e.tags[1] {
 		t.Errorf("round trip: got %+v, want %+v", d, e)
 	}
-	for i, bad := range [][]byte{nil, []byte("garbage"), append([]byte{2}, b[1:]...), b[:len(b)-1], append(b, 'x')} {
+	for i, bad := range [][]byte{nil, []byte("garbage"), append([]byte{entryVersion + 1}, b[1:]...), b[:len(b)-1], append(b, 'x')} {
 		if _, err := decodeEntry(bad); err == nil {
 			t.Errorf("case %d: decoded a corrupt value", i)
 		}

@@ -27,6 +27,21 @@
 // An *Entry is shared by every caller that gets it and must be treated as
 // read-only; its ETag is computed once at fill and Gzip compresses once.
 //
+// # Early refresh
+//
+// A fresh hit may start a background refresh before the entry expires
+// (probabilistic early expiration, "XFetch", Vattani et al., VLDB 2015):
+// each entry records how long its load took (delta, also stored in Redis),
+// and a hit at now refreshes when now - delta*beta*ln(rand) >= FreshUntil
+// (beta is Options.EarlyRefresh, default 1; Options.Rand the random
+// source). The probability is negligible until FreshUntil is a few deltas
+// away, so a key read steadily is refreshed just before it expires and
+// never expires into a synchronous miss, while a rarely read key costs
+// nothing. The refresh is the stale-while-revalidate one: one per key at a
+// time, throttled per key, the old entry served until the new one is
+// stored. Peek, which has no loader, answers false when a refresh is due
+// and leaves it to the caller's Fetch. Stats.EarlyRefreshes counts them.
+//
 // A load runs detached from the cancellation of the caller that started it
 // (other callers may be waiting for it); Close cancels it. A background
 // refresh is bounded by Options.RefreshTimeout.
@@ -38,8 +53,8 @@
 // # Redis layout
 //
 // Each key is one Redis hash, Prefix+key, with field v (the encoded entry: a
-// versioned binary format with fresh/stale times, tag generations, ETag and
-// body) and field l (the fill lease, "token:expiresAtMs"). Lua scripts take
+// versioned binary format with fresh/stale times, the load time, tag
+// generations, ETag and body; older versions are still decoded) and field l (the fill lease, "token:expiresAtMs"). Lua scripts take
 // the lease (server TIME) and fill v only if the lease is still ours. An
 // invalidation UNLINKs the key, removing value and lease together, so a load
 // that read the database before a write can never store its result after it

@@ -7,7 +7,9 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -26,8 +28,15 @@ type Entry struct {
 
 	tags []tagGen // tag generations read before the load
 	// born is the birth mark of the load in this process (see fenceSet);
-	// 0 for an entry read from Redis.
-	born uint64
+	// 0 for an entry read from Redis, which has seen: the mark before the
+	// read was sent.
+	born, seen uint64
+	// delta is how long the load took: early refresh starts about that
+	// long (times EarlyRefresh) before FreshUntil.
+	delta time.Duration
+	// refreshWanted is set by a Peek that decided on an early refresh it
+	// cannot start itself (it has no loader): the next Fetch starts it.
+	refreshWanted atomic.Bool
 
 	gzOnce sync.Once
 	gz     []byte
@@ -65,6 +74,7 @@ type fillInfo struct {
 	ttl, stale time.Duration
 	tags       []tagGen
 	born       uint64
+	delta      time.Duration
 }
 
 func newEntry(body []byte, f fillInfo) *Entry {
@@ -75,6 +85,7 @@ func newEntry(body []byte, f fillInfo) *Entry {
 		StaleUntil: f.at.Add(f.ttl + f.stale),
 		tags:       f.tags,
 		born:       f.born,
+		delta:      f.delta,
 	}
 }
 
@@ -90,25 +101,28 @@ func etagOf(body []byte) string {
 // Binary format of an entry in Redis (field "v" of the key's hash). Decoding
 // a hit is a few slices of the reply, no JSON:
 //
-//	version    1 byte (entryVersion)
+//	version    1 byte (entryVersion; version 1, still decoded, lacks flags and delta)
+//	flags      1 byte, 0 (reserved)
 //	freshUntil 8 bytes, big-endian unix nanoseconds
 //	staleUntil 8 bytes
+//	delta      uvarint, nanoseconds the load took (early refresh)
 //	ntags      uvarint, then per tag: uvarint len + tag, uvarint len + generation
 //	etag       uvarint len + bytes
 //	body       uvarint len + bytes (must end the value exactly)
-const entryVersion = 1
+const entryVersion = 2
 
 var errCorrupt = errors.New("cache: corrupt entry")
 
 func encodeEntry(e *Entry) []byte {
-	n := 1 + 16 + binary.MaxVarintLen64*(3+2*len(e.tags)) + len(e.ETag) + len(e.Body)
+	n := 2 + 16 + binary.MaxVarintLen64*(4+2*len(e.tags)) + len(e.ETag) + len(e.Body)
 	for _, t := range e.tags {
 		n += len(t.tag) + len(t.gen)
 	}
 	b := make([]byte, 0, n)
-	b = append(b, entryVersion)
+	b = append(b, entryVersion, 0)
 	b = binary.BigEndian.AppendUint64(b, uint64(e.FreshUntil.UnixNano()))
 	b = binary.BigEndian.AppendUint64(b, uint64(e.StaleUntil.UnixNano()))
+	b = binary.AppendUvarint(b, uint64(max(e.delta, 0)))
 	b = binary.AppendUvarint(b, uint64(len(e.tags)))
 	for _, t := range e.tags {
 		b = appendString(b, t.tag)
@@ -125,47 +139,80 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
+// decoder reads the fields of an encoded entry; the first short or
+// malformed field sets bad, and every later read returns zero values.
+type decoder struct {
+	r   []byte
+	bad bool
+}
+
+func (d *decoder) fixed(n int) []byte {
+	if d.bad || len(d.r) < n {
+		d.bad = true
+		return make([]byte, n)
+	}
+	v := d.r[:n]
+	d.r = d.r[n:]
+	return v
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.bad {
+		return 0
+	}
+	n, k := binary.Uvarint(d.r)
+	if k <= 0 {
+		d.bad = true
+		return 0
+	}
+	d.r = d.r[k:]
+	return n
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if d.bad || n > uint64(len(d.r)) {
+		d.bad = true
+		return nil
+	}
+	v := d.r[:n]
+	d.r = d.r[n:]
+	return v
+}
+
+func (d *decoder) time() time.Time {
+	return time.Unix(0, int64(binary.BigEndian.Uint64(d.fixed(8))))
+}
+
 func decodeEntry(b []byte) (*Entry, error) {
-	if len(b) < 17 || b[0] != entryVersion {
+	d := decoder{r: b}
+	version := d.fixed(1)[0]
+	if version != 1 && version != entryVersion {
 		return nil, errCorrupt
 	}
-	e := &Entry{
-		FreshUntil: time.Unix(0, int64(binary.BigEndian.Uint64(b[1:9]))),
-		StaleUntil: time.Unix(0, int64(binary.BigEndian.Uint64(b[9:17]))),
+	if version >= 2 && d.fixed(1)[0] != 0 {
+		return nil, errCorrupt // flags this version does not know
 	}
-	r := b[17:]
-	next := func() ([]byte, bool) {
-		n, k := binary.Uvarint(r)
-		if k <= 0 || n > uint64(len(r)-k) {
-			return nil, false
+	e := &Entry{FreshUntil: d.time(), StaleUntil: d.time()}
+	if version >= 2 {
+		delta := d.uvarint()
+		if delta > math.MaxInt64 {
+			return nil, errCorrupt
 		}
-		s := r[k : k+int(n)]
-		r = r[k+int(n):]
-		return s, true
+		e.delta = time.Duration(delta)
 	}
-	nt, k := binary.Uvarint(r)
-	if k <= 0 || nt > uint64(len(r)) {
-		return nil, errCorrupt
-	}
-	r = r[k:]
-	if nt > 0 {
+	if nt := d.uvarint(); nt > 0 {
+		if nt > uint64(len(d.r)) {
+			return nil, errCorrupt
+		}
 		e.tags = make([]tagGen, nt)
 		for i := range e.tags {
-			t, ok1 := next()
-			g, ok2 := next()
-			if !ok1 || !ok2 {
-				return nil, errCorrupt
-			}
-			e.tags[i] = tagGen{string(t), string(g)}
+			e.tags[i] = tagGen{string(d.bytes()), string(d.bytes())}
 		}
 	}
-	et, ok := next()
-	if !ok {
-		return nil, errCorrupt
-	}
-	e.ETag = string(et)
-	body, ok := next()
-	if !ok || len(r) != 0 || len(body) == 0 || e.StaleUntil.Before(e.FreshUntil) {
+	e.ETag = string(d.bytes())
+	body := d.bytes()
+	if d.bad || len(d.r) != 0 || len(body) == 0 || e.StaleUntil.Before(e.FreshUntil) {
 		return nil, errCorrupt
 	}
 	e.Body = body

@@ -96,7 +96,7 @@ func (c *Cache) fetchLocal(ctx context.Context, op *fetchOp, r *request) (answer
 		} else {
 			c.stats.localHits.Add(1)
 			if it.e.Fresh(now) {
-				r.g.hit.Add(1)
+				c.freshHit(ctx, r, it.e, now)
 				return answer{it.e, Hit, nil}, true
 			}
 			return c.serveStale(ctx, r, it.e), true
@@ -121,10 +121,18 @@ func (c *Cache) fetchRedis(ctx context.Context, op *fetchOp, r *request) (answer
 	c.stats.redisHits.Add(1)
 	c.storeLocal(r.key, e, r.seq)
 	if e.Fresh(now) {
-		r.g.hit.Add(1)
+		c.freshHit(ctx, r, e, now)
 		return answer{e, Hit, nil}, true
 	}
 	return c.serveStale(ctx, r, e), true
+}
+
+// freshHit counts a HIT and starts an early refresh if it is due.
+func (c *Cache) freshHit(ctx context.Context, r *request, e *Entry, now time.Time) {
+	r.g.hit.Add(1)
+	if c.wantsRefresh(e, now) && c.revalidate(ctx, r, e) {
+		c.stats.early.Add(1)
+	}
 }
 
 // serveStale answers with a stale entry and refreshes it in the background.
@@ -158,6 +166,11 @@ func (c *Cache) Peek(key, group string) (*Entry, bool) {
 		if !ok || g.gen != t.gen || !c.trusted(g.until, now) {
 			return nil, false
 		}
+	}
+	if c.refreshEarly(e, now) {
+		// Peek has no loader to refresh with: the caller's Fetch does it.
+		e.refreshWanted.Store(true)
+		return nil, false
 	}
 	c.stats.localHits.Add(1)
 	c.group(group).hit.Add(1)
@@ -242,30 +255,32 @@ func (c *Cache) bypass(ctx context.Context, g *groupCounters, load Loader) (*Ent
 	return newEntry(body, fillInfo{at: c.now()}), Bypass, nil
 }
 
-// revalidate starts a background refresh of a stale entry, at most one per
-// key per throttle interval and one per key at a time.
-func (c *Cache) revalidate(ctx context.Context, r *request, stale *Entry) {
+// revalidate starts a background refresh of an entry (stale, or fresh and
+// due for early refresh), at most one per key per throttle interval and one
+// per key at a time. It reports whether it started one.
+func (c *Cache) revalidate(ctx context.Context, r *request, old *Entry) bool {
 	if !c.refreshAllowed(r.key) {
-		return
+		return false
 	}
-	bg := request{key: r.key, opts: r.opts, load: r.load, g: r.g, seq: c.seq(r.key), lastResort: stale, background: true}
+	bg := request{key: r.key, opts: r.opts, load: r.load, g: r.g, seq: c.seq(r.key), lastResort: old, background: true}
 	c.flightMu.Lock()
 	if _, busy := c.flights[r.key]; busy || c.isClosed() {
 		c.flightMu.Unlock()
-		return
+		return false
 	}
 	f := c.addFlightLocked(r.key)
 	c.flightMu.Unlock()
 	go c.runFlight(ctx, f, bg)
+	return true
 }
 
-// refreshAllowed throttles stale-while-revalidate per key: one background
-// refresh per key per interval, so that a burst of stale hits — or a
+// refreshAllowed throttles background refreshes per key: one per key per
+// interval of the cache's clock, so that a burst of stale hits — or a
 // database that keeps failing — costs one load, not one per hit. (Entries
 // decoded from Redis are new instances each time, so the throttle cannot
 // live on the entry.)
 func (c *Cache) refreshAllowed(key string) bool {
-	now := time.Now()
+	now := c.now()
 	every := min(c.opts.LeaseTTL, time.Second)
 	c.refMu.Lock()
 	defer c.refMu.Unlock()

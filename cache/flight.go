@@ -134,9 +134,11 @@ func (c *Cache) awaitLease(ctx context.Context, op *fetchOp, r *request) (a answ
 		if err != nil {
 			return answer{}, false
 		}
-		fenced := c.fences.covers(r.key, 0, r.gens)
+		// Fenced: what Redis holds, or another holder will fill, may predate
+		// a write Redis did not confirm.
+		fenced := c.fences.covers(r.key, marks{seen: c.births.Load()}, r.gens)
 		if now := c.now(); e != nil && !fenced && e.Usable(now) && c.tagsCurrent(ctx, op, e.tags) {
-			if e.Fresh(now) {
+			if r.settledBy(e, now) {
 				// Filled by someone else since our read.
 				if acquired {
 					c.release(ctx, op, r.key, token)
@@ -179,6 +181,17 @@ func (c *Cache) awaitLease(ctx context.Context, op *fetchOp, r *request) (a answ
 	return answer{}, false
 }
 
+// settledBy reports whether e, found in Redis by the miss path, is the
+// answer: any fresh entry for a miss; for a background refresh, only one
+// fresher than the copy being refreshed (an early refresh starts while
+// that copy is still fresh).
+func (r *request) settledBy(e *Entry, now time.Time) bool {
+	if !e.Fresh(now) {
+		return false
+	}
+	return !r.background || r.lastResort == nil || e.FreshUntil.After(r.lastResort.FreshUntil)
+}
+
 // refreshedElsewhere returns the fresh entry that another instance may
 // have filled while a background refresh of ours was getting started.
 func (c *Cache) refreshedElsewhere(ctx context.Context, op *fetchOp, r *request) *Entry {
@@ -186,7 +199,7 @@ func (c *Cache) refreshedElsewhere(ctx context.Context, op *fetchOp, r *request)
 		return nil
 	}
 	e, err := c.redisGet(ctx, op, r.key)
-	if err != nil || e == nil || !e.Fresh(c.now()) || c.fences.blocks(r.key, e) || !c.tagsCurrent(ctx, op, e.tags) {
+	if err != nil || e == nil || !r.settledBy(e, c.now()) || c.fences.blocks(r.key, e) || !c.tagsCurrent(ctx, op, e.tags) {
 		return nil
 	}
 	c.storeLocal(r.key, e, r.seq)
@@ -213,7 +226,9 @@ func (c *Cache) loadStaleIfError(ctx context.Context, op *fetchOp, r *request) (
 	r.g.loads.Add(1)
 	c.stats.loads.Add(1)
 	born := c.births.Add(1) // before the data source is read
+	start := c.stopwatch()
 	body, err := r.load(ctx)
+	delta := c.stopwatch().Sub(start)
 	if err != nil {
 		c.stats.loadErrors.Add(1)
 		c.releaseIfHeld(ctx, op, r)
@@ -226,7 +241,7 @@ func (c *Cache) loadStaleIfError(ctx context.Context, op *fetchOp, r *request) (
 		}
 		return nil, answer{err: err}, false
 	}
-	e = newEntry(body, fillInfo{at: c.now(), ttl: r.opts.TTL, stale: c.opts.Stale, tags: r.gens, born: born})
+	e = newEntry(body, fillInfo{at: c.now(), ttl: r.opts.TTL, stale: c.opts.Stale, tags: r.gens, born: born, delta: delta})
 	if len(body) == 0 {
 		c.releaseIfHeld(ctx, op, r)
 		return nil, answer{e, Miss, nil}, false
@@ -250,7 +265,7 @@ func (c *Cache) fillTiers(ctx context.Context, op *fetchOp, r *request, e *Entry
 		if ok, err := c.fillRedis(ctx, op, r, e); !ok || err != nil {
 			return
 		}
-		c.fences.filled(r.key, e.born)
+		c.fences.filled(r.key, e.born, func() uint64 { return c.births.Add(1) })
 	}
 	c.storeLocal(r.key, e, r.seq)
 }

@@ -69,6 +69,7 @@ func (c *Cache) genKey(tag string) string { return c.opts.Prefix + "gen:" + tag 
 // redisGet reads and decodes the entry of key. A nil entry with a nil error
 // is a miss; a corrupt value is a miss counted as an error.
 func (c *Cache) redisGet(ctx context.Context, op *fetchOp, key string) (*Entry, error) {
+	seen := c.births.Load()
 	res, err := c.do(ctx, op, func(b rueidis.Builder) rueidis.Completed {
 		return b.Hget().Key(c.rkey(key)).Field("v").Build()
 	})
@@ -89,18 +90,20 @@ func (c *Cache) redisGet(ctx context.Context, op *fetchOp, key string) (*Entry, 
 	if err != nil {
 		return nil, err
 	}
-	return c.decodeOrMiss(key, raw), nil
+	return c.decodeOrMiss(key, raw, seen), nil
 }
 
-// decodeOrMiss decodes a value of key; an undecodable one is counted as a
-// Redis error and treated as absent.
-func (c *Cache) decodeOrMiss(key string, raw []byte) *Entry {
+// decodeOrMiss decodes a value of key that a read sent after mark seen
+// returned; an undecodable one is counted as a Redis error and treated as
+// absent.
+func (c *Cache) decodeOrMiss(key string, raw []byte, seen uint64) *Entry {
 	e, err := decodeEntry(raw)
 	if err != nil {
 		c.stats.redisErrors.Add(1)
 		c.log().Debug("cache: undecodable redis entry", "key", key, "err", err)
 		return nil
 	}
+	e.seen = seen
 	return e
 }
 
@@ -154,6 +157,7 @@ return 0
 // there, if any.
 func (c *Cache) acquire(ctx context.Context, op *fetchOp, key, token string) (bool, *Entry, error) {
 	lease := c.opts.LeaseTTL.Milliseconds()
+	seen := c.births.Load()
 	res, _ := c.run(ctx, op, luaCall{acquireScript, key, []string{token, strconv.FormatInt(lease, 10), strconv.FormatInt(2*lease, 10)}})
 	arr, err := res.ToArray()
 	if err != nil {
@@ -167,7 +171,7 @@ func (c *Cache) acquire(ctx context.Context, op *fetchOp, key, token string) (bo
 	var e *Entry
 	if len(arr) > 1 {
 		if raw, err := arr[1].AsBytes(); err == nil {
-			e = c.decodeOrMiss(key, raw)
+			e = c.decodeOrMiss(key, raw, seen)
 		}
 	}
 	return n == 1, e, nil
