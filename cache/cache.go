@@ -59,6 +59,13 @@ type Options struct {
 	// RefreshTimeout bounds a background (stale-while-revalidate) refresh.
 	// Default 30s.
 	RefreshTimeout time.Duration
+	// CompressAbove is the body size in bytes above which an entry is
+	// stored gzip-compressed in Redis (less to move and to hold; the gzip
+	// bytes read back serve gzip-accepting clients as they are, and the
+	// body is inflated only if someone asks for it). Default 4096;
+	// negative: never. Without the local tier (DisableLocal) a client that
+	// does not accept gzip costs an inflate per request.
+	CompressAbove int
 	// BreakerThreshold is the number of consecutive Redis transport errors or
 	// timeouts that open the circuit breaker. Default 3.
 	BreakerThreshold int
@@ -219,6 +226,9 @@ func withDefaults(opts Options) Options {
 	if opts.LocalMaxBytes <= 0 {
 		opts.LocalMaxBytes = 256 << 20
 	}
+	if opts.CompressAbove == 0 {
+		opts.CompressAbove = 4096
+	}
 	if opts.BreakerThreshold <= 0 {
 		opts.BreakerThreshold = 3
 	}
@@ -301,7 +311,7 @@ func (c *Cache) newLocalTier() *otter.Cache[string, *localItem] {
 	return otter.Must(&otter.Options[string, *localItem]{
 		MaximumWeight: uint64(c.opts.LocalMaxBytes),
 		Weigher: func(k string, it *localItem) uint32 {
-			w := len(k) + len(it.e.Body) + len(it.e.ETag) + 160
+			w := len(k) + it.e.weight() + len(it.e.ETag) + 160
 			return uint32(min(w, math.MaxUint32))
 		},
 		// Otter expires by wall time; freshness itself is checked against

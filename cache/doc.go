@@ -26,6 +26,10 @@
 //
 // An *Entry is shared by every caller that gets it and must be treated as
 // read-only; its ETag is computed once at fill and Gzip compresses once.
+// Bodies longer than Options.CompressAbove (4 KiB by default) are stored
+// gzip-compressed in Redis: an entry read back holds those bytes, which
+// Gzip returns as they are (for clients that accept gzip), and Body inflates
+// them once, on first use; Size is known without inflating.
 //
 // # Early refresh
 //

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"io"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -14,12 +15,11 @@ import (
 )
 
 // Entry is one cached value. It is immutable once published: the same *Entry
-// is handed to every caller that hits it, so callers must not modify Body.
+// is handed to every caller that hits it, so callers must not modify the
+// slices Body and Gzip return.
 type Entry struct {
-	// Body is the cached bytes (for a server, the encoded response).
-	Body []byte
-	// ETag is a strong validator, quoted, derived from a hash of Body; it is
-	// computed once when the entry is filled, never on a hit.
+	// ETag is a strong validator, quoted, derived from a hash of the body;
+	// it is computed once when the entry is filled, never on a hit.
 	ETag string
 	// FreshUntil is when the entry stops being a HIT.
 	FreshUntil time.Time
@@ -38,25 +38,77 @@ type Entry struct {
 	// cannot start itself (it has no loader): the next Fetch starts it.
 	refreshWanted atomic.Bool
 
-	gzOnce sync.Once
-	gz     []byte
+	// The two representations. An entry filled here has body and computes
+	// gz on first use; one read compressed from Redis has gz and inflates
+	// body on first use. size (the body's length) and zsize (the length of
+	// the gzip bytes read from Redis, else 0) never change.
+	size, zsize int
+	bodyOnce    sync.Once
+	body        []byte
+	gzOnce      sync.Once
+	gz          []byte
 }
 
 // tagGen is a tag and the generation it had when the entry was loaded.
 type tagGen struct{ tag, gen string }
 
-// Gzip returns Body compressed with gzip. It is computed once per entry
-// instance, so hits never compress again.
+// Body returns the cached bytes (for a server, the encoded response). For
+// an entry that Redis held compressed it inflates them once, on the first
+// call; a compressed value that does not inflate (corrupted in Redis)
+// yields nil.
+func (e *Entry) Body() []byte {
+	e.bodyOnce.Do(func() {
+		if e.body == nil && e.gz != nil {
+			e.body = gunzip(e.gz, e.size)
+		}
+	})
+	return e.body
+}
+
+// Gzip returns the body compressed with gzip: the bytes Redis held for an
+// entry stored compressed, else compressed once per entry instance, so
+// hits never compress again.
 func (e *Entry) Gzip() []byte {
 	e.gzOnce.Do(func() {
-		var buf bytes.Buffer
-		buf.Grow(len(e.Body)/3 + 64)
-		zw, _ := gzip.NewWriterLevel(&buf, gzip.DefaultCompression)
-		zw.Write(e.Body)
-		zw.Close()
-		e.gz = buf.Bytes()
+		if e.gz == nil {
+			e.gz = gzipBytes(e.body)
+		}
 	})
 	return e.gz
+}
+
+// Size is the length of the body in bytes (known without inflating it).
+func (e *Entry) Size() int { return e.size }
+
+// weight is what the entry may occupy in memory: the body, plus the gzip
+// bytes it was read with.
+func (e *Entry) weight() int { return e.size + e.zsize }
+
+func gzipBytes(b []byte) []byte {
+	var buf bytes.Buffer
+	buf.Grow(len(b)/3 + 64)
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.DefaultCompression)
+	zw.Write(b)
+	zw.Close()
+	return buf.Bytes()
+}
+
+// gunzip inflates gz, whose body is size bytes long; nil if it does not
+// inflate to exactly that.
+func gunzip(gz []byte, size int) []byte {
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		return nil
+	}
+	out := make([]byte, size)
+	if _, err := io.ReadFull(zr, out); err != nil {
+		return nil
+	}
+	var more [1]byte
+	if n, err := zr.Read(more[:]); n != 0 || err != io.EOF { // EOF only after the CRC matched
+		return nil
+	}
+	return out
 }
 
 // Fresh reports whether the entry is fresh at t (a HIT).
@@ -79,7 +131,8 @@ type fillInfo struct {
 
 func newEntry(body []byte, f fillInfo) *Entry {
 	return &Entry{
-		Body:       body,
+		body:       body,
+		size:       len(body),
 		ETag:       etagOf(body),
 		FreshUntil: f.at.Add(f.ttl),
 		StaleUntil: f.at.Add(f.ttl + f.stale),
@@ -102,24 +155,35 @@ func etagOf(body []byte) string {
 // a hit is a few slices of the reply, no JSON:
 //
 //	version    1 byte (entryVersion; version 1, still decoded, lacks flags and delta)
-//	flags      1 byte, 0 (reserved)
+//	flags      1 byte: flagGzip, or 0
 //	freshUntil 8 bytes, big-endian unix nanoseconds
 //	staleUntil 8 bytes
 //	delta      uvarint, nanoseconds the load took (early refresh)
 //	ntags      uvarint, then per tag: uvarint len + tag, uvarint len + generation
 //	etag       uvarint len + bytes
-//	body       uvarint len + bytes (must end the value exactly)
+//	body       uvarint len + bytes (must end the value exactly); with
+//	           flagGzip, the body compressed with gzip (its trailer gives
+//	           the body's length)
 const entryVersion = 2
+
+// flagGzip marks a body stored compressed (see Options.CompressAbove).
+const flagGzip = 1
 
 var errCorrupt = errors.New("cache: corrupt entry")
 
-func encodeEntry(e *Entry) []byte {
-	n := 2 + 16 + binary.MaxVarintLen64*(4+2*len(e.tags)) + len(e.ETag) + len(e.Body)
+// encodeEntry encodes e, its body compressed if it is longer than
+// compressAbove bytes (negative: never).
+func encodeEntry(e *Entry, compressAbove int) []byte {
+	body, flags := e.Body(), byte(0)
+	if compressAbove >= 0 && e.size > compressAbove {
+		body, flags = e.Gzip(), flagGzip
+	}
+	n := 2 + 16 + binary.MaxVarintLen64*(4+2*len(e.tags)) + len(e.ETag) + len(body)
 	for _, t := range e.tags {
 		n += len(t.tag) + len(t.gen)
 	}
 	b := make([]byte, 0, n)
-	b = append(b, entryVersion, 0)
+	b = append(b, entryVersion, flags)
 	b = binary.BigEndian.AppendUint64(b, uint64(e.FreshUntil.UnixNano()))
 	b = binary.BigEndian.AppendUint64(b, uint64(e.StaleUntil.UnixNano()))
 	b = binary.AppendUvarint(b, uint64(max(e.delta, 0)))
@@ -129,8 +193,8 @@ func encodeEntry(e *Entry) []byte {
 		b = appendString(b, t.gen)
 	}
 	b = appendString(b, e.ETag)
-	b = binary.AppendUvarint(b, uint64(len(e.Body)))
-	b = append(b, e.Body...)
+	b = binary.AppendUvarint(b, uint64(len(body)))
+	b = append(b, body...)
 	return b
 }
 
@@ -190,8 +254,11 @@ func decodeEntry(b []byte) (*Entry, error) {
 	if version != 1 && version != entryVersion {
 		return nil, errCorrupt
 	}
-	if version >= 2 && d.fixed(1)[0] != 0 {
-		return nil, errCorrupt // flags this version does not know
+	var flags byte
+	if version >= 2 {
+		if flags = d.fixed(1)[0]; flags&^flagGzip != 0 {
+			return nil, errCorrupt // flags this version does not know
+		}
 	}
 	e := &Entry{FreshUntil: d.time(), StaleUntil: d.time()}
 	if version >= 2 {
@@ -215,6 +282,19 @@ func decodeEntry(b []byte) (*Entry, error) {
 	if d.bad || len(d.r) != 0 || len(body) == 0 || e.StaleUntil.Before(e.FreshUntil) {
 		return nil, errCorrupt
 	}
-	e.Body = body
+	if flags&flagGzip == 0 {
+		e.body, e.size = body, len(body)
+		return e, nil
+	}
+	// A gzip member: magic, deflate, ..., CRC-32 and the body's length
+	// (mod 2^32) last. The body itself is inflated when first asked for.
+	if len(body) < 18 || body[0] != 0x1f || body[1] != 0x8b || body[2] != 8 {
+		return nil, errCorrupt
+	}
+	size := binary.LittleEndian.Uint32(body[len(body)-4:])
+	if size == 0 || uint64(size) > math.MaxInt32 {
+		return nil, errCorrupt
+	}
+	e.gz, e.size, e.zsize = body, int(size), len(body)
 	return e, nil
 }

@@ -71,7 +71,7 @@ func TestReadYourWritesSharedRead(t *testing.T) {
 			before := make(chan string, 1)
 			go func() { // a reader whose read began before the write
 				e, _, _ := reader.Fetch(context.Background(), "k", fo, src.load)
-				before <- string(e.Body)
+				before <- string(e.Body())
 			}()
 			<-held
 			src.set("v2")
@@ -84,7 +84,7 @@ func TestReadYourWritesSharedRead(t *testing.T) {
 			after := make(chan result, 1)
 			go func() { // the read after the write
 				e, res, err := reader.Fetch(context.Background(), "k", fo, src.load)
-				after <- result{string(e.Body), res, err}
+				after <- result{string(e.Body()), res, err}
 			}()
 			time.Sleep(200 * time.Millisecond) // let it reach the shared read
 			release()
@@ -238,7 +238,7 @@ func TestUnconfirmedInvalidationStaleIfError(t *testing.T) {
 	for _, at := range []time.Duration{0, 20 * time.Second} { // fresh, then stale in Redis
 		clk.Add(at)
 		e, res, err := c.Fetch(ctx, "reloaded", fo, src.load)
-		if err != nil || res != Stale || string(e.Body) != "v2" {
+		if err != nil || res != Stale || string(e.Body()) != "v2" {
 			t.Errorf("+%v: reloaded = %v %v; want the retired v2 STALE", at, res, err)
 		}
 		if e, res, err := c.Fetch(ctx, "untouched", fo, src.load); !errors.Is(err, down) {

@@ -187,7 +187,7 @@ func jitter(d time.Duration) time.Duration {
 func (c *Cache) fillRedis(ctx context.Context, op *fetchOp, r *request, e *Entry) (bool, error) {
 	ttl := jitter(e.StaleUntil.Sub(e.FreshUntil) + e.FreshUntil.Sub(c.now()))
 	ms := max(ttl.Milliseconds(), 1)
-	res, _ := c.run(ctx, op, luaCall{fillScript, r.key, []string{r.token, string(encodeEntry(e)), strconv.FormatInt(ms, 10)}})
+	res, _ := c.run(ctx, op, luaCall{fillScript, r.key, []string{r.token, string(encodeEntry(e, c.opts.CompressAbove)), strconv.FormatInt(ms, 10)}})
 	n, err := res.AsInt64()
 	if err != nil {
 		return false, err

@@ -58,7 +58,7 @@ func TestStaleSetRace(t *testing.T) {
 					done <- "error: " + err.Error()
 					return
 				}
-				done <- string(e.Body)
+				done <- string(e.Body())
 			}()
 			<-reached
 			db.Store("new") // the write...
@@ -83,7 +83,7 @@ func TestStaleSetRace(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				if e, err := decodeEntry(v); err != nil || string(e.Body) != "new" {
+				if e, err := decodeEntry(v); err != nil || string(e.Body()) != "new" {
 					t.Fatalf("redis holds %v, %v; want new", e, err)
 				}
 			}
@@ -242,7 +242,7 @@ func TestFallbackDetected(t *testing.T) {
 	fetch(t, b, "capped", fo, src.load)
 	cl := adminClient(t, srv.URL())
 	e := newEntry([]byte("x2"), fillInfo{at: time.Now(), ttl: time.Minute, stale: time.Minute})
-	cl.Do(context.Background(), cl.B().Hset().Key("p:capped").FieldValue().FieldValue("v", string(encodeEntry(e))).Build())
+	cl.Do(context.Background(), cl.B().Hset().Key("p:capped").FieldValue().FieldValue("v", string(encodeEntry(e, -1))).Build())
 	d := waitFor(t, 2*time.Second, "cap", func() bool { got, _ := fetch(t, b, "capped", fo, src.load); return got == "x2" })
 	if d > 400*time.Millisecond {
 		t.Errorf("local copy trusted for %v, want about FallbackLocalTTL (200ms)", d)
@@ -265,7 +265,7 @@ func TestCorruptEntry(t *testing.T) {
 		t.Errorf("corrupt value not counted as a redis error: %+v", st.Tiers.Redis)
 	}
 	v, err := cl.Do(ctx, cl.B().Hget().Key(key).Field("v").Build()).AsBytes()
-	if e, derr := decodeEntry(v); err != nil || derr != nil || string(e.Body) != "good" {
+	if e, derr := decodeEntry(v); err != nil || derr != nil || string(e.Body()) != "good" {
 		t.Fatalf("value not overwritten: %q %v %v", v, err, derr)
 	}
 	// A key of the wrong type is replaced too.
@@ -580,7 +580,7 @@ func TestRetiredEntriesServeStaleIfError(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || res != Stale || string(e.Body) != "v1" {
+		if err != nil || res != Stale || string(e.Body()) != "v1" {
 			t.Errorf("%s: Fetch = %v, %v; want v1 STALE", tt.key, res, err)
 		}
 	}

@@ -33,9 +33,9 @@ func (r *retiredSet) add(entries iter.Seq2[string, *Entry], now time.Time, maxBy
 	next := make(map[string]*Entry, len(r.m))
 	var size int64
 	keep := func(k string, e *Entry) {
-		if e.Usable(now) && size+int64(len(e.Body)) <= maxBytes {
+		if e.Usable(now) && size+int64(e.weight()) <= maxBytes {
 			next[k] = e
-			size += int64(len(e.Body))
+			size += int64(e.weight())
 		}
 	}
 	// Newer copies first, so that they win the space.

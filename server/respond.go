@@ -63,8 +63,8 @@ func writeCached(w http.ResponseWriter, r *http.Request, e *cache.Entry, res cac
 		h["Cache-Control"] = hdrPrivate
 	}
 	h["Vary"] = hdrVary
-	body, etag := e.Body, e.ETag
-	gz := len(body) >= gzipMinBodyBytes && acceptsGzip(r)
+	etag := e.ETag
+	gz := e.Size() >= gzipMinBodyBytes && acceptsGzip(r)
 	if gz {
 		etag = gzipETag(e.ETag)
 	}
@@ -73,9 +73,12 @@ func writeCached(w http.ResponseWriter, r *http.Request, e *cache.Entry, res cac
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
+	var body []byte
 	if gz {
-		body = e.Gzip()
+		body = e.Gzip() // as Redis held it, when stored compressed
 		h["Content-Encoding"] = hdrGzip
+	} else {
+		body = e.Body()
 	}
 	h["Content-Length"] = headerValue(w, strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)

@@ -51,7 +51,7 @@ func decodeEntry[T any](c *decodeCache, kind string, e *cache.Entry) (*T, error)
 		}
 	}
 	t := new(T)
-	if err := json.Unmarshal(e.Body, t); err != nil {
+	if err := json.Unmarshal(e.Body(), t); err != nil {
 		return nil, modellab.WrapError(modellab.EINTERNAL, err, "could not decode %s", kind)
 	}
 	c.put(key, t)
