@@ -205,6 +205,8 @@ type Cache struct {
 	births atomic.Uint64
 	fences fenceSet
 
+	hot hotKeys // sampled reads, for HotKeys
+
 	stats   counters
 	groupMu sync.Mutex
 	groups  atomic.Pointer[map[string]*groupCounters]

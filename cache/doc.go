@@ -72,6 +72,23 @@
 // before their load and are absent once one differs. Keys passed to Fetch
 // should therefore not start with "gen:".
 //
+// # Administration
+//
+// What an admin view needs, all bounded:
+//
+//   - Stats: counters per tier and per group, the Redis state.
+//   - HotKeys(n): this instance's most read keys, estimated from a sample of
+//     the reads by a space-saving sketch of 128 counters (memory bounded
+//     whatever the key space; counts decay so they follow current traffic).
+//     Keys are for display, not metric labels.
+//   - Browse(ctx, prefix, cursor, limit): a page of entries under a key
+//     prefix, each with its state (fresh, stale, expired, with the times),
+//     size (body and stored), tags, and whether a tag invalidation
+//     superseded it; SCAN MATCH over every master (never KEYS), reading
+//     only each entry's header, or the local tier in memory-only mode.
+//   - Purges: Invalidate (exact keys), InvalidatePattern (a glob, SCAN +
+//     UNLINK on every master) and InvalidateTag (exact tags, O(1)).
+//
 // # Coherence and staleness bounds
 //
 // With Redis server-assisted client-side caching (CLIENT TRACKING BCAST on

@@ -248,29 +248,29 @@ func (d *decoder) time() time.Time {
 	return time.Unix(0, int64(binary.BigEndian.Uint64(d.fixed(8))))
 }
 
-func decodeEntry(b []byte) (*Entry, error) {
-	d := decoder{r: b}
+// decodeHead reads an encoded entry up to its body: the entry without a
+// body, and its flags; ok is false for a malformed or unknown header.
+func decodeHead(d *decoder) (e *Entry, flags byte, ok bool) {
 	version := d.fixed(1)[0]
 	if version != 1 && version != entryVersion {
-		return nil, errCorrupt
+		return nil, 0, false
 	}
-	var flags byte
 	if version >= 2 {
 		if flags = d.fixed(1)[0]; flags&^flagGzip != 0 {
-			return nil, errCorrupt // flags this version does not know
+			return nil, 0, false // flags this version does not know
 		}
 	}
-	e := &Entry{FreshUntil: d.time(), StaleUntil: d.time()}
+	e = &Entry{FreshUntil: d.time(), StaleUntil: d.time()}
 	if version >= 2 {
 		delta := d.uvarint()
 		if delta > math.MaxInt64 {
-			return nil, errCorrupt
+			return nil, 0, false
 		}
 		e.delta = time.Duration(delta)
 	}
 	if nt := d.uvarint(); nt > 0 {
 		if nt > uint64(len(d.r)) {
-			return nil, errCorrupt
+			return nil, 0, false
 		}
 		e.tags = make([]tagGen, nt)
 		for i := range e.tags {
@@ -278,8 +278,17 @@ func decodeEntry(b []byte) (*Entry, error) {
 		}
 	}
 	e.ETag = string(d.bytes())
+	return e, flags, !d.bad && !e.StaleUntil.Before(e.FreshUntil)
+}
+
+func decodeEntry(b []byte) (*Entry, error) {
+	d := decoder{r: b}
+	e, flags, ok := decodeHead(&d)
+	if !ok {
+		return nil, errCorrupt
+	}
 	body := d.bytes()
-	if d.bad || len(d.r) != 0 || len(body) == 0 || e.StaleUntil.Before(e.FreshUntil) {
+	if d.bad || len(d.r) != 0 || len(body) == 0 {
 		return nil, errCorrupt
 	}
 	if flags&flagGzip == 0 {

@@ -62,6 +62,7 @@ func (c *Cache) Fetch(ctx context.Context, key string, o FetchOptions, load Load
 	if c.opts.Disabled || o.TTL <= 0 || c.isClosed() {
 		return c.bypass(ctx, r.g, load)
 	}
+	c.hot.sampled(key)
 	var op fetchOp
 	if a, ok := c.fetchLocal(ctx, &op, &r); ok {
 		return a.e, a.res, a.err
@@ -174,6 +175,7 @@ func (c *Cache) Peek(key, group string) (*Entry, bool) {
 	}
 	c.stats.localHits.Add(1)
 	c.group(group).hit.Add(1)
+	c.hot.sampled(key)
 	return e, true
 }
 

@@ -3,7 +3,9 @@ package cache
 import (
 	"context"
 	"errors"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -311,8 +313,8 @@ func (c *Cache) redisPattern(ctx context.Context, pattern string) (int, error) {
 // the hot path, and a SCAN over a big keyspace may take a while.
 func (c *Cache) adminTimeout() time.Duration { return max(c.opts.RedisTimeout, 2*time.Second) }
 
-// masters lists the nodes to scan: the only node of a standalone server,
-// the masters of a cluster.
+// masters lists the nodes to scan, in the order of their addresses: the
+// only node of a standalone server, the masters of a cluster.
 func (c *Cache) masters(ctx context.Context, cl rueidis.Client) ([]rueidis.Client, error) {
 	nodes := cl.Nodes()
 	if len(nodes) == 1 {
@@ -321,7 +323,8 @@ func (c *Cache) masters(ctx context.Context, cl rueidis.Client) ([]rueidis.Clien
 		}
 	}
 	var out []rueidis.Client
-	for _, node := range nodes {
+	for _, addr := range slices.Sorted(maps.Keys(nodes)) {
+		node := nodes[addr]
 		var role []rueidis.RedisMessage
 		err := c.exchange(ctx, nil, c.adminTimeout(), func(ctx context.Context, _ rueidis.Client) error {
 			var err error
