@@ -456,6 +456,9 @@ type CacheStats struct {
 	// Coherence how the in-process tier stays coherent while Redis is up
 	Coherence *CacheStatsCoherence `json:"coherence,omitempty"`
 
+	// EarlyRefreshes background refreshes started before an entry went stale (probabilistic early expiration)
+	EarlyRefreshes *int `json:"early_refreshes,omitempty"`
+
 	// Groups per endpoint: models, servers, analytics
 	Groups       map[string]GroupStats `json:"groups"`
 	LoadErrors   int                   `json:"load_errors"`
@@ -475,6 +478,9 @@ type CacheStats struct {
 		Local TierStats `json:"local"`
 		Redis TierStats `json:"redis"`
 	} `json:"tiers"`
+
+	// UnconfirmedInvalidations keys, tags and patterns whose invalidation Redis has not confirmed yet; this instance serves nothing older than the write for them until they are replayed
+	UnconfirmedInvalidations *int `json:"unconfirmed_invalidations,omitempty"`
 }
 
 // CacheStatsCoherence how the in-process tier stays coherent while Redis is up

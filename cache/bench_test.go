@@ -22,23 +22,31 @@ func benchFetch(b *testing.B, c *Cache, fo FetchOptions, want Result, parallel b
 	} else {
 		c.Fetch(ctx, "k", fo, benchLoad)
 	}
-	fetch := func(i int) {
+	// fetch reports with b.Error, not b.Fatal: it runs on RunParallel's
+	// goroutines, where Fatal must not be called; the loops stop instead.
+	fetch := func(i int) bool {
 		if _, res, _ := c.Fetch(ctx, key(i), fo, benchLoad); res != want {
-			b.Fatalf("res = %v, want %v", res, want)
+			b.Errorf("res = %v, want %v", res, want)
+			return false
 		}
+		return true
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	if parallel {
 		b.RunParallel(func(pb *testing.PB) {
 			for pb.Next() {
-				fetch(0)
+				if !fetch(0) {
+					return
+				}
 			}
 		})
 		return
 	}
 	for i := 0; i < b.N; i++ {
-		fetch(i)
+		if !fetch(i) {
+			return
+		}
 	}
 }
 
@@ -70,4 +78,28 @@ func BenchmarkMissFill(b *testing.B) {
 // BenchmarkMissFillMemory is the same miss without Redis.
 func BenchmarkMissFillMemory(b *testing.B) {
 	benchFetch(b, newCache(b, Options{}), FetchOptions{TTL: time.Minute}, Miss, false)
+}
+
+// BenchmarkPeek is the hit as the service layer takes it: Peek answers a
+// fresh local entry before any loader is built.
+func BenchmarkPeek(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		tags []string
+	}{{"untagged", nil}, {"tagged", []string{"models:global"}}} {
+		b.Run(tc.name, func(b *testing.B) {
+			c := newCache(b, Options{})
+			c.Fetch(context.Background(), "k", FetchOptions{TTL: time.Hour, Group: "models", Tags: tc.tags}, benchLoad)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, ok := c.Peek("k", "models"); !ok {
+						b.Error("Peek missed")
+						return
+					}
+				}
+			})
+		})
+	}
 }

@@ -39,16 +39,16 @@ func TestMissThenHit(t *testing.T) {
 			src := &source{val: "v1"}
 			fo := FetchOptions{TTL: time.Minute, Group: "models"}
 			e1, res, err := c.Fetch(context.Background(), "k", fo, src.load)
-			if err != nil || res != Miss || string(e1.Body) != "v1" {
-				t.Fatalf("first Fetch = %q, %v, %v; want v1, MISS, nil", e1.Body, res, err)
+			if err != nil || res != Miss || string(e1.Body()) != "v1" {
+				t.Fatalf("first Fetch = %q, %v, %v; want v1, MISS, nil", e1.Body(), res, err)
 			}
 			if !strings.HasPrefix(e1.ETag, `"`) || !strings.HasSuffix(e1.ETag, `"`) || len(e1.ETag) < 10 {
 				t.Errorf("ETag = %s, want a quoted strong tag", e1.ETag)
 			}
 			for i := 0; i < 3; i++ {
 				e2, res, err := c.Fetch(context.Background(), "k", fo, src.load)
-				if err != nil || res != Hit || string(e2.Body) != "v1" {
-					t.Fatalf("Fetch #%d = %q, %v, %v; want v1, HIT, nil", i+2, e2.Body, res, err)
+				if err != nil || res != Hit || string(e2.Body()) != "v1" {
+					t.Fatalf("Fetch #%d = %q, %v, %v; want v1, HIT, nil", i+2, e2.Body(), res, err)
 				}
 				if e2.ETag != e1.ETag {
 					t.Errorf("ETag changed: %s -> %s", e1.ETag, e2.ETag)
@@ -113,7 +113,7 @@ func TestTTLExpiryAndRevalidate(t *testing.T) {
 			// The background refresh replaces it.
 			waitFor(t, 2*time.Second, "refresh", func() bool {
 				e, res, err := c.Fetch(context.Background(), "k", fo, src.load)
-				return err == nil && res == Hit && string(e.Body) == "v2"
+				return err == nil && res == Hit && string(e.Body()) == "v2"
 			})
 			if got := src.loads.Load(); got != 2 {
 				t.Errorf("loads = %d, want 2", got)
@@ -148,7 +148,7 @@ func TestStaleIfError(t *testing.T) {
 			clk.Add(30 * time.Second)
 			for i := 0; i < 5; i++ {
 				e, res, err := c.Fetch(context.Background(), "k", fo, src.load)
-				if err != nil || res != Stale || string(e.Body) != "v1" {
+				if err != nil || res != Stale || string(e.Body()) != "v1" {
 					t.Fatalf("within stale bound: %v %v %v; want v1 STALE nil", e, res, err)
 				}
 			}
@@ -206,8 +206,8 @@ func TestStampedeOneProcess(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					e, _, err := c.Fetch(context.Background(), "cold", FetchOptions{TTL: time.Minute}, src.load)
-					if err == nil && string(e.Body) != "v" {
-						err = errors.New("wrong body " + string(e.Body))
+					if err == nil && string(e.Body()) != "v" {
+						err = errors.New("wrong body " + string(e.Body()))
 					}
 					if err != nil {
 						errs <- err
@@ -239,7 +239,7 @@ func TestStampedeTwoInstances(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				e, _, err := c.Fetch(context.Background(), "cold", FetchOptions{TTL: time.Minute}, src.load)
-				if err != nil || string(e.Body) != "v" {
+				if err != nil || string(e.Body()) != "v" {
 					failed.Do(func() { t.Errorf("Fetch: %v", err) })
 				}
 			}()
@@ -256,7 +256,7 @@ func TestDisabledModes(t *testing.T) {
 	src := &source{val: "v"}
 	for i := 0; i < 3; i++ {
 		e, res, err := c.Fetch(context.Background(), "k", FetchOptions{TTL: time.Minute, Group: "models"}, src.load)
-		if err != nil || res != Bypass || string(e.Body) != "v" || e.ETag == "" {
+		if err != nil || res != Bypass || string(e.Body()) != "v" || e.ETag == "" {
 			t.Fatalf("Disabled Fetch = %v, %v, %v; want v BYPASS nil", e, res, err)
 		}
 	}
@@ -267,9 +267,7 @@ func TestDisabledModes(t *testing.T) {
 	if st.Mode != "off" || st.Redis != "disabled" || st.Groups["models"].Bypass != 3 || st.Groups["models"].Loads != 3 {
 		t.Errorf("Stats = %+v; want mode off, redis disabled, 3 bypass/loads", st)
 	}
-	if err := c.Invalidate(context.Background(), "k"); err != nil {
-		t.Errorf("Invalidate: %v", err)
-	}
+	c.Invalidate(context.Background(), "k")
 
 	dbErr := errors.New("boom")
 	if _, res, err := c.Fetch(context.Background(), "k", FetchOptions{TTL: time.Minute}, func(context.Context) ([]byte, error) { return nil, dbErr }); res != Bypass || !errors.Is(err, dbErr) {
@@ -320,9 +318,7 @@ func TestInvalidateMemory(t *testing.T) {
 	fo := FetchOptions{TTL: time.Minute}
 	fetch(t, c, "k", fo, src.load)
 	src.set("v2")
-	if err := c.Invalidate(context.Background(), "k"); err != nil {
-		t.Fatal(err)
-	}
+	c.Invalidate(context.Background(), "k")
 	if got, res := fetch(t, c, "k", fo, src.load); got != "v2" || res != Miss {
 		t.Fatalf("after Invalidate: %q %v, want v2 MISS", got, res)
 	}
@@ -371,16 +367,16 @@ func TestGlobMatch(t *testing.T) {
 
 func TestEntryEncoding(t *testing.T) {
 	now := time.Now()
-	e := newEntry([]byte(`{"a":1}`), now, time.Minute, time.Hour, []tagGen{{"global", "abc"}, {"u:1", "x"}})
-	b := encodeEntry(e)
+	e := newEntry([]byte(`{"a":1}`), fillInfo{at: now, ttl: time.Minute, stale: time.Hour, tags: []tagGen{{"global", "abc"}, {"u:1", "x"}}})
+	b := encodeEntry(e, -1)
 	d, err := decodeEntry(b)
 	if err != nil {
 		t.Fatalf("decode: %v", err)
 	}
-	if string(d.Body) != string(e.Body) || d.ETag != e.ETag || !d.FreshUntil.Equal(e.FreshUntil) || !d.StaleUntil.Equal(e.StaleUntil) || len(d.tags) != 2 || d.tags[1] != e.tags[1] {
+	if string(d.Body()) != string(e.Body()) || d.ETag != e.ETag || !d.FreshUntil.Equal(e.FreshUntil) || !d.StaleUntil.Equal(e.StaleUntil) || len(d.tags) != 2 || d.tags[1] != e.tags[1] {
 		t.Errorf("round trip: got %+v, want %+v", d, e)
 	}
-	for i, bad := range [][]byte{nil, []byte("garbage"), append([]byte{2}, b[1:]...), b[:len(b)-1], append(b, 'x')} {
+	for i, bad := range [][]byte{nil, []byte("garbage"), append([]byte{entryVersion + 1}, b[1:]...), b[:len(b)-1], append(b, 'x')} {
 		if _, err := decodeEntry(bad); err == nil {
 			t.Errorf("case %d: decoded a corrupt value", i)
 		}
@@ -419,9 +415,9 @@ func TestPeek(t *testing.T) {
 	}{
 		{"fresh", func(*Cache, *fakeClock) {}, true},
 		{"expired", func(_ *Cache, clk *fakeClock) { clk.Add(2 * time.Minute) }, false},
-		{"key invalidated", func(c *Cache, _ *fakeClock) { _ = c.Invalidate(ctx, "k") }, false},
-		{"tag invalidated", func(c *Cache, _ *fakeClock) { _ = c.InvalidateTag(ctx, "t") }, false},
-		{"other tag invalidated", func(c *Cache, _ *fakeClock) { _ = c.InvalidateTag(ctx, "u") }, true},
+		{"key invalidated", func(c *Cache, _ *fakeClock) { c.Invalidate(ctx, "k") }, false},
+		{"tag invalidated", func(c *Cache, _ *fakeClock) { c.InvalidateTag(ctx, "t") }, false},
+		{"other tag invalidated", func(c *Cache, _ *fakeClock) { c.InvalidateTag(ctx, "u") }, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -438,8 +434,8 @@ func TestPeek(t *testing.T) {
 			if ok != tt.want {
 				t.Fatalf("Peek = %v, want %v", ok, tt.want)
 			}
-			if ok && string(e.Body) != "v1" {
-				t.Errorf("Peek body = %q, want v1", e.Body)
+			if ok && string(e.Body()) != "v1" {
+				t.Errorf("Peek body = %q, want v1", e.Body())
 			}
 			if got := c.Stats().Groups["g"].Hit; ok && got != 1 {
 				t.Errorf("group hits after a Peek hit = %d, want 1", got)

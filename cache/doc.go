@@ -26,6 +26,25 @@
 //
 // An *Entry is shared by every caller that gets it and must be treated as
 // read-only; its ETag is computed once at fill and Gzip compresses once.
+// Bodies longer than Options.CompressAbove (4 KiB by default) are stored
+// gzip-compressed in Redis: an entry read back holds those bytes, which
+// Gzip returns as they are (for clients that accept gzip), and Body inflates
+// them once, on first use; Size is known without inflating.
+//
+// # Early refresh
+//
+// A fresh hit may start a background refresh before the entry expires
+// (probabilistic early expiration, "XFetch", Vattani et al., VLDB 2015):
+// each entry records how long its load took (delta, also stored in Redis),
+// and a hit at now refreshes when now - delta*beta*ln(rand) >= FreshUntil
+// (beta is Options.EarlyRefresh, default 1; Options.Rand the random
+// source). The probability is negligible until FreshUntil is a few deltas
+// away, so a key read steadily is refreshed just before it expires and
+// never expires into a synchronous miss, while a rarely read key costs
+// nothing. The refresh is the stale-while-revalidate one: one per key at a
+// time, throttled per key, the old entry served until the new one is
+// stored. Peek, which has no loader, answers false when a refresh is due
+// and leaves it to the caller's Fetch. Stats.EarlyRefreshes counts them.
 //
 // A load runs detached from the cancellation of the caller that started it
 // (other callers may be waiting for it); Close cancels it. A background
@@ -38,8 +57,8 @@
 // # Redis layout
 //
 // Each key is one Redis hash, Prefix+key, with field v (the encoded entry: a
-// versioned binary format with fresh/stale times, tag generations, ETag and
-// body) and field l (the fill lease, "token:expiresAtMs"). Lua scripts take
+// versioned binary format with fresh/stale times, the load time, tag
+// generations, ETag and body; older versions are still decoded) and field l (the fill lease, "token:expiresAtMs"). Lua scripts take
 // the lease (server TIME) and fill v only if the lease is still ours. An
 // invalidation UNLINKs the key, removing value and lease together, so a load
 // that read the database before a write can never store its result after it
@@ -52,6 +71,23 @@
 // Prefix+"gen:"+tag; entries record the generations of their tags as read
 // before their load and are absent once one differs. Keys passed to Fetch
 // should therefore not start with "gen:".
+//
+// # Administration
+//
+// What an admin view needs, all bounded:
+//
+//   - Stats: counters per tier and per group, the Redis state.
+//   - HotKeys(n): this instance's most read keys, estimated from a sample of
+//     the reads by a space-saving sketch of 128 counters (memory bounded
+//     whatever the key space; counts decay so they follow current traffic).
+//     Keys are for display, not metric labels.
+//   - Browse(ctx, prefix, cursor, limit): a page of entries under a key
+//     prefix, each with its state (fresh, stale, expired, with the times),
+//     size (body and stored), tags, and whether a tag invalidation
+//     superseded it; SCAN MATCH over every master (never KEYS), reading
+//     only each entry's header, or the local tier in memory-only mode.
+//   - Purges: Invalidate (exact keys), InvalidatePattern (a glob, SCAN +
+//     UNLINK on every master) and InvalidateTag (exact tags, O(1)).
 //
 // # Coherence and staleness bounds
 //
@@ -85,4 +121,36 @@
 // retired, not forgotten: if a load then fails (the data source is down as
 // well), a retired copy within its stale bound answers STALE. A retired copy
 // is never a HIT, and one this process invalidated is not kept.
+//
+// # Read-your-writes
+//
+// A write followed by Invalidate (or InvalidateTag, InvalidatePattern) is
+// visible to the very next Fetch in this process, whatever state Redis is
+// in. Three things make it so:
+//
+//   - Invalidations are detached from the caller's cancellation: the write
+//     is done, whether or not its client is still there.
+//   - Concurrent Redis reads of a key are shared only among Fetches that saw
+//     the same invalidation sequence: a read that began before a write is
+//     never handed to a Fetch that began after it (the answer of a read
+//     sent before the UNLINK can still be on its way to the goroutine that
+//     shares it when the write returns).
+//   - An invalidation that Redis did not confirm (an error, a timeout, the
+//     breaker open, a cluster slot without a master) is fenced: every load
+//     in this process carries a birth mark taken before it reads its data
+//     source, and an entry born before the invalidation — or read from
+//     Redis, whoever filled it — is not served for what the invalidation
+//     names (key, tag, pattern, or everything once the replay queue
+//     overflowed), neither from Redis nor from the local tier nor as a
+//     retired copy, as a HIT or as STALE. Such keys load from the data
+//     source. A key's fence is lifted when this process fills the key in
+//     Redis with an entry born after the write (the fill overwrote what
+//     Redis held; the lease kept older loads from filling since), and every
+//     fence when the invalidation is replayed, which the cache does as soon
+//     as Redis takes writes again (while Redis stays in use for the rest:
+//     one master of a cluster away does not take the others out of use).
+//     Stats.UnconfirmedInvalidations counts the fences.
+//
+// Other instances cannot see an invalidation that Redis did not take; they
+// see it when it is replayed.
 package cache

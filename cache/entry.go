@@ -7,17 +7,19 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
+	"io"
+	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
 // Entry is one cached value. It is immutable once published: the same *Entry
-// is handed to every caller that hits it, so callers must not modify Body.
+// is handed to every caller that hits it, so callers must not modify the
+// slices Body and Gzip return.
 type Entry struct {
-	// Body is the cached bytes (for a server, the encoded response).
-	Body []byte
-	// ETag is a strong validator, quoted, derived from a hash of Body; it is
-	// computed once when the entry is filled, never on a hit.
+	// ETag is a strong validator, quoted, derived from a hash of the body;
+	// it is computed once when the entry is filled, never on a hit.
 	ETag string
 	// FreshUntil is when the entry stops being a HIT.
 	FreshUntil time.Time
@@ -25,40 +27,119 @@ type Entry struct {
 	StaleUntil time.Time
 
 	tags []tagGen // tag generations read before the load
+	// born is the birth mark of the load in this process (see fenceSet);
+	// 0 for an entry read from Redis, which has seen: the mark before the
+	// read was sent.
+	born, seen uint64
+	// delta is how long the load took: early refresh starts about that
+	// long (times EarlyRefresh) before FreshUntil.
+	delta time.Duration
+	// refreshWanted is set by a Peek that decided on an early refresh it
+	// cannot start itself (it has no loader): the next Fetch starts it.
+	refreshWanted atomic.Bool
 
-	gzOnce sync.Once
-	gz     []byte
+	// The two representations. An entry filled here has body and computes
+	// gz on first use; one read compressed from Redis has gz and inflates
+	// body on first use. size (the body's length) and zsize (the length of
+	// the gzip bytes read from Redis, else 0) never change.
+	size, zsize int
+	bodyOnce    sync.Once
+	body        []byte
+	gzOnce      sync.Once
+	gz          []byte
 }
 
 // tagGen is a tag and the generation it had when the entry was loaded.
 type tagGen struct{ tag, gen string }
 
-// Gzip returns Body compressed with gzip. It is computed once per entry
-// instance, so hits never compress again.
+// Body returns the cached bytes (for a server, the encoded response). For
+// an entry that Redis held compressed it inflates them once, on the first
+// call; a compressed value that does not inflate (corrupted in Redis)
+// yields nil.
+func (e *Entry) Body() []byte {
+	e.bodyOnce.Do(func() {
+		if e.body == nil && e.gz != nil {
+			e.body = gunzip(e.gz, e.size)
+		}
+	})
+	return e.body
+}
+
+// Gzip returns the body compressed with gzip: the bytes Redis held for an
+// entry stored compressed, else compressed once per entry instance, so
+// hits never compress again.
 func (e *Entry) Gzip() []byte {
 	e.gzOnce.Do(func() {
-		var buf bytes.Buffer
-		buf.Grow(len(e.Body)/3 + 64)
-		zw, _ := gzip.NewWriterLevel(&buf, gzip.DefaultCompression)
-		zw.Write(e.Body)
-		zw.Close()
-		e.gz = buf.Bytes()
+		if e.gz == nil {
+			e.gz = gzipBytes(e.body)
+		}
 	})
 	return e.gz
 }
 
-// Fresh reports whether the entry is fresh at t.
+// Size is the length of the body in bytes (known without inflating it).
+func (e *Entry) Size() int { return e.size }
+
+// weight is what the entry may occupy in memory: the body, plus the gzip
+// bytes it was read with.
+func (e *Entry) weight() int { return e.size + e.zsize }
+
+func gzipBytes(b []byte) []byte {
+	var buf bytes.Buffer
+	buf.Grow(len(b)/3 + 64)
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.DefaultCompression)
+	zw.Write(b)
+	zw.Close()
+	return buf.Bytes()
+}
+
+// gunzip inflates gz, whose body is size bytes long; nil if it does not
+// inflate to exactly that.
+func gunzip(gz []byte, size int) []byte {
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		return nil
+	}
+	out := make([]byte, size)
+	if _, err := io.ReadFull(zr, out); err != nil {
+		return nil
+	}
+	var more [1]byte
+	if n, err := zr.Read(more[:]); n != 0 || err != io.EOF { // EOF only after the CRC matched
+		return nil
+	}
+	return out
+}
+
+// Fresh reports whether the entry is fresh at t (a HIT).
 func (e *Entry) Fresh(t time.Time) bool { return t.Before(e.FreshUntil) }
 
-func newEntry(body []byte, now time.Time, ttl, stale time.Duration, tags []tagGen) *Entry {
-	e := &Entry{
-		Body:       body,
+// Usable reports whether the entry may still be served at t: fresh, or
+// stale within its bound (STALE).
+func (e *Entry) Usable(t time.Time) bool { return t.Before(e.StaleUntil) }
+
+// fillInfo is what a fill knows besides the body: when it was loaded, how
+// long it is fresh and then servable, and the tag generations read before
+// the load.
+type fillInfo struct {
+	at         time.Time
+	ttl, stale time.Duration
+	tags       []tagGen
+	born       uint64
+	delta      time.Duration
+}
+
+func newEntry(body []byte, f fillInfo) *Entry {
+	return &Entry{
+		body:       body,
+		size:       len(body),
 		ETag:       etagOf(body),
-		FreshUntil: now.Add(ttl),
-		StaleUntil: now.Add(ttl + stale),
-		tags:       tags,
+		FreshUntil: f.at.Add(f.ttl),
+		StaleUntil: f.at.Add(f.ttl + f.stale),
+		tags:       f.tags,
+		born:       f.born,
+		delta:      f.delta,
 	}
-	return e
 }
 
 // ETagOf is the strong entity tag the cache gives a body, a hash of its
@@ -78,33 +159,47 @@ func etagOf(body []byte) string {
 // Binary format of an entry in Redis (field "v" of the key's hash). Decoding
 // a hit is a few slices of the reply, no JSON:
 //
-//	version    1 byte (entryVersion)
+//	version    1 byte (entryVersion; version 1, still decoded, lacks flags and delta)
+//	flags      1 byte: flagGzip, or 0
 //	freshUntil 8 bytes, big-endian unix nanoseconds
 //	staleUntil 8 bytes
+//	delta      uvarint, nanoseconds the load took (early refresh)
 //	ntags      uvarint, then per tag: uvarint len + tag, uvarint len + generation
 //	etag       uvarint len + bytes
-//	body       uvarint len + bytes (must end the value exactly)
-const entryVersion = 1
+//	body       uvarint len + bytes (must end the value exactly); with
+//	           flagGzip, the body compressed with gzip (its trailer gives
+//	           the body's length)
+const entryVersion = 2
+
+// flagGzip marks a body stored compressed (see Options.CompressAbove).
+const flagGzip = 1
 
 var errCorrupt = errors.New("cache: corrupt entry")
 
-func encodeEntry(e *Entry) []byte {
-	n := 1 + 16 + binary.MaxVarintLen64*(3+2*len(e.tags)) + len(e.ETag) + len(e.Body)
+// encodeEntry encodes e, its body compressed if it is longer than
+// compressAbove bytes (negative: never).
+func encodeEntry(e *Entry, compressAbove int) []byte {
+	body, flags := e.Body(), byte(0)
+	if compressAbove >= 0 && e.size > compressAbove {
+		body, flags = e.Gzip(), flagGzip
+	}
+	n := 2 + 16 + binary.MaxVarintLen64*(4+2*len(e.tags)) + len(e.ETag) + len(body)
 	for _, t := range e.tags {
 		n += len(t.tag) + len(t.gen)
 	}
 	b := make([]byte, 0, n)
-	b = append(b, entryVersion)
+	b = append(b, entryVersion, flags)
 	b = binary.BigEndian.AppendUint64(b, uint64(e.FreshUntil.UnixNano()))
 	b = binary.BigEndian.AppendUint64(b, uint64(e.StaleUntil.UnixNano()))
+	b = binary.AppendUvarint(b, uint64(max(e.delta, 0)))
 	b = binary.AppendUvarint(b, uint64(len(e.tags)))
 	for _, t := range e.tags {
 		b = appendString(b, t.tag)
 		b = appendString(b, t.gen)
 	}
 	b = appendString(b, e.ETag)
-	b = binary.AppendUvarint(b, uint64(len(e.Body)))
-	b = append(b, e.Body...)
+	b = binary.AppendUvarint(b, uint64(len(body)))
+	b = append(b, body...)
 	return b
 }
 
@@ -113,49 +208,107 @@ func appendString(b []byte, s string) []byte {
 	return append(b, s...)
 }
 
-func decodeEntry(b []byte) (*Entry, error) {
-	if len(b) < 17 || b[0] != entryVersion {
-		return nil, errCorrupt
+// decoder reads the fields of an encoded entry; the first short or
+// malformed field sets bad, and every later read returns zero values.
+type decoder struct {
+	r   []byte
+	bad bool
+}
+
+func (d *decoder) fixed(n int) []byte {
+	if d.bad || len(d.r) < n {
+		d.bad = true
+		return make([]byte, n)
 	}
-	e := &Entry{
-		FreshUntil: time.Unix(0, int64(binary.BigEndian.Uint64(b[1:9]))),
-		StaleUntil: time.Unix(0, int64(binary.BigEndian.Uint64(b[9:17]))),
+	v := d.r[:n]
+	d.r = d.r[n:]
+	return v
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.bad {
+		return 0
 	}
-	r := b[17:]
-	next := func() ([]byte, bool) {
-		n, k := binary.Uvarint(r)
-		if k <= 0 || n > uint64(len(r)-k) {
-			return nil, false
+	n, k := binary.Uvarint(d.r)
+	if k <= 0 {
+		d.bad = true
+		return 0
+	}
+	d.r = d.r[k:]
+	return n
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.uvarint()
+	if d.bad || n > uint64(len(d.r)) {
+		d.bad = true
+		return nil
+	}
+	v := d.r[:n]
+	d.r = d.r[n:]
+	return v
+}
+
+func (d *decoder) time() time.Time {
+	return time.Unix(0, int64(binary.BigEndian.Uint64(d.fixed(8))))
+}
+
+// decodeHead reads an encoded entry up to its body: the entry without a
+// body, and its flags; ok is false for a malformed or unknown header.
+func decodeHead(d *decoder) (e *Entry, flags byte, ok bool) {
+	version := d.fixed(1)[0]
+	if version != 1 && version != entryVersion {
+		return nil, 0, false
+	}
+	if version >= 2 {
+		if flags = d.fixed(1)[0]; flags&^flagGzip != 0 {
+			return nil, 0, false // flags this version does not know
 		}
-		s := r[k : k+int(n)]
-		r = r[k+int(n):]
-		return s, true
 	}
-	nt, k := binary.Uvarint(r)
-	if k <= 0 || nt > uint64(len(r)) {
-		return nil, errCorrupt
+	e = &Entry{FreshUntil: d.time(), StaleUntil: d.time()}
+	if version >= 2 {
+		delta := d.uvarint()
+		if delta > math.MaxInt64 {
+			return nil, 0, false
+		}
+		e.delta = time.Duration(delta)
 	}
-	r = r[k:]
-	if nt > 0 {
+	if nt := d.uvarint(); nt > 0 {
+		if nt > uint64(len(d.r)) {
+			return nil, 0, false
+		}
 		e.tags = make([]tagGen, nt)
 		for i := range e.tags {
-			t, ok1 := next()
-			g, ok2 := next()
-			if !ok1 || !ok2 {
-				return nil, errCorrupt
-			}
-			e.tags[i] = tagGen{string(t), string(g)}
+			e.tags[i] = tagGen{string(d.bytes()), string(d.bytes())}
 		}
 	}
-	et, ok := next()
+	e.ETag = string(d.bytes())
+	return e, flags, !d.bad && !e.StaleUntil.Before(e.FreshUntil)
+}
+
+func decodeEntry(b []byte) (*Entry, error) {
+	d := decoder{r: b}
+	e, flags, ok := decodeHead(&d)
 	if !ok {
 		return nil, errCorrupt
 	}
-	e.ETag = string(et)
-	body, ok := next()
-	if !ok || len(r) != 0 || len(body) == 0 || e.StaleUntil.Before(e.FreshUntil) {
+	body := d.bytes()
+	if d.bad || len(d.r) != 0 || len(body) == 0 {
 		return nil, errCorrupt
 	}
-	e.Body = body
+	if flags&flagGzip == 0 {
+		e.body, e.size = body, len(body)
+		return e, nil
+	}
+	// A gzip member: magic, deflate, ..., CRC-32 and the body's length
+	// (mod 2^32) last. The body itself is inflated when first asked for.
+	if len(body) < 18 || body[0] != 0x1f || body[1] != 0x8b || body[2] != 8 {
+		return nil, errCorrupt
+	}
+	size := binary.LittleEndian.Uint32(body[len(body)-4:])
+	if size == 0 || uint64(size) > math.MaxInt32 {
+		return nil, errCorrupt
+	}
+	e.gz, e.size, e.zsize = body, int(size), len(body)
 	return e, nil
 }

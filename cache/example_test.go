@@ -24,13 +24,13 @@ func Example() {
 
 	for i := 0; i < 2; i++ {
 		e, res, _ := c.Fetch(ctx, "api:models:global", opts, load)
-		fmt.Println(res, string(e.Body))
+		fmt.Println(res, string(e.Body()))
 	}
 
 	db = "v2" // a write...
 	c.Invalidate(ctx, "api:models:global")
 	e, res, _ := c.Fetch(ctx, "api:models:global", opts, load)
-	fmt.Println(res, string(e.Body))
+	fmt.Println(res, string(e.Body()))
 
 	s := c.Stats()
 	fmt.Println(s.Mode, s.Redis, s.Groups["models"].Loads)

@@ -167,5 +167,5 @@ func fetch(t testing.TB, c *Cache, key string, o FetchOptions, load Loader) (str
 	if err != nil {
 		t.Fatalf("Fetch(%q): %v", key, err)
 	}
-	return string(e.Body), res
+	return string(e.Body()), res
 }

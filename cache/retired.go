@@ -33,9 +33,9 @@ func (r *retiredSet) add(entries iter.Seq2[string, *Entry], now time.Time, maxBy
 	next := make(map[string]*Entry, len(r.m))
 	var size int64
 	keep := func(k string, e *Entry) {
-		if now.Before(e.StaleUntil) && size+int64(len(e.Body)) <= maxBytes {
+		if e.Usable(now) && size+int64(e.weight()) <= maxBytes {
 			next[k] = e
-			size += int64(len(e.Body))
+			size += int64(e.weight())
 		}
 	}
 	// Newer copies first, so that they win the space.
@@ -55,7 +55,7 @@ func (r *retiredSet) get(key string, now time.Time) *Entry {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e := r.m[key]
-	if e == nil || !now.Before(e.StaleUntil) {
+	if e == nil || !e.Usable(now) {
 		return nil
 	}
 	return e

@@ -42,7 +42,7 @@ func (c *Cache) announceDialFailure(err error) {
 	}
 	c.r.announced = true
 	c.r.tlsLogged = c.r.tlsLogged || isTLS
-	c.log.Warn(dialFailureMessage(err), "err", err)
+	c.log().Warn(dialFailureMessage(err), "err", err)
 }
 
 // redisTopology is what the client knows of the deployment, without I/O:

@@ -7,7 +7,7 @@ import (
 type counters struct {
 	localHits, localMisses              atomic.Uint64
 	redisHits, redisMisses, redisErrors atomic.Uint64
-	stale, loads, loadErrors            atomic.Uint64
+	stale, loads, loadErrors, early     atomic.Uint64
 }
 
 type groupCounters struct {
@@ -55,6 +55,13 @@ type Stats struct {
 	StaleServes uint64 `json:"stale_serves"`
 	Loads       uint64 `json:"loads"`
 	LoadErrors  uint64 `json:"load_errors"`
+	// EarlyRefreshes counts background refreshes started by early
+	// expiration (see Options.EarlyRefresh) before an entry went stale.
+	EarlyRefreshes uint64 `json:"early_refreshes"`
+	// UnconfirmedInvalidations counts the keys, tags and patterns whose
+	// invalidation Redis has not confirmed yet: this instance fences them
+	// (serves nothing older than the write) until they are replayed.
+	UnconfirmedInvalidations int `json:"unconfirmed_invalidations"`
 	// LocalEntries and LocalBytes describe the in-process tier.
 	LocalEntries int    `json:"local_entries"`
 	LocalBytes   uint64 `json:"local_bytes"`
@@ -76,8 +83,10 @@ func (c *Cache) Stats() Stats {
 	s.Tiers.Local = TierStats{Hits: c.stats.localHits.Load(), Misses: c.stats.localMisses.Load()}
 	s.Tiers.Redis = TierStats{Hits: c.stats.redisHits.Load(), Misses: c.stats.redisMisses.Load(), Errors: c.stats.redisErrors.Load()}
 	s.StaleServes = c.stats.stale.Load()
+	s.UnconfirmedInvalidations = c.fences.count()
 	s.Loads = c.stats.loads.Load()
 	s.LoadErrors = c.stats.loadErrors.Load()
+	s.EarlyRefreshes = c.stats.early.Load()
 	if c.local != nil {
 		s.LocalEntries = c.local.EstimatedSize()
 		s.LocalBytes = c.local.WeightedSize()
@@ -105,7 +114,7 @@ func (c *Cache) Mode() string {
 // "up" or "down" (unreachable, or breaker open).
 func (c *Cache) RedisState() string {
 	switch {
-	case !c.useRed:
+	case !c.redisOn:
 		return "disabled"
 	case c.redisUp():
 		return "up"

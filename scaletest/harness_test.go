@@ -72,6 +72,7 @@ type instOpts struct {
 	prefix          string
 	tls             *tls.Config
 	disableTracking bool
+	redisTimeout    time.Duration // default 5s (see newInstance)
 }
 
 func randHex(n int) string {
@@ -99,6 +100,9 @@ func newInstance(t *testing.T, name string, o instOpts) *inst {
 	if err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
+	if o.redisTimeout == 0 {
+		o.redisTimeout = 5 * time.Second
+	}
 	c, err := cache.New(cache.Options{
 		Logger:          log,
 		RedisURL:        o.redisURL,
@@ -113,7 +117,7 @@ func newInstance(t *testing.T, name string, o instOpts) *inst {
 		// the designed behaviour but not what these tests are about
 		// (cluster, TLS, coherence, one load per stampede). Deadlines and
 		// breakers have their own tests in cache/ and server/.
-		RedisTimeout: 5 * time.Second,
+		RedisTimeout: o.redisTimeout,
 		LeaseTTL:     15 * time.Second,
 	})
 	if err != nil {

@@ -57,8 +57,8 @@ func writeCached(w http.ResponseWriter, r *http.Request, e *service.Answer, publ
 		h["Cache-Control"] = hdrPrivate
 	}
 	h["Vary"] = hdrVary
-	body, etag := e.Body, e.ETag
-	gz := len(body) >= gzipMinBodyBytes && transport.AcceptsGzip(r)
+	etag := e.ETag
+	gz := e.Size() >= gzipMinBodyBytes && transport.AcceptsGzip(r)
 	if gz {
 		etag = transport.GzipETag(e.ETag)
 	}
@@ -69,9 +69,12 @@ func writeCached(w http.ResponseWriter, r *http.Request, e *service.Answer, publ
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
+	var body []byte
 	if gz {
-		body = e.Gzip()
+		body = e.Gzip() // as Redis held it, when stored compressed
 		h["Content-Encoding"] = hdrGzip
+	} else {
+		body = e.Body()
 	}
 	h["Content-Length"] = headerValue(w, strconv.Itoa(len(body)))
 	w.WriteHeader(http.StatusOK)

@@ -2,6 +2,7 @@ package service
 
 import (
 	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -24,12 +25,29 @@ import (
 // Answer is a response body ready to write: one cached entry, or a body
 // composed from cached parts. Callers Release it once written.
 type Answer struct {
-	Body   []byte
+	body   []byte // of a composed answer (an entry's is the entry's)
 	ETag   string
 	Result cache.Result
 	entry  *cache.Entry // the entry, for an answer that is one
 	comp   *composer    // the composer, for a composed answer
 	buf    *[]byte      // a pooled body to give back on Release
+}
+
+// Body returns the answer's bytes. An entry that Redis held compressed
+// inflates them on first use only: a client that takes gzip gets Gzip.
+func (a *Answer) Body() []byte {
+	if a.entry != nil {
+		return a.entry.Body()
+	}
+	return a.body
+}
+
+// Size is the length of Body, known without inflating it.
+func (a *Answer) Size() int {
+	if a.entry != nil {
+		return a.entry.Size()
+	}
+	return len(a.body)
 }
 
 // Gzip returns Body compressed with gzip, computed once per body version:
@@ -38,21 +56,21 @@ func (a *Answer) Gzip() []byte {
 	if a.entry != nil {
 		return a.entry.Gzip()
 	}
-	return a.comp.gzip(a.ETag, a.Body)
+	return a.comp.gzip(a.ETag, a.body)
 }
 
 // Release gives a composed body's buffer back to the pool; Body is not to
 // be used afterwards.
 func (a *Answer) Release() {
 	if a.buf != nil {
-		*a.buf = a.Body[:0]
+		*a.buf = a.body[:0]
 		bodyPool.Put(a.buf)
-		a.buf, a.Body = nil, nil
+		a.buf, a.body = nil, nil
 	}
 }
 
 func entryAnswer(e *cache.Entry, res cache.Result) Answer {
-	return Answer{Body: e.Body, ETag: e.ETag, Result: res, entry: e}
+	return Answer{ETag: e.ETag, Result: res, entry: e}
 }
 
 var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
@@ -137,7 +155,7 @@ func (c *composer) gzip(etag string, body []byte) []byte {
 	if gz, ok := c.gzips.GetIfPresent(etag); ok {
 		return gz
 	}
-	gz := (&cache.Entry{Body: body}).Gzip()
+	gz := gzipBytes(body)
 	c.gzips.Set(etag, gz)
 	return gz
 }
@@ -154,7 +172,7 @@ var modelsShape = listShape{prefix: `{"models":[`, suffix: `]}`}
 func (c *composer) merge(key string, shape listShape, a, b part) (Answer, error) {
 	res := worse(a.res, b.res)
 	p, ok := c.plans.GetIfPresent(key)
-	if !ok || p.etags[0] != a.e.ETag || p.etags[1] != b.e.ETag {
+	if !ok || p.etags[0] != a.etag || p.etags[1] != b.etag {
 		if err := errors.Join(a.items.check(), b.items.check()); err != nil {
 			return Answer{}, errItemList
 		}
@@ -162,13 +180,13 @@ func (c *composer) merge(key string, shape listShape, a, b part) (Answer, error)
 		c.plans.Set(key, p)
 		body := p.write(make([]byte, 0, p.size), shape, a, b)
 		c.bodies.Set(p.etag, body)
-		return Answer{Body: body, ETag: p.etag, Result: res, comp: c}, nil
+		return Answer{body: body, ETag: p.etag, Result: res, comp: c}, nil
 	}
 	if body, ok := c.bodies.GetIfPresent(p.etag); ok {
-		return Answer{Body: body, ETag: p.etag, Result: res, comp: c}, nil
+		return Answer{body: body, ETag: p.etag, Result: res, comp: c}, nil
 	}
 	bp := bodyPool.Get().(*[]byte)
-	return Answer{Body: p.write((*bp)[:0], shape, a, b), ETag: p.etag, Result: res, comp: c, buf: bp}, nil
+	return Answer{body: p.write((*bp)[:0], shape, a, b), ETag: p.etag, Result: res, comp: c, buf: bp}, nil
 }
 
 // write appends the merged body to b.
@@ -188,19 +206,31 @@ func (p *plan) write(b []byte, shape listShape, x, y part) []byte {
 }
 
 // emptyPart stands for the private part of an anonymous caller.
-var emptyPart = part{e: &cache.Entry{Body: encodeItems(nil, nil)}, items: encodeItems(nil, nil), res: cache.Hit}
+var emptyPart = part{items: encodeItems(nil, nil), res: cache.Hit}
 
-// part is one cached part of a composed answer.
+// part is one cached part of a composed answer: the entry's ETag and body.
 type part struct {
-	e     *cache.Entry
+	etag  string
 	items itemList
 	res   cache.Result
+}
+
+func partOf(e *cache.Entry, res cache.Result) part {
+	return part{etag: e.ETag, items: itemList(e.Body()), res: res}
+}
+
+func gzipBytes(b []byte) []byte {
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.DefaultCompression)
+	_, _ = zw.Write(b)
+	_ = zw.Close()
+	return buf.Bytes()
 }
 
 // newPlan merges the parts' keys into runs. Keys never repeat across parts
 // (they end with the item's id).
 func newPlan(shape listShape, a, b part) *plan {
-	p := &plan{etags: [2]string{a.e.ETag, b.e.ETag}}
+	p := &plan{etags: [2]string{a.etag, b.etag}}
 	la, lb := a.items.Len(), b.items.Len()
 	i, j := 0, 0
 	for i < la || j < lb {
@@ -244,7 +274,7 @@ func composedETag(kind string, parts ...part) string {
 	h.Write([]byte(kind))
 	for _, p := range parts {
 		if p.items.Len() > 0 {
-			h.Write([]byte(p.e.ETag))
+			h.Write([]byte(p.etag))
 		}
 	}
 	var sum [32]byte

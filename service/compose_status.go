@@ -27,7 +27,7 @@ func newIndexCache() *otter.Cache[string, modelIndex] {
 }
 
 func (c *composer) index(p part) modelIndex {
-	if ix, ok := c.indexes.GetIfPresent(p.e.ETag); ok {
+	if ix, ok := c.indexes.GetIfPresent(p.etag); ok {
 		return ix
 	}
 	ix := make(modelIndex, p.items.Len())
@@ -35,7 +35,7 @@ func (c *composer) index(p part) modelIndex {
 		_, id, _ := strings.Cut(string(p.items.Key(i)), "\x00")
 		ix[id] = i
 	}
-	c.indexes.Set(p.e.ETag, ix)
+	c.indexes.Set(p.etag, ix)
 	return ix
 }
 
@@ -43,11 +43,11 @@ func (c *composer) index(p part) modelIndex {
 // model parts g (global) and p (the user's).
 func (c *composer) status(key string, sv, g, p part) (Answer, error) {
 	res := worse(worse(sv.res, g.res), p.res)
-	etags := [3]string{sv.e.ETag, g.e.ETag, p.e.ETag}
+	etags := [3]string{sv.etag, g.etag, p.etag}
 	pl, ok := c.statusPlans.GetIfPresent(key)
 	if ok && pl.etags == etags {
 		if body, ok := c.bodies.GetIfPresent(pl.etag); ok {
-			return Answer{Body: body, ETag: pl.etag, Result: res, comp: c}, nil
+			return Answer{body: body, ETag: pl.etag, Result: res, comp: c}, nil
 		}
 	}
 	for _, x := range []part{sv, g, p} {
@@ -59,9 +59,9 @@ func (c *composer) status(key string, sv, g, p part) (Answer, error) {
 		pl = &statusPlan{etags: etags, etag: composedETag("status", sv, g, p)}
 		c.statusPlans.Set(key, pl)
 	}
-	body := c.writeStatus(make([]byte, 0, len(sv.e.Body)+4096), sv, g, p)
+	body := c.writeStatus(make([]byte, 0, len(sv.items)+4096), sv, g, p)
 	c.bodies.Set(pl.etag, body)
-	return Answer{Body: body, ETag: pl.etag, Result: res, comp: c}, nil
+	return Answer{body: body, ETag: pl.etag, Result: res, comp: c}, nil
 }
 
 // writeStatus appends the status body: every server with "model" added,

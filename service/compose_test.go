@@ -23,7 +23,7 @@ func testPart(t *testing.T, names ...string) part {
 	if err := itemList(b).check(); err != nil {
 		t.Fatalf("encoded list does not check: %v", err)
 	}
-	return part{e: &cache.Entry{Body: b, ETag: cache.ETagOf(b)}, items: itemList(b), res: cache.Hit}
+	return part{etag: cache.ETagOf(b), items: itemList(b), res: cache.Hit}
 }
 
 func namesOf(t *testing.T, body []byte) []string {
@@ -59,7 +59,7 @@ func TestMergeMatchesSort(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := slices.Sorted(slices.Values(append(slices.Clone(a), b...)))
-			if got := namesOf(t, ans.Body); !slices.Equal(got, want) && !(len(got) == 0 && len(want) == 0) {
+			if got := namesOf(t, ans.Body()); !slices.Equal(got, want) && !(len(got) == 0 && len(want) == 0) {
 				t.Fatalf("round %d pass %d: merged %v, want %v", round, pass, got, want)
 			}
 			ans.Release()
@@ -92,7 +92,7 @@ func TestComposedETag(t *testing.T) {
 // TestItemListRejectsGarbage: bytes that are not an item list (another
 // version's JSON body, truncation) are refused by check, never sliced.
 func TestItemListRejectsGarbage(t *testing.T) {
-	good := testPart(t, "a", "b").e.Body
+	good := []byte(testPart(t, "a", "b").items)
 	for name, b := range map[string][]byte{
 		"json":      []byte(`{"models":[]}`),
 		"empty":     nil,

@@ -82,7 +82,7 @@ func (s *Service) ModelsListPage(ctx context.Context, u *modellab.User, cursor [
 		body = append(append(append(body, `,"next_page_token":"`...), pageToken(last)...), '"')
 	}
 	body = append(body, '}')
-	a := Answer{Body: body, ETag: pageETag(g, p, cursor, limit), Result: worse(g.res, p.res), comp: s.comp}
+	a := Answer{body: body, ETag: pageETag(g, p, cursor, limit), Result: worse(g.res, p.res), comp: s.comp}
 	s.cache.Record(GroupModels, a.Result)
 	return a, nil
 }
@@ -90,8 +90,8 @@ func (s *Service) ModelsListPage(ctx context.Context, u *modellab.User, cursor [
 // pageETag derives a page's validator from its parts' and its window.
 func pageETag(g, p part, cursor []byte, limit int) string {
 	h := sha256.New()
-	h.Write([]byte(g.e.ETag))
-	h.Write([]byte(p.e.ETag))
+	h.Write([]byte(g.etag))
+	h.Write([]byte(p.etag))
 	h.Write(cursor)
 	h.Write([]byte{0})
 	h.Write([]byte(strconv.Itoa(limit)))

@@ -56,7 +56,7 @@ func (s *Service) modelsPart(ctx context.Context, spec readSpec, ownerID string)
 	if err != nil {
 		return part{}, err
 	}
-	return part{e: e, items: itemList(e.Body), res: res}, nil
+	return partOf(e, res), nil
 }
 
 // loadModelsPart encodes a part as an item list keyed by name then id.

@@ -29,7 +29,7 @@ func (s *Service) ServersStatus(ctx context.Context, u *modellab.User) (Answer, 
 	if err != nil {
 		return Answer{}, err
 	}
-	a, err := s.comp.status(u.ID, part{e: e, items: itemList(e.Body), res: res}, g, p)
+	a, err := s.comp.status(u.ID, partOf(e, res), g, p)
 	if errors.Is(err, errItemList) {
 		s.log.WarnContext(ctx, "cached status part in an unknown format: reloading", "user", u.ID)
 		s.cache.Invalidate(ctx, keyServersUser(u.ID), keyModelsGlobal, keyModelsUser(u.ID))
@@ -90,8 +90,7 @@ func (s *Service) serversStatusDirect(ctx context.Context, u *modellab.User) (An
 		res = cache.Miss
 	}
 	s.cache.Record(GroupServers, res)
-	e := &cache.Entry{Body: body, ETag: cache.ETagOf(body)}
-	return entryAnswer(e, res), nil
+	return Answer{body: body, ETag: cache.ETagOf(body), Result: res, comp: s.comp}, nil
 }
 
 // loadServerStatus reads u's servers and, in one batch query, their

@@ -53,7 +53,7 @@ func decodeEntry[T any](c *decodeCache, kind string, e *service.Answer) (*T, err
 		}
 	}
 	t := new(T)
-	if err := json.Unmarshal(e.Body, t); err != nil {
+	if err := json.Unmarshal(e.Body(), t); err != nil {
 		return nil, modellab.WrapError(modellab.EINTERNAL, err, "could not decode %s", kind)
 	}
 	c.put(key, t)

@@ -1,0 +1,304 @@
+package cache
+
+import (
+	"context"
+	"strconv"
+	"time"
+)
+
+// fetchOp carries per-call Redis state: after one failed Redis call, the
+// same call makes no other (in particular no SET after a failed GET).
+type fetchOp struct{ failed bool }
+
+// fail marks the call failed; op may be nil (calls outside a Fetch).
+func (op *fetchOp) fail() {
+	if op != nil {
+		op.failed = true
+	}
+}
+
+// request is one Fetch on its way down the tiers, and what its miss path
+// needs to load and fill the key.
+type request struct {
+	key  string
+	opts FetchOptions
+	load Loader
+	g    *groupCounters
+	// seq is key's invalidation sequence read before the Redis lookup: a
+	// store into the local tier is dropped if it moved since.
+	seq uint64
+	// redisFailed says a Redis call of this Fetch failed already: its load
+	// makes no other.
+	redisFailed bool
+	// lastResort is served if the load fails (stale-if-error): a local copy
+	// past its fallback cap when Redis failed, or the stale entry that a
+	// background refresh replaces; the miss path replaces it with a better
+	// stale copy found in Redis.
+	lastResort *Entry
+	// background marks a stale-while-revalidate refresh: bounded by
+	// RefreshTimeout, it never waits on another process's lease.
+	background bool
+
+	// Set by the miss path (on the flight's own copy):
+	token string   // our fill lease in Redis, while we hold it
+	gens  []tagGen // tag generations read before the load
+}
+
+// answer is what a step of the read or miss path settled on.
+type answer struct {
+	e   *Entry
+	res Result
+	err error
+}
+
+// Fetch returns the entry of key: from the local tier, else Redis, else by
+// running load (once per key across concurrent callers and, through a Redis
+// lease, across processes) and storing the result in both tiers. The error
+// is load's (when no stale copy can be served instead) or ctx.Err() if ctx
+// ends while waiting for another caller's load. Redis failures are never
+// returned.
+func (c *Cache) Fetch(ctx context.Context, key string, o FetchOptions, load Loader) (*Entry, Result, error) {
+	r := request{key: key, opts: o, load: load, g: c.group(o.Group)}
+	if c.opts.Disabled || o.TTL <= 0 || c.isClosed() {
+		return c.bypass(ctx, r.g, load)
+	}
+	c.hot.sampled(key)
+	var op fetchOp
+	if a, ok := c.fetchLocal(ctx, &op, &r); ok {
+		return a.e, a.res, a.err
+	}
+	r.seq = c.seq(key)
+	if c.redisUp() && !op.failed {
+		if a, ok := c.fetchRedis(ctx, &op, &r); ok {
+			return a.e, a.res, a.err
+		}
+	}
+	if !op.failed {
+		r.lastResort = nil // only a failed Redis makes an untrusted copy the best answer
+	}
+	r.redisFailed = op.failed
+	a := c.shared(ctx, &r)
+	c.count(r.g, a)
+	return a.e, a.res, a.err
+}
+
+// fetchLocal answers from the in-process tier: a fresh trusted copy is a
+// HIT, a stale one is served and refreshed. A copy past its fallback cap is
+// kept in r.lastResort, for the case where Redis fails.
+func (c *Cache) fetchLocal(ctx context.Context, op *fetchOp, r *request) (answer, bool) {
+	if c.local == nil {
+		return answer{}, false
+	}
+	now := c.now()
+	it, ok := c.local.GetIfPresent(r.key)
+	if ok && it.e.Usable(now) && !c.fences.blocks(r.key, it.e) && c.tagsCurrent(ctx, op, it.e.tags) {
+		if !c.trusted(it.until, now) {
+			r.lastResort = it.e
+		} else {
+			c.stats.localHits.Add(1)
+			if it.e.Fresh(now) {
+				c.freshHit(ctx, r, it.e, now)
+				return answer{it.e, Hit, nil}, true
+			}
+			return c.serveStale(ctx, r, it.e), true
+		}
+	}
+	c.stats.localMisses.Add(1)
+	return answer{}, false
+}
+
+// fetchRedis answers from Redis: an entry there is copied into the local
+// tier and served as a HIT, or as STALE and refreshed.
+func (c *Cache) fetchRedis(ctx context.Context, op *fetchOp, r *request) (answer, bool) {
+	e, err := c.redisGetShared(ctx, op, r.key, r.seq)
+	if err != nil {
+		return answer{}, false
+	}
+	now := c.now()
+	if e == nil || !e.Usable(now) || c.fences.blocks(r.key, e) || !c.tagsCurrent(ctx, op, e.tags) {
+		c.stats.redisMisses.Add(1)
+		return answer{}, false
+	}
+	c.stats.redisHits.Add(1)
+	c.storeLocal(r.key, e, r.seq)
+	if e.Fresh(now) {
+		c.freshHit(ctx, r, e, now)
+		return answer{e, Hit, nil}, true
+	}
+	return c.serveStale(ctx, r, e), true
+}
+
+// freshHit counts a HIT and starts an early refresh if it is due.
+func (c *Cache) freshHit(ctx context.Context, r *request, e *Entry, now time.Time) {
+	r.g.hit.Add(1)
+	if c.wantsRefresh(e, now) && c.revalidate(ctx, r, e) {
+		c.stats.early.Add(1)
+	}
+}
+
+// serveStale answers with a stale entry and refreshes it in the background.
+func (c *Cache) serveStale(ctx context.Context, r *request, e *Entry) answer {
+	c.revalidate(ctx, r, e)
+	r.g.stale.Add(1)
+	c.stats.stale.Add(1)
+	return answer{e, Stale, nil}
+}
+
+// Peek returns key's entry when the in-process tier holds it fresh and
+// trusted, touching neither Redis nor a loader: the common hit of Fetch,
+// callable before the caller builds its loader closure, which would
+// otherwise be allocated on every hit. false means "call Fetch"; a Peek
+// that finds an entry counts as a hit of group.
+func (c *Cache) Peek(key, group string) (*Entry, bool) {
+	if c.local == nil || c.isClosed() {
+		return nil, false
+	}
+	it, ok := c.local.GetIfPresent(key)
+	if !ok {
+		return nil, false
+	}
+	now := c.now()
+	e := it.e
+	if !e.Fresh(now) || !c.trusted(it.until, now) || c.fences.blocks(key, e) {
+		return nil, false
+	}
+	for _, t := range e.tags {
+		g, ok := c.gens.GetIfPresent(t.tag)
+		if !ok || g.gen != t.gen || !c.trusted(g.until, now) {
+			return nil, false
+		}
+	}
+	if c.refreshEarly(e, now) {
+		// Peek has no loader to refresh with: the caller's Fetch does it.
+		e.refreshWanted.Store(true)
+		return nil, false
+	}
+	c.stats.localHits.Add(1)
+	c.group(group).hit.Add(1)
+	c.hot.sampled(key)
+	return e, true
+}
+
+// trusted reports whether a local copy with the fallback cap until may be
+// used without asking Redis.
+func (c *Cache) trusted(until int64, now time.Time) bool {
+	return until == 0 || now.UnixNano() < until || !c.redisUp()
+}
+
+// testHookSharedRead, set by tests, runs inside a coalesced Redis read
+// once Redis has answered, before the callers sharing it get the answer.
+var testHookSharedRead func(key string)
+
+// readResult is what one shared Redis read hands to every caller.
+type readResult struct {
+	e      *Entry
+	failed bool
+	seq    uint64 // the key's invalidation sequence before the read began
+}
+
+// redisGetShared is redisGet with concurrent reads of one key merged: a
+// burst of misses costs one Redis round trip per process, not one per
+// request, which also keeps a CPU-starved process from tripping its own
+// breaker with a thousand timeouts at once. The read runs detached from the
+// first caller's cancellation (it is bounded by RedisTimeout), so one
+// client going away does not fail the read of the others.
+//
+// A read is shared only by callers that saw the same invalidation sequence
+// of the key (seq, read before the call): a caller that arrives after an
+// invalidation must not get an answer Redis gave before it, even if that
+// answer is handed out later (the goroutine that ran the read may not have
+// been scheduled yet), or it would store and serve the pre-write entry.
+// It shares a read of its own sequence instead.
+func (c *Cache) redisGetShared(ctx context.Context, op *fetchOp, key string, seq uint64) (*Entry, error) {
+	read := func() (any, error) {
+		var rop fetchOp
+		e, err := c.redisGet(context.WithoutCancel(ctx), &rop, key)
+		if testHookSharedRead != nil {
+			testHookSharedRead(key)
+		}
+		return readResult{e: e, failed: rop.failed, seq: seq}, err
+	}
+	v, err, _ := c.reads.Do(key, read)
+	r, _ := v.(readResult)
+	if r.seq != seq {
+		v, err, _ = c.reads.Do(key+"\x00"+strconv.FormatUint(seq, 10), read)
+		r, _ = v.(readResult)
+	}
+	if r.failed {
+		op.fail()
+	}
+	return r.e, err
+}
+
+func (c *Cache) count(g *groupCounters, a answer) {
+	if a.err != nil {
+		return
+	}
+	switch a.res {
+	case Hit:
+		g.hit.Add(1)
+	case Miss:
+		g.miss.Add(1)
+	case Stale:
+		g.stale.Add(1)
+		c.stats.stale.Add(1)
+	}
+}
+
+func (c *Cache) bypass(ctx context.Context, g *groupCounters, load Loader) (*Entry, Result, error) {
+	g.bypass.Add(1)
+	g.loads.Add(1)
+	c.stats.loads.Add(1)
+	body, err := load(ctx)
+	if err != nil {
+		c.stats.loadErrors.Add(1)
+		return nil, Bypass, err
+	}
+	return newEntry(body, fillInfo{at: c.now()}), Bypass, nil
+}
+
+// revalidate starts a background refresh of an entry (stale, or fresh and
+// due for early refresh), at most one per key per throttle interval and one
+// per key at a time. It reports whether it started one.
+func (c *Cache) revalidate(ctx context.Context, r *request, old *Entry) bool {
+	if !c.refreshAllowed(r.key) {
+		return false
+	}
+	bg := request{key: r.key, opts: r.opts, load: r.load, g: r.g, seq: c.seq(r.key), lastResort: old, background: true}
+	c.flightMu.Lock()
+	if _, busy := c.flights[r.key]; busy || c.isClosed() {
+		c.flightMu.Unlock()
+		return false
+	}
+	f := c.addFlightLocked(r.key)
+	c.flightMu.Unlock()
+	go c.runFlight(ctx, f, bg)
+	return true
+}
+
+// refreshAllowed throttles background refreshes per key: one per key per
+// interval of the cache's clock, so that a burst of stale hits — or a
+// database that keeps failing — costs one load, not one per hit. (Entries
+// decoded from Redis are new instances each time, so the throttle cannot
+// live on the entry.)
+func (c *Cache) refreshAllowed(key string) bool {
+	now := c.now()
+	every := min(c.opts.LeaseTTL, time.Second)
+	c.refMu.Lock()
+	defer c.refMu.Unlock()
+	if last, ok := c.refreshed[key]; ok && now.Sub(last) < every {
+		return false
+	}
+	if len(c.refreshed) >= 10000 {
+		for k, t := range c.refreshed {
+			if now.Sub(t) >= every {
+				delete(c.refreshed, k)
+			}
+		}
+	}
+	if c.refreshed == nil {
+		c.refreshed = make(map[string]time.Time)
+	}
+	c.refreshed[key] = now
+	return true
+}
