@@ -238,17 +238,73 @@ func (db *DB) Stats() PoolStats {
 // idempotent, and on PostgreSQL several instances starting together take a
 // session lock so that only one migrates.
 func (db *DB) Migrate(ctx context.Context) error {
+	_, err := db.MigrateUp(ctx)
+	return err
+}
+
+// Migration is one embedded migration and whether the database has it.
+type Migration struct {
+	Version   int64
+	File      string
+	Applied   bool
+	AppliedAt time.Time // zero when pending
+}
+
+// MigrateUp is Migrate, returning the migrations it applied (none when the
+// database was up to date).
+func (db *DB) MigrateUp(ctx context.Context) ([]Migration, error) {
+	p, done, err := db.migrations()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	res, err := p.Up(ctx)
+	if err != nil {
+		return nil, migrationError(err, "migration failed")
+	}
+	var out []Migration
+	for _, r := range res {
+		db.log.Info("migration applied", "engine", db.engine, "version", r.Source.Version, "file", r.Source.Path, "duration", r.Duration)
+		out = append(out, Migration{Version: r.Source.Version, File: r.Source.Path, Applied: true, AppliedAt: time.Now().UTC()})
+	}
+	return out, nil
+}
+
+// Migrations lists every embedded migration, in order, and whether it is
+// applied.
+func (db *DB) Migrations(ctx context.Context) ([]Migration, error) {
+	p, done, err := db.migrations()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	st, err := p.Status(ctx)
+	if err != nil {
+		return nil, migrationError(err, "cannot read the migration status")
+	}
+	out := make([]Migration, 0, len(st))
+	for _, m := range st {
+		out = append(out, Migration{Version: m.Source.Version, File: m.Source.Path,
+			Applied: m.State == goose.StateApplied, AppliedAt: m.AppliedAt.UTC()})
+	}
+	return out, nil
+}
+
+// migrations returns the goose provider of the embedded migrations and a
+// function that releases it.
+func (db *DB) migrations() (*goose.Provider, func(), error) {
 	fsys, err := fs.Sub(migrations, "migrations")
 	if err != nil {
-		return modellab.WrapError(modellab.EINTERNAL, err, "migrations")
+		return nil, nil, modellab.WrapError(modellab.EINTERNAL, err, "migrations")
 	}
 	var p *goose.Provider
+	done := func() {}
 	switch db.engine {
 	case EngineSQLite:
 		p, err = goose.NewProvider(goose.DialectSQLite3, db.wr, fsys)
 	default:
 		sqldb := stdlib.OpenDBFromPool(db.pool)
-		defer sqldb.Close()
+		done = func() { _ = sqldb.Close() }
 		var locker lock.SessionLocker
 		locker, err = lock.NewPostgresSessionLocker()
 		if err == nil {
@@ -256,19 +312,17 @@ func (db *DB) Migrate(ctx context.Context) error {
 		}
 	}
 	if err != nil {
-		return modellab.WrapError(modellab.EINTERNAL, err, "cannot prepare migrations")
+		done()
+		return nil, nil, modellab.WrapError(modellab.EINTERNAL, err, "cannot prepare migrations")
 	}
-	res, err := p.Up(ctx)
-	if err != nil {
-		if code := classify(err); code == modellab.EUNAVAILABLE {
-			return modellab.WrapError(code, err, "the database is unavailable")
-		}
-		return modellab.WrapError(modellab.EINTERNAL, err, "migration failed")
+	return p, done, nil
+}
+
+func migrationError(err error, msg string) error {
+	if code := classify(err); code == modellab.EUNAVAILABLE {
+		return modellab.WrapError(code, err, "the database is unavailable")
 	}
-	for _, r := range res {
-		db.log.Info("migration applied", "engine", db.engine, "version", r.Source.Version, "file", r.Source.Path, "duration", r.Duration)
-	}
-	return nil
+	return modellab.WrapError(modellab.EINTERNAL, err, "%s", msg)
 }
 
 // Ping checks that the database answers (for /readyz).

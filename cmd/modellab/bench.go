@@ -24,26 +24,23 @@ import (
 // runBench is the before/after experiment of the design note: the same data,
 // the same load, cache off then cache on, printed side by side.
 func runBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	cfg, err := loadConfig(getenv)
-	if err != nil {
-		fmt.Fprintf(stderr, "modellab bench: %v\n", err)
-		return 2
-	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	conns := fs.Int("connections", 200, "concurrent connections")
 	dur := fs.Duration("duration", 20*time.Second, "load duration per target and run")
-	database := fs.String("database", "", "database URL (default: a fresh SQLite file seeded with the realistic data set)")
-	redisFlag := fs.String("redis", "", "Redis URL for the cache-on run (default: in-memory tier only)")
-	targets := fs.String("targets", "api-models,api-servers,api-analytics", "comma-separated target names")
-	size := fs.String("size", "default", "data set size when seeding: default (1M events) or demo (small)")
+	database := fs.String("database", "", "database `URL` (default: a fresh SQLite file seeded with the realistic data set)")
+	redisFlag := fs.String("redis", "", "Redis `URL` for the cache-on run (default: in-memory tier only)")
+	targets := fs.String("targets", "api-models,api-servers,api-analytics", "comma-separated target `names`")
+	size := fs.String("size", "default", "data set `size` when seeding: default (1M events) or demo (small)")
 	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, cmdBench, args, stdout, stderr); !ok {
+		return code
 	}
 	if fs.NArg() > 0 || *conns < 1 || *dur <= 0 {
-		fmt.Fprintln(stderr, "modellab bench: --connections must be >= 1 and --duration > 0")
-		return 2
+		return usageError(stderr, cmdBench, "--connections must be >= 1 and --duration > 0")
+	}
+	cfg, err := loadConfigFor(getenv, inBench)
+	if err != nil {
+		return usageError(stderr, cmdBench, "%v", err)
 	}
 	var tgts []loadtest.Target
 	for _, name := range strings.Split(*targets, ",") {
