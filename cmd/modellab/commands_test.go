@@ -150,3 +150,34 @@ func TestProbeAddr(t *testing.T) {
 		}
 	}
 }
+
+// bench runs both halves over one seeded database and prints them as JSON.
+func TestBenchJSON(t *testing.T) {
+	code, out, errs := runCLI(map[string]string{"DB_TIMEOUT_MS": "30000"},
+		"bench", "--size", "demo", "--duration", "300ms", "--connections", "2", "--targets", "api-models,api-servers", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errs)
+	}
+	var cmp struct {
+		Before, After struct {
+			Targets []struct {
+				Name     string `json:"name"`
+				Requests int    `json:"requests"`
+				Failures int    `json:"failures"`
+			} `json:"targets"`
+		}
+	}
+	if err := json.Unmarshal([]byte(out), &cmp); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	for half, ts := range map[string]int{"before": len(cmp.Before.Targets), "after": len(cmp.After.Targets)} {
+		if ts != 2 {
+			t.Errorf("%s: %d targets, want 2: %s", half, ts, out)
+		}
+	}
+	for _, tg := range append(cmp.Before.Targets, cmp.After.Targets...) {
+		if tg.Requests == 0 || tg.Failures != 0 {
+			t.Errorf("target %s: %d requests, %d failures; want some and none", tg.Name, tg.Requests, tg.Failures)
+		}
+	}
+}

@@ -12,28 +12,36 @@ import (
 	"github.com/modellab/modellab/store"
 )
 
-// runMigrate applies (up, the default) or lists (status) the embedded
-// migrations, then exits.
-func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	var database string
+// migrateArgs parses `migrate [status|up] [--database URL]`; flags may
+// come before or after the action.
+func migrateArgs(args []string, stdout, stderr io.Writer) (action, database string, code int, ok bool) {
 	fs := flag.NewFlagSet("migrate", flag.ContinueOnError)
 	fs.StringVar(&database, "database", "", "database `URL`, sqlite://PATH or postgres://… (overrides DATABASE_URL)")
 	if code, ok := parseFlags(fs, cmdMigrate, args, stdout, stderr); !ok {
-		return code
+		return "", "", code, false
 	}
-	action := "up"
+	action = "up"
 	if fs.NArg() > 0 {
-		// Flags may also follow the action: migrate status --database URL.
 		action = fs.Arg(0)
 		if code, ok := parseFlags(fs, cmdMigrate, fs.Args()[1:], stdout, stderr); !ok {
-			return code
+			return "", "", code, false
 		}
 		if fs.NArg() > 0 {
-			return usageError(stderr, cmdMigrate, "unexpected arguments %q", fs.Args())
+			return "", "", usageError(stderr, cmdMigrate, "unexpected arguments %q", fs.Args()), false
 		}
 	}
 	if action != "up" && action != "status" {
-		return usageError(stderr, cmdMigrate, "unknown action %q (want status or up)", action)
+		return "", "", usageError(stderr, cmdMigrate, "unknown action %q (want status or up)", action), false
+	}
+	return action, database, 0, true
+}
+
+// runMigrate applies (up, the default) or lists (status) the embedded
+// migrations, then exits.
+func runMigrate(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	action, database, code, ok := migrateArgs(args, stdout, stderr)
+	if !ok {
+		return code
 	}
 	cfg, err := loadConfigFor(getenv, inDB)
 	if err != nil {
