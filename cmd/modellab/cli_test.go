@@ -217,3 +217,39 @@ func TestVersionCommand(t *testing.T) {
 		}
 	}
 }
+
+// docs/DEPLOYMENT.md has its own table of the variables, with notes for
+// several instances: it names exactly the variables of envVars (plus the Go
+// runtime's certificate variables).
+func TestDeploymentDocNamesEveryVariable(t *testing.T) {
+	doc := mustRead(t, filepath.Join("..", "..", "docs", "DEPLOYMENT.md"))
+	i := strings.Index(doc, "| variable | default | meaning |")
+	if i < 0 {
+		t.Fatal("docs/DEPLOYMENT.md has no variable table")
+	}
+	table := doc[i:]
+	if end := strings.Index(table, "\n\n"); end >= 0 {
+		table = table[:end]
+	}
+	named := map[string]bool{}
+	for _, line := range strings.Split(table, "\n")[2:] {
+		cells := strings.Split(line, "|")
+		if len(cells) < 2 {
+			continue
+		}
+		for _, part := range strings.Split(cells[1], ",") {
+			named[strings.Trim(strings.TrimSpace(part), "`")] = true
+		}
+	}
+	for _, v := range envVars {
+		if !named[v.name] {
+			t.Errorf("docs/DEPLOYMENT.md does not list %s", v.name)
+		}
+		delete(named, v.name)
+	}
+	delete(named, "SSL_CERT_FILE")
+	delete(named, "SSL_CERT_DIR")
+	for n := range named {
+		t.Errorf("docs/DEPLOYMENT.md lists %s, which modellab does not read", n)
+	}
+}

@@ -10,10 +10,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// version overrides the version of the build info, for release builds:
+// version overrides the version of the build info, for release builds;
+// commit names the revision when the build info has none (a container
+// build without the .git directory):
 //
-//	go build -ldflags "-X main.version=v1.2.3" ./cmd/modellab
-var version string
+//	go build -ldflags "-X main.version=v1.2.3 -X main.commit=$(git rev-parse HEAD)" ./cmd/modellab
+var version, commit string
 
 // buildInfo is what `modellab version` prints and modellab_build_info
 // exports.
@@ -26,7 +28,11 @@ type buildInfo struct {
 
 func readBuildInfo() buildInfo {
 	info, _ := debug.ReadBuildInfo()
-	return buildInfoFrom(info, version)
+	b := buildInfoFrom(info, version)
+	if b.Commit == "unknown" && commit != "" {
+		b.Commit = commit
+	}
+	return b
 }
 
 // buildInfoFrom takes the version from override, else from the module
