@@ -471,6 +471,7 @@ func (c *Cache) bypass(ctx context.Context, g *groupCounters, o FetchOptions, lo
 	body, err := load(ctx)
 	if err != nil {
 		c.stats.loadErrors.Add(1)
+		g.loadErrors.Add(1)
 		return nil, Bypass, err
 	}
 	now := c.now()
@@ -671,6 +672,7 @@ func (c *Cache) loadAndFill(ctx context.Context, op *fetchOp, key string, o Fetc
 	body, err := load(ctx)
 	if err != nil {
 		c.stats.loadErrors.Add(1)
+		g.loadErrors.Add(1)
 		if leased {
 			c.release(ctx, op, key, token)
 		}

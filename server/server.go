@@ -130,6 +130,7 @@ func (s *Server) withDB(ctx context.Context, fn func(context.Context) error) err
 	select {
 	case s.dbSlots <- struct{}{}:
 	default:
+		s.metrics.DBSlotWait()
 		t := time.NewTimer(s.cfg.DBQueueWait)
 		select {
 		case s.dbSlots <- struct{}{}:

@@ -518,13 +518,6 @@ func seedTables(users []modellab.User, seeded []SeededUser, models []seedModel, 
 	}
 }
 
-// countQuery feeds one statement to the OnQuery hook.
-func (db *DB) countQuery() {
-	if db.opts.OnQuery != nil {
-		db.opts.OnQuery()
-	}
-}
-
 // bulkLoad writes the data set in one transaction: COPY on PostgreSQL,
 // prepared multi-row INSERTs on SQLite. No QueryTimeout: it is one long
 // job bounded by the caller's context.
@@ -534,7 +527,7 @@ func (db *DB) bulkLoad(ctx context.Context, users []modellab.User, seeded []Seed
 	err := db.inTx(ctx, 0, func(t *tx) error {
 		for _, tb := range tables {
 			if t.pg != nil {
-				db.countQuery()
+				start := time.Now()
 				_, err := t.pg.CopyFrom(ctx, pgx.Identifier{tb.name}, tb.cols, pgx.CopyFromFunc(func() ([]any, error) {
 					row, ok := tb.next()
 					if !ok {
@@ -542,12 +535,13 @@ func (db *DB) bulkLoad(ctx context.Context, users []modellab.User, seeded []Seed
 					}
 					return row, nil
 				}))
+				db.observe(start)
 				if err != nil {
 					return fmt.Errorf("copy %s: %w", tb.name, err)
 				}
 				continue
 			}
-			if err := sqliteBulk(ctx, t, tb.name, tb.cols, tb.next, db.countQuery); err != nil {
+			if err := sqliteBulk(ctx, t, tb.name, tb.cols, tb.next, db.observe); err != nil {
 				return fmt.Errorf("insert %s: %w", tb.name, err)
 			}
 		}
@@ -567,13 +561,14 @@ func (db *DB) analyzeAfterSeed(ctx context.Context) error {
 		stmts = []string{"VACUUM ANALYZE events", "ANALYZE"}
 	}
 	for _, q := range stmts {
-		db.countQuery()
+		start := time.Now()
 		var err error
 		if db.pool != nil {
 			_, err = db.pool.Exec(ctx, q)
 		} else {
 			_, err = db.wr.ExecContext(ctx, q)
 		}
+		db.observe(start)
 		if err != nil {
 			return fail(err, "analyze after seed")
 		}
@@ -583,7 +578,7 @@ func (db *DB) analyzeAfterSeed(ctx context.Context) error {
 
 // sqliteBulk inserts rows with a prepared statement of many rows at a time:
 // one statement per ~500 rows instead of one per row is most of the speed.
-func sqliteBulk(ctx context.Context, t *tx, table string, cols []string, next func() ([]any, bool), count func()) error {
+func sqliteBulk(ctx context.Context, t *tx, table string, cols []string, next func() ([]any, bool), observe func(start time.Time)) error {
 	per := min(500, 32766/len(cols))
 	stmt, err := t.sql.PrepareContext(ctx, insertValues(table, cols, per))
 	if err != nil {
@@ -595,7 +590,7 @@ func sqliteBulk(ctx context.Context, t *tx, table string, cols []string, next fu
 		if len(args) == 0 {
 			return nil
 		}
-		count()
+		defer observe(time.Now())
 		var err error
 		if len(args) == per*len(cols) {
 			_, err = stmt.ExecContext(ctx, args...)

@@ -40,8 +40,10 @@ var migrations embed.FS
 // Options tunes a DB. The zero value is usable.
 type Options struct {
 	// OnQuery is called once for every statement sent to the database,
-	// including BEGIN and COMMIT; it feeds modellab_db_queries_total.
-	OnQuery func()
+	// including BEGIN and COMMIT, when it has finished (a query when its
+	// rows are closed), with how long it took; it feeds
+	// modellab_db_queries_total and modellab_db_query_duration_seconds.
+	OnQuery func(time.Duration)
 	// QueryTimeout bounds each statement (and each short transaction), so
 	// that a stuck database turns into EUNAVAILABLE instead of piling up
 	// requests. Default 2s.
@@ -413,13 +415,29 @@ func (db *DB) sqlFor(q string) string {
 	return out
 }
 
-// stmt is the single place where a statement is counted and given its
-// deadline.
+// stmt is the single place where a statement is given its deadline and
+// counted: the returned cancel ends it and reports its duration (once, however
+// often it is called).
 func (db *DB) stmt(ctx context.Context) (context.Context, context.CancelFunc) {
-	if db.opts.OnQuery != nil {
-		db.opts.OnQuery()
+	ctx, cancel := context.WithTimeout(ctx, db.opts.QueryTimeout)
+	if db.opts.OnQuery == nil {
+		return ctx, cancel
 	}
-	return context.WithTimeout(ctx, db.opts.QueryTimeout)
+	start, done := time.Now(), false
+	return ctx, func() {
+		cancel()
+		if !done {
+			done = true
+			db.opts.OnQuery(time.Since(start))
+		}
+	}
+}
+
+// observe reports one statement that started at start to OnQuery.
+func (db *DB) observe(start time.Time) {
+	if db.opts.OnQuery != nil {
+		db.opts.OnQuery(time.Since(start))
+	}
 }
 
 // withCtx keeps the reason a statement was cut short next to the driver's
@@ -507,9 +525,7 @@ type tx struct {
 }
 
 func (t *tx) exec(q string, args ...any) error {
-	if t.db.opts.OnQuery != nil {
-		t.db.opts.OnQuery()
-	}
+	defer t.db.observe(time.Now())
 	q = t.db.sqlFor(q)
 	var err error
 	if t.pg != nil {
@@ -530,17 +546,13 @@ func (db *DB) inTx(ctx context.Context, timeout time.Duration, fn func(t *tx) er
 		defer cancel()
 	}
 	t := &tx{db: db, ctx: ctx}
-	count := func() {
-		if db.opts.OnQuery != nil {
-			db.opts.OnQuery()
-		}
-	}
-	count()
+	start := time.Now()
 	if db.pool != nil {
 		t.pg, err = db.pool.Begin(ctx)
 	} else {
 		t.sql, err = db.wr.BeginTx(ctx, nil)
 	}
+	db.observe(start)
 	if err != nil {
 		return withCtx(ctx, err)
 	}
@@ -550,7 +562,7 @@ func (db *DB) inTx(ctx context.Context, timeout time.Duration, fn func(t *tx) er
 			// that the connection returns to the pool clean.
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 			defer cancel()
-			count()
+			defer db.observe(time.Now())
 			if t.pg != nil {
 				_ = t.pg.Rollback(rctx)
 			} else {
@@ -561,7 +573,7 @@ func (db *DB) inTx(ctx context.Context, timeout time.Duration, fn func(t *tx) er
 	if err = fn(t); err != nil {
 		return withCtx(ctx, err)
 	}
-	count()
+	defer db.observe(time.Now())
 	if t.pg != nil {
 		err = t.pg.Commit(ctx)
 	} else {

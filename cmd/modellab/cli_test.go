@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -23,10 +24,15 @@ func badEnv() map[string]string {
 	return env
 }
 
+// runCLI runs the program to its end. Its output goes through locked
+// writers: a command's goroutines (logs, progress) write concurrently, as
+// they may to os.Stderr.
 func runCLI(env map[string]string, args ...string) (code int, stdout, stderr string) {
+	var mu sync.Mutex
 	var out, errb strings.Builder
 	getenv := func(k string) string { return env[k] }
-	code = run(context.Background(), append([]string{"modellab"}, args...), getenv, strings.NewReader(""), &out, &errb)
+	code = run(context.Background(), append([]string{"modellab"}, args...), getenv, strings.NewReader(""),
+		lockedWriter{&mu, &out}, lockedWriter{&mu, &errb})
 	return code, out.String(), errb.String()
 }
 
