@@ -40,6 +40,9 @@ build:
 #   MODELLAB_CONTAINER_TESTS=off        skip the container image test (it runs
 #                                       when podman or docker can run images)
 #   MODELLAB_TEST_LOG=1                 with -v: the servers' logs in the output
+#   MODELLAB_SCREENSHOTS=docs/screenshots  the browser test refreshes the screenshots
+#   MODELLAB_SEED_BENCH=1               also seed the full data set on both engines
+#                                       (store: TestSeedDefaultSize, a minute or two)
 test: deps vet fmt-check
 	$(GO) test -race -count=1 -timeout 20m ./...
 
