@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modellab/modellab"
 	"github.com/modellab/modellab/store"
 )
 
@@ -46,5 +47,33 @@ func TestOnQueryDurations(t *testing.T) {
 				break
 			}
 		}
+	}
+}
+
+// Empty and Seed can disregard users that exist before the demo data (the
+// admin user of ADMIN_TOKEN); any other row still counts.
+func TestEmptyIgnoringUsers(t *testing.T) {
+	ctx := context.Background()
+	db := openSQLite(t, store.Options{})
+	admin := modellab.User{ID: "usr_admin", Name: "admin", Admin: true}
+	if err := db.EnsureUser(ctx, admin); err != nil {
+		t.Fatal(err)
+	}
+	if empty, err := db.Empty(ctx); err != nil || empty {
+		t.Fatalf("Empty() with the admin = %v, %v; want false", empty, err)
+	}
+	if empty, err := db.Empty(ctx, admin.ID); err != nil || !empty {
+		t.Fatalf("Empty(admin) = %v, %v; want true", empty, err)
+	}
+	opts := store.SeedOptions{Users: 2, Models: 3, Servers: 2, Events: 10, Days: 1, RandSeed: 1}
+	if _, err := store.Seed(ctx, db, opts); modellab.ErrorCode(err) != modellab.ECONFLICT {
+		t.Fatalf("Seed over the admin without IgnoreUsers: %v, want conflict", err)
+	}
+	opts.IgnoreUsers = []string{admin.ID}
+	if _, err := store.Seed(ctx, db, opts); err != nil {
+		t.Fatalf("Seed ignoring the admin: %v", err)
+	}
+	if empty, err := db.Empty(ctx, admin.ID); err != nil || empty {
+		t.Fatalf("Empty(admin) after the seed = %v, %v; want false", empty, err)
 	}
 }

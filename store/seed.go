@@ -26,6 +26,9 @@ type SeedOptions struct {
 	Days         int // events spread over the Days before Now
 	Now          time.Time
 	RandSeed     int64
+	// IgnoreUsers are IDs of existing users that do not make the database
+	// non-empty (the admin user serve creates for ADMIN_TOKEN).
+	IgnoreUsers []string
 }
 
 // DefaultSeedOptions is the realistic size the load tests run against.
@@ -146,7 +149,7 @@ func Seed(ctx context.Context, db *DB, opts SeedOptions) (SeedResult, error) {
 	if err != nil {
 		return SeedResult{}, err
 	}
-	if err := db.checkEmpty(ctx); err != nil {
+	if err := db.checkEmpty(ctx, opts.IgnoreUsers); err != nil {
 		return SeedResult{}, err
 	}
 	days := time.Duration(opts.Days) * 24 * time.Hour
@@ -185,20 +188,35 @@ func (opts SeedOptions) normalized() (SeedOptions, error) {
 	return opts, nil
 }
 
-// checkEmpty answers ECONFLICT when any table of the data set has a row.
-func (db *DB) checkEmpty(ctx context.Context) error {
+// checkEmpty answers ECONFLICT when any table of the data set has a row,
+// users in ignore aside.
+func (db *DB) checkEmpty(ctx context.Context, ignore []string) error {
 	var n int64
+	where, args := notIn("id", ignore)
 	if err := db.get(ctx, "check the database is empty", `SELECT
-		(SELECT COUNT(*) FROM (SELECT 1 FROM users LIMIT 1) AS a) +
+		(SELECT COUNT(*) FROM (SELECT 1 FROM users`+where+` LIMIT 1) AS a) +
 		(SELECT COUNT(*) FROM (SELECT 1 FROM models LIMIT 1) AS b) +
 		(SELECT COUNT(*) FROM (SELECT 1 FROM servers LIMIT 1) AS c) +
-		(SELECT COUNT(*) FROM (SELECT 1 FROM events LIMIT 1) AS d)`, nil, &n); err != nil {
+		(SELECT COUNT(*) FROM (SELECT 1 FROM events LIMIT 1) AS d)`, args, &n); err != nil {
 		return err
 	}
 	if n > 0 {
 		return modellab.Errorf(modellab.ECONFLICT, "database is not empty: seed only fills an empty database")
 	}
 	return nil
+}
+
+// notIn is a WHERE clause excluding ids from col, and its arguments; empty
+// for no ids.
+func notIn(col string, ids []string) (string, []any) {
+	if len(ids) == 0 {
+		return "", nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	return " WHERE " + col + " NOT IN (?" + strings.Repeat(", ?", len(ids)-1) + ")", args
 }
 
 // drawUsers makes the users, "demo" first, with fresh tokens, and the long

@@ -333,10 +333,13 @@ func (db *DB) Ping(ctx context.Context) error {
 	return db.get(ctx, "ping", "SELECT 1", nil, &one)
 }
 
-// Empty reports whether the database has no users yet.
-func (db *DB) Empty(ctx context.Context) (bool, error) {
+// Empty reports whether the database has no users yet, not counting the
+// users whose IDs are in ignore (the admin user that serve creates for
+// ADMIN_TOKEN before it seeds the demo data).
+func (db *DB) Empty(ctx context.Context, ignore ...string) (bool, error) {
 	var n int64
-	if err := db.get(ctx, "check for users", "SELECT COUNT(*) FROM (SELECT 1 FROM users LIMIT 1) AS u", nil, &n); err != nil {
+	where, args := notIn("id", ignore)
+	if err := db.get(ctx, "check for users", "SELECT COUNT(*) FROM (SELECT 1 FROM users"+where+" LIMIT 1) AS u", args, &n); err != nil {
 		return false, err
 	}
 	return n == 0, nil

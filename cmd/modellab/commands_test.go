@@ -45,6 +45,18 @@ func TestDemoFlag(t *testing.T) {
 			t.Errorf("--demo: token %q, %d models; want a token and demo models", p.token, modelCount(t, p.url))
 		}
 	})
+	t.Run("sqlite with ADMIN_TOKEN", func(t *testing.T) {
+		// The admin user that ADMIN_TOKEN creates does not count as data.
+		e := env("sqlite://" + filepath.Join(t.TempDir(), "adm.db"))
+		e["ADMIN_TOKEN"] = "admin-secret-for-the-test"
+		p := startServe(t, e)
+		if p.token == "" || modelCount(t, p.url) == 0 {
+			t.Errorf("with ADMIN_TOKEN: token %q, %d models; want a token and demo models", p.token, modelCount(t, p.url))
+		}
+		if res, body := get(t, p.url+"/api/cache/stats", e["ADMIN_TOKEN"]); res.StatusCode != 200 {
+			t.Errorf("the admin token: %d %s", res.StatusCode, body)
+		}
+	})
 	t.Run("sqlite --demo=false", func(t *testing.T) {
 		p := startServe(t, env("sqlite://"+filepath.Join(t.TempDir(), "b.db")), "--demo=false")
 		if p.token != "" || modelCount(t, p.url) != 0 {

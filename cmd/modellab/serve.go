@@ -177,7 +177,11 @@ func serve(ctx context.Context, cfg config, wantDemo bool, log *slog.Logger, log
 	}
 	addr := ln.Addr().String()
 	if wantDemo {
-		if err := seedDemo(ctx, a.db, log, stdout, "http://"+displayAddr(addr)); err != nil {
+		var ignore []string
+		if cfg.AdminToken != "" {
+			ignore = []string{adminUserID}
+		}
+		if err := seedDemo(ctx, a.db, log, stdout, "http://"+displayAddr(addr), ignore); err != nil {
 			ln.Close()
 			return err
 		}
@@ -236,18 +240,24 @@ func displayAddr(addr string) string {
 	return net.JoinHostPort(host, port)
 }
 
+// adminUserID is the user that ADMIN_TOKEN acts as; newApp creates it.
+const adminUserID = "usr_admin"
+
 // seedDemo seeds an empty database with the small demo set, and prints a
 // token for the demo user: the one the seed made, or a new one on a
 // database seeded before (tokens are stored hashed, so the old one is gone).
-func seedDemo(ctx context.Context, db *store.DB, log *slog.Logger, stdout io.Writer, baseURL string) error {
-	empty, err := db.Empty(ctx)
+// The users in ignore (the admin user) do not make a database non-empty.
+func seedDemo(ctx context.Context, db *store.DB, log *slog.Logger, stdout io.Writer, baseURL string, ignore []string) error {
+	empty, err := db.Empty(ctx, ignore...)
 	if err != nil {
 		return fmt.Errorf("check for an empty database: %w", err)
 	}
 	var token string
 	if empty {
 		start := time.Now()
-		res, err := store.Seed(ctx, db, store.DemoSeedOptions())
+		opts := store.DemoSeedOptions()
+		opts.IgnoreUsers = ignore
+		res, err := store.Seed(ctx, db, opts)
 		if err != nil {
 			return fmt.Errorf("seed demo data: %w", err)
 		}
