@@ -177,24 +177,12 @@ func serve(ctx context.Context, cfg config, wantDemo bool, log *slog.Logger, log
 	}
 	addr := ln.Addr().String()
 	if wantDemo {
-		var ignore []string
-		if cfg.AdminToken != "" {
-			ignore = []string{adminUserID}
-		}
-		if err := seedDemo(ctx, a.db, log, stdout, "http://"+displayAddr(addr), ignore); err != nil {
+		if err := seedDemo(ctx, a.db, log, stdout, "http://"+displayAddr(addr), demoIgnores(cfg)); err != nil {
 			ln.Close()
 			return err
 		}
 	}
-	srv := &http.Server{
-		Handler:           a.server,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := newHTTPServer(a.server, log)
 	if cfg.DebugAddr != "" {
 		stop, err := serveDebug(cfg.DebugAddr, log)
 		if err != nil {
@@ -242,6 +230,28 @@ func displayAddr(addr string) string {
 
 // adminUserID is the user that ADMIN_TOKEN acts as; newApp creates it.
 const adminUserID = "usr_admin"
+
+// demoIgnores are the users that do not count as data for the demo seed.
+func demoIgnores(cfg config) []string {
+	if cfg.AdminToken != "" {
+		return []string{adminUserID}
+	}
+	return nil
+}
+
+// newHTTPServer bounds every phase of a connection, so that slow or idle
+// clients cannot hold the server's resources.
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
 
 // seedDemo seeds an empty database with the small demo set, and prints a
 // token for the demo user: the one the seed made, or a new one on a
