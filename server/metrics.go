@@ -16,7 +16,7 @@ import (
 )
 
 // Metrics holds the Prometheus collectors of one server. The names are part
-// of the contract (SPEC.md, Operations).
+// of the API contract: dashboards and alerts rely on them.
 type Metrics struct {
 	reg       *prometheus.Registry
 	requests  *prometheus.CounterVec
