@@ -252,6 +252,7 @@ func (c *Cache) bypass(ctx context.Context, g *groupCounters, load Loader) (*Ent
 	body, err := load(ctx)
 	if err != nil {
 		c.stats.loadErrors.Add(1)
+		g.loadErrors.Add(1)
 		return nil, Bypass, err
 	}
 	return newEntry(body, fillInfo{at: c.now()}), Bypass, nil

@@ -231,6 +231,7 @@ func (c *Cache) loadStaleIfError(ctx context.Context, op *fetchOp, r *request) (
 	delta := c.stopwatch().Sub(start)
 	if err != nil {
 		c.stats.loadErrors.Add(1)
+		r.g.loadErrors.Add(1)
 		c.releaseIfHeld(ctx, op, r)
 		now := c.now()
 		if lr := r.lastResort; lr != nil && lr.Usable(now) && !c.fences.blocks(r.key, lr) {

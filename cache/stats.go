@@ -11,7 +11,7 @@ type counters struct {
 }
 
 type groupCounters struct {
-	hit, miss, stale, bypass, loads atomic.Uint64
+	hit, miss, stale, bypass, loads, loadErrors atomic.Uint64
 }
 
 // TierStats counts one tier's lookups.
@@ -28,6 +28,9 @@ type GroupStats struct {
 	Stale  uint64 `json:"stale"`
 	Bypass uint64 `json:"bypass"`
 	Loads  uint64 `json:"loads"`
+	// LoadErrors counts the loads that failed; /metrics exports it
+	// (modellab_cache_load_errors_total), the stats document keeps its shape.
+	LoadErrors uint64 `json:"-"`
 }
 
 // Stats is a JSON-friendly snapshot of the cache's state and counters.
@@ -94,7 +97,8 @@ func (c *Cache) Stats() Stats {
 	gm := *c.groups.Load()
 	s.Groups = make(map[string]GroupStats, len(gm))
 	for name, g := range gm {
-		s.Groups[name] = GroupStats{Hit: g.hit.Load(), Miss: g.miss.Load(), Stale: g.stale.Load(), Bypass: g.bypass.Load(), Loads: g.loads.Load()}
+		s.Groups[name] = GroupStats{Hit: g.hit.Load(), Miss: g.miss.Load(), Stale: g.stale.Load(), Bypass: g.bypass.Load(), Loads: g.loads.Load(),
+			LoadErrors: g.loadErrors.Load()}
 	}
 	return s
 }

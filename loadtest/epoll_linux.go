@@ -69,9 +69,7 @@ type econn struct {
 	status   int
 	keep     bool
 	remain   int64 // body or chunk bytes still to discard
-	chunked  bool
-	clength  int64
-	finished bool // the response is complete
+	finished bool  // the response is complete
 }
 
 type eloop struct {

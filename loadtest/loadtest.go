@@ -288,58 +288,38 @@ func probe(ctx context.Context, ep endpoint, timeout time.Duration) (*net.TCPAdd
 	return addr, nil
 }
 
+// targetRun is the state of one target's run that its goroutines share.
+type targetRun struct {
+	cfg             Config
+	clients         []*client
+	recs            []*recorder
+	stop            atomic.Bool
+	stopCh          chan struct{} // closed when the run stops
+	start, deadline time.Time
+	stopped         time.Time // written before stopCh is closed
+	dialCtx         context.Context
+	cancelDials     context.CancelFunc
+}
+
 // runTarget runs one target for cfg.Duration (less when ctx ends).
 func runTarget(ctx context.Context, cfg Config, ep endpoint, addr *net.TCPAddr, t Target, recs []*recorder) TargetReport {
 	req := buildRequest(ep, t.Path, cfg.Token, cfg.Headers...)
-	clients := make([]*client, len(recs))
-	for i := range clients {
-		clients[i] = newClient(ep, req, cfg.Timeout)
+	r := &targetRun{cfg: cfg, clients: make([]*client, len(recs)), recs: recs, stopCh: make(chan struct{})}
+	for i := range r.clients {
+		r.clients[i] = newClient(ep, req, cfg.Timeout)
 		recs[i].reset()
 	}
-
-	var stop atomic.Bool
-	stopCh := make(chan struct{})
-	dialCtx, cancelDials := context.WithCancel(ctx)
-	defer cancelDials()
-
-	start := time.Now()
-	deadline := start.Add(cfg.Duration)
-	var stopped time.Time // written before stopCh is closed
-	var interval float64  // open loop: nanoseconds between intended sends
-	if cfg.Rate > 0 {
-		interval = float64(time.Second) / cfg.Rate
-	}
-	var next atomic.Int64 // open loop: index of the next request to schedule
-
-	// Stop at the deadline or when ctx ends: flag the workers, then close
-	// every connection so that no read waits for its timeout.
-	stopDone := make(chan struct{})
-	go func() {
-		defer close(stopDone)
-		timer := time.NewTimer(time.Until(deadline))
-		defer timer.Stop()
-		select {
-		case <-timer.C:
-		case <-ctx.Done():
-		}
-		stopped = time.Now()
-		if stopped.After(deadline) {
-			stopped = deadline
-		}
-		stop.Store(true)
-		close(stopCh)
-		cancelDials()
-		for _, c := range clients {
-			c.stop()
-		}
-	}()
-
+	r.dialCtx, r.cancelDials = context.WithCancel(ctx)
+	defer r.cancelDials()
+	r.start = time.Now()
+	r.deadline = r.start.Add(cfg.Duration)
+	stopDone := r.stopAtDeadline(ctx)
 	var progDone chan struct{}
 	if cfg.Progress != nil {
 		progDone = make(chan struct{})
 		go func() {
 			defer close(progDone)
-			progress(cfg.Progress, t.Name, start, recs, stopCh)
+			progress(cfg.Progress, t.Name, r.start, recs, r.stopCh)
 		}()
 	}
 
@@ -347,37 +327,75 @@ func runTarget(ctx context.Context, cfg Config, ep endpoint, addr *net.TCPAddr, 
 	// else a goroutine per connection.
 	engineDone := false
 	if addr != nil && epollUsable(cfg, ep) {
-		engineDone = runEpoll(addr, req, cfg.Timeout, deadline, &stop, recs, cfg.SharedRuntime) == nil
+		engineDone = runEpoll(addr, req, cfg.Timeout, r.deadline, &r.stop, recs, cfg.SharedRuntime) == nil
 	}
 	if !engineDone {
-		var wg sync.WaitGroup
-		for i := range clients {
-			w := &worker{c: clients[i], rec: recs[i], stop: &stop, stopCh: stopCh, deadline: deadline, ctx: dialCtx}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if interval > 0 {
-					w.openLoop(start, interval, &next)
-				} else {
-					w.closedLoop()
-				}
-			}()
-		}
-		wg.Wait()
+		r.runWorkers()
 	}
 	<-stopDone
 	if progDone != nil {
 		<-progDone
 	}
-	for _, c := range clients {
+	for _, c := range r.clients {
 		c.closeConn()
 	}
 
 	total := newRecorder()
-	for _, r := range recs {
-		total.merge(r)
+	for _, rec := range recs {
+		total.merge(rec)
 	}
-	return total.report(t.Name, stopped.Sub(start))
+	return total.report(t.Name, r.stopped.Sub(r.start))
+}
+
+// stopAtDeadline stops the run at the deadline or when ctx ends: it flags
+// the workers, then closes every connection so that no read waits for its
+// timeout. The returned channel is closed once that is done.
+func (r *targetRun) stopAtDeadline(ctx context.Context) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		timer := time.NewTimer(time.Until(r.deadline))
+		defer timer.Stop()
+		select {
+		case <-timer.C:
+		case <-ctx.Done():
+		}
+		r.stopped = time.Now()
+		if r.stopped.After(r.deadline) {
+			r.stopped = r.deadline
+		}
+		r.stop.Store(true)
+		close(r.stopCh)
+		r.cancelDials()
+		for _, c := range r.clients {
+			c.stop()
+		}
+	}()
+	return done
+}
+
+// runWorkers is the portable engine: one goroutine per connection, in a
+// closed loop, or an open loop at cfg.Rate requests/s in total.
+func (r *targetRun) runWorkers() {
+	var interval float64 // open loop: nanoseconds between intended sends
+	if r.cfg.Rate > 0 {
+		interval = float64(time.Second) / r.cfg.Rate
+	}
+	var next atomic.Int64 // open loop: index of the next request to schedule
+	var wg sync.WaitGroup
+	for i := range r.clients {
+		w := &worker{c: r.clients[i], rec: r.recs[i], stop: &r.stop, stopCh: r.stopCh, deadline: r.deadline, ctx: r.dialCtx}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if interval > 0 {
+				w.openLoop(r.start, interval, &next)
+			} else {
+				w.closedLoop()
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // progress writes the live progress line once per second until stopCh closes,

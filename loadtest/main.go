@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 )
 
 // pathList is the repeatable --path flag; each value may also be a comma
@@ -49,89 +50,97 @@ func (h *headerList) Set(v string) error {
 // Main is the `modellab loadtest` subcommand; args exclude the subcommand
 // name. It prints the table (or, with --json, the Report as JSON) on stdout
 // and the progress line on stderr. It returns the exit status: 0 when the
-// run completed (failed requests are reported, not fatal), 2 on bad
-// arguments, 1 when the URL cannot be reached at all or ctx ended the run
-// (what was measured so far is still printed).
+// run completed (failed requests are reported, not fatal) and after
+// --help (printed on stdout), 2 on bad arguments, 1 when the URL cannot be
+// reached at all or ctx ended the run (what was measured so far is still
+// printed).
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	rawURL := fs.String("url", "", "base URL of the server, http://host:port (required)")
-	conns := fs.Int("connections", DefaultConnections, "concurrent keep-alive connections")
-	duration := fs.Duration("duration", DefaultDuration, "how long to load each target")
-	rate := fs.Float64("rate", 0, "open loop at this many requests/s in total (0: closed loop)")
-	token := fs.String("token", "", "bearer token sent as Authorization: Bearer")
-	targets := fs.String("targets", "", "comma separated target names: "+strings.Join(TargetNames(), ","))
-	var paths pathList
-	fs.Var(&paths, "path", "a path to load, like /api/models?limit=10 (repeatable, or a comma separated list)")
-	var headers headerList
-	fs.Var(&headers, "header", `extra request header "Name: value", e.g. "Cookie: modellab_session=…" to load pages (repeatable)`)
-	timeout := fs.Duration("timeout", DefaultTimeout, "per request timeout")
-	asJSON := fs.Bool("json", false, "print the report as JSON")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: modellab loadtest --url URL [--connections 200] [--duration 30s] [--rate R] [--token T] [--targets home,models,…] [--path /x] [--header \"K: V\"] [--json]\n\n")
-		fmt.Fprintf(stderr, "Runs each target in turn for --duration over --connections connections and prints, per target,\n")
-		fmt.Fprintf(stderr, "requests, req/s, latencies and failures (transport errors and statuses >= 400; redirects are not followed).\n")
-		fmt.Fprintf(stderr, "Without --targets or --path: api-models,api-servers,api-analytics with --token, else api-models.\n\n")
-		fs.PrintDefaults()
-	}
+	var f mainFlags
+	fs := f.flagSet()
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			writeHelp(stdout, fs)
 			return 0
 		}
-		return 2 // the flag package has printed the error and the usage
-	}
-	bad := func(format string, a ...any) int {
-		fmt.Fprintf(stderr, "loadtest: "+format+"\n", a...)
-		fmt.Fprintf(stderr, "run 'modellab loadtest --help' for usage\n")
+		fmt.Fprintf(stderr, "loadtest: %v\nrun 'modellab loadtest --help' for usage\n", err)
 		return 2
 	}
 	if fs.NArg() > 0 {
-		return bad("unexpected argument %q", fs.Arg(0))
+		f.err = fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if *rawURL == "" {
-		return bad("--url is required")
+	cfg := f.config()
+	if f.err != nil {
+		fmt.Fprintf(stderr, "loadtest: %v\nrun 'modellab loadtest --help' for usage\n", f.err)
+		return 2
 	}
-	if _, err := parseURL(*rawURL); err != nil {
-		return bad("%v", err)
-	}
-	if *conns < 1 {
-		return bad("--connections must be at least 1, got %d", *conns)
-	}
-	if *duration <= 0 {
-		return bad("--duration must be positive, got %v", *duration)
-	}
-	if *rate < 0 {
-		return bad("--rate must not be negative, got %v", *rate)
-	}
-	if *timeout <= 0 {
-		return bad("--timeout must be positive, got %v", *timeout)
-	}
+	cfg.Progress = stderr
+	return runAndReport(ctx, cfg, f.asJSON, stdout, stderr)
+}
 
-	var list []Target
-	if *targets != "" {
-		var err error
-		if list, err = ParseTargets(*targets); err != nil {
-			return bad("--targets: %v", err)
+// mainFlags are the command line of Main.
+type mainFlags struct {
+	url, token, targets string
+	conns               int
+	duration, timeout   time.Duration
+	rate                float64
+	paths               pathList
+	headers             headerList
+	asJSON              bool
+	err                 error // the first bad argument
+}
+
+func (f *mainFlags) flagSet() *flag.FlagSet {
+	fs := flag.NewFlagSet("loadtest", flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // Main prints errors and help itself
+	fs.StringVar(&f.url, "url", "", "base `URL` of the server, http://host:port (required)")
+	fs.IntVar(&f.conns, "connections", DefaultConnections, "concurrent keep-alive connections")
+	fs.DurationVar(&f.duration, "duration", DefaultDuration, "how long to load each target")
+	fs.Float64Var(&f.rate, "rate", 0, "open loop at this many requests/s in total (0: closed loop)")
+	fs.StringVar(&f.token, "token", "", "bearer token sent as Authorization: Bearer")
+	fs.StringVar(&f.targets, "targets", "", "comma separated target `names`: "+strings.Join(TargetNames(), ","))
+	fs.Var(&f.paths, "path", "a `path` to load, like /api/models?limit=10 (repeatable, or a comma separated list)")
+	fs.Var(&f.headers, "header", `extra request header "Name: value", e.g. "Cookie: modellab_session=…" to load pages (repeatable)`)
+	fs.DurationVar(&f.timeout, "timeout", DefaultTimeout, "per request timeout")
+	fs.BoolVar(&f.asJSON, "json", false, "print the report as JSON")
+	return fs
+}
+
+// config checks the flags and builds the run's Config; the first problem
+// is left in f.err.
+func (f *mainFlags) config() Config {
+	check := func(bad bool, format string, a ...any) {
+		if bad && f.err == nil {
+			f.err = fmt.Errorf(format, a...)
 		}
 	}
-	for _, p := range paths {
+	check(f.url == "", "--url is required")
+	if _, err := parseURL(f.url); f.url != "" && err != nil {
+		check(true, "%v", err)
+	}
+	check(f.conns < 1, "--connections must be at least 1, got %d", f.conns)
+	check(f.duration <= 0, "--duration must be positive, got %v", f.duration)
+	check(f.rate < 0, "--rate must not be negative, got %v", f.rate)
+	check(f.timeout <= 0, "--timeout must be positive, got %v", f.timeout)
+	var list []Target
+	if f.targets != "" {
+		var err error
+		if list, err = ParseTargets(f.targets); err != nil {
+			check(true, "--targets: %v", err)
+		}
+	}
+	for _, p := range f.paths {
 		list = append(list, Target{Name: p, Path: p})
 	}
 	if len(list) == 0 {
-		list = DefaultTargets(*token != "")
+		list = DefaultTargets(f.token != "")
 	}
+	return Config{URL: f.url, Connections: f.conns, Duration: f.duration, Rate: f.rate, Token: f.token,
+		Targets: list, Timeout: f.timeout, Headers: f.headers}
+}
 
-	cfg := Config{
-		URL:         *rawURL,
-		Connections: *conns,
-		Duration:    *duration,
-		Rate:        *rate,
-		Token:       *token,
-		Targets:     list,
-		Progress:    stderr,
-		Timeout:     *timeout,
-		Headers:     headers,
-	}
+// runAndReport runs the load and prints the report; see Main for the exit
+// statuses.
+func runAndReport(ctx context.Context, cfg Config, asJSON bool, stdout, stderr io.Writer) int {
 	rep, err := Run(ctx, cfg)
 	if errors.Is(err, ErrUnreachable) {
 		fmt.Fprintf(stderr, "loadtest: %v\n", err)
@@ -141,7 +150,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "loadtest: %v\n", err)
 		return 1
 	}
-	if werr := write(stdout, rep, *asJSON); werr != nil {
+	if werr := write(stdout, rep, asJSON); werr != nil {
 		fmt.Fprintf(stderr, "loadtest: %v\n", werr)
 		return 1
 	}
@@ -150,6 +159,28 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+// writeHelp prints the usage, the flags and the (empty) environment, in
+// the layout of the other modellab commands.
+func writeHelp(w io.Writer, fs *flag.FlagSet) {
+	fmt.Fprintf(w, "Usage: modellab loadtest --url URL [--connections 200] [--duration 30s] [--rate R] [--token T] [--targets home,models,…] [--path /x] [--header \"K: V\"] [--json]\n\n")
+	fmt.Fprintf(w, "Runs each target in turn for --duration over --connections connections and prints, per target,\n")
+	fmt.Fprintf(w, "requests, req/s, latencies and failures (transport errors and statuses >= 400; redirects are not followed).\n")
+	fmt.Fprintf(w, "Without --targets or --path: api-models,api-servers,api-analytics with --token, else api-models.\n\nFlags:\n")
+	fs.VisitAll(func(f *flag.Flag) {
+		typ, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if typ != "" {
+			line += " " + typ
+		}
+		fmt.Fprintf(w, "%s\n        %s", line, usage)
+		if d := f.DefValue; d != "" && d != "0" && d != "false" {
+			fmt.Fprintf(w, " (default %s)", d)
+		}
+		fmt.Fprintln(w)
+	})
+	fmt.Fprintln(w, "\nEnvironment: none (this command reads no environment variable).")
 }
 
 // ParseTargets parses a comma separated list of target names (see

@@ -59,9 +59,11 @@ func TestMainBadArguments(t *testing.T) {
 }
 
 func TestMainHelp(t *testing.T) {
-	code, _, stderr := runMain(t, "--help")
-	if code != 0 || !strings.Contains(stderr, "usage: modellab loadtest") {
-		t.Fatalf("exit %d, stderr %q", code, stderr)
+	for _, arg := range []string{"--help", "-h"} {
+		code, stdout, stderr := runMain(t, arg)
+		if code != 0 || !strings.Contains(stdout, "Usage: modellab loadtest") || !strings.Contains(stdout, "--connections") || stderr != "" {
+			t.Fatalf("%s: exit %d, stdout %q, stderr %q", arg, code, stdout, stderr)
+		}
 	}
 }
 

@@ -4,6 +4,7 @@
 # trust auth). Starts what is missing and installs it with apt-get when it is
 # absent. It never stops or flushes a running server.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 
 log() { printf 'deps: %s\n' "$*" >&2; }
 
@@ -63,4 +64,7 @@ pg_ok || { log "PostgreSQL is not reachable on 127.0.0.1:5432 as postgres"; exit
 if [ "${MODELLAB_BROWSER_TESTS:-on}" != "off" ] && ! command -v chromium >/dev/null 2>&1; then
   apt_install chromium || log "chromium could not be installed; the browser test will fail"
 fi
+# nginx for the tests of deploy/nginx (a small Debian package unpacked under
+# .cache/tools, nothing installed); the tests skip when it cannot be had.
+./scripts/tools.sh nginx || log "nginx could not be fetched; the nginx tests will be skipped"
 log "ready: redis $(redis-cli -h 127.0.0.1 -p 6379 info server | awk -F: '/^redis_version/{print $2}' | tr -d '\r'), $(psql "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable" -Atc 'show server_version')"

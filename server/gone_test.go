@@ -73,9 +73,9 @@ func TestClientGoneIs499(t *testing.T) {
 	if err := <-done; err == nil {
 		t.Fatal("the request finished although its client left")
 	}
-	route := map[string]string{"route": "GET /api/models"}
+	route := map[string]string{"route": "/api/models"}
 	waitFor(t, 5*time.Second, func() bool {
-		return e.metric("modellab_http_requests_total", map[string]string{"route": "GET /api/models", "code": "499"}) == 1
+		return e.metric("modellab_http_requests_total", map[string]string{"route": "/api/models", "code": "499"}) == 1
 	})
 	if n := e.metric("modellab_http_requests_total", route); n != 1 {
 		t.Errorf("%v requests counted on the route, want 1 (the 499)", n)

@@ -3,8 +3,10 @@ package server
 import (
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -15,12 +17,14 @@ import (
 )
 
 // Metrics holds the Prometheus collectors of one server. The names are part
-// of the contract (SPEC.md, Operations).
+// of the API contract: dashboards and alerts rely on them.
 type Metrics struct {
 	reg       *prometheus.Registry
 	requests  *prometheus.CounterVec
 	duration  *prometheus.HistogramVec
 	dbQueries prometheus.Counter
+	dbSeconds prometheus.Histogram
+	dbWaits   prometheus.Counter
 	shed      *prometheus.CounterVec
 
 	// inFlight is read by a GaugeFunc at scrape time: setting a gauge on
@@ -42,7 +46,7 @@ type observers struct {
 }
 
 type routeCode struct {
-	route string
+	route string // the mux pattern, "GET /api/models"
 	code  int
 }
 
@@ -54,29 +58,42 @@ func NewMetrics() *Metrics {
 		reg: reg,
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "modellab_http_requests_total",
-			Help: "HTTP requests by route pattern and status code.",
-		}, []string{"route", "code"}),
+			Help: "HTTP requests by method, route (the path pattern) and status code.",
+		}, []string{"method", "route", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "modellab_http_request_duration_seconds",
-			Help:    "HTTP request latency by route pattern.",
-			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10},
-		}, []string{"route"}),
+			Help:    "HTTP request latency by method and route (the path pattern).",
+			Buckets: latencyBuckets,
+		}, []string{"method", "route"}),
 		dbQueries: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "modellab_db_queries_total",
 			Help: "Statements sent to the database.",
+		}),
+		dbSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "modellab_db_query_duration_seconds",
+			Help:    "Duration of the statements sent to the database (a query until its rows are closed).",
+			Buckets: latencyBuckets,
+		}),
+		dbWaits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "modellab_db_slot_waits_total",
+			Help: "Database-bound operations that had to wait for one of the MAX_DB_IN_FLIGHT slots.",
 		}),
 		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "modellab_load_shed_total",
 			Help: "Requests answered 503 because a concurrency bound was reached.",
 		}, []string{"reason"}),
 	}
+	// Both reasons exist from the start, so that rates and alerts over them
+	// see a zero rather than no series.
+	m.shed.WithLabelValues("db")
+	m.shed.WithLabelValues("in_flight")
 	empty := map[routeCode]observers{}
 	m.observers.Store(&empty)
 	inFlight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "modellab_http_in_flight_requests",
 		Help: "Requests being served.",
 	}, func() float64 { return float64(m.inFlight.Load()) })
-	reg.MustRegister(m.requests, m.duration, m.dbQueries, inFlight, m.shed,
+	reg.MustRegister(m.requests, m.duration, m.dbQueries, m.dbSeconds, m.dbWaits, inFlight, m.shed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -97,8 +114,17 @@ func composedBytes(svc *service.Service) prometheus.Collector {
 // service's OnShed hook.
 func (m *Metrics) Shed(reason string) { m.shed.WithLabelValues(reason).Inc() }
 
-// DBQuery counts one statement; it is the store's OnQuery hook.
-func (m *Metrics) DBQuery() { m.dbQueries.Inc() }
+var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
+
+// DBQuery counts one statement and its duration; it is the store's OnQuery
+// hook.
+func (m *Metrics) DBQuery(d time.Duration) {
+	m.dbQueries.Inc()
+	m.dbSeconds.Observe(d.Seconds())
+}
+
+// DBSlotWait counts one database-bound operation that waited for a slot.
+func (m *Metrics) DBSlotWait() { m.dbWaits.Inc() }
 
 // Handler serves the registry in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {
@@ -162,9 +188,10 @@ func (m *Metrics) resolve(k routeCode) observers {
 	if o, ok := cur[k]; ok {
 		return o
 	}
+	method, route := splitPattern(k.route)
 	o := observers{
-		count: m.requests.WithLabelValues(k.route, strconv.Itoa(k.code)),
-		hist:  m.duration.WithLabelValues(k.route),
+		count: m.requests.WithLabelValues(method, route, strconv.Itoa(k.code)),
+		hist:  m.duration.WithLabelValues(method, route),
 	}
 	next := make(map[routeCode]observers, len(cur)+1)
 	for kk, v := range cur {
@@ -175,12 +202,24 @@ func (m *Metrics) resolve(k routeCode) observers {
 	return o
 }
 
+// splitPattern splits a mux pattern "GET /api/models" into its method and
+// path; a pattern without a method (and the pseudo-routes "overload" and
+// "unmatched") gets method "ANY". The method comes from the pattern, never
+// from the request, so that a client cannot mint label values.
+func splitPattern(pattern string) (method, route string) {
+	if m, r, ok := strings.Cut(pattern, " "); ok && !strings.HasPrefix(m, "/") {
+		return m, r
+	}
+	return "ANY", pattern
+}
+
 // cacheCollector exports the cache's counters at scrape time, so the hot
 // path pays nothing for them beyond the cache's own atomic adds.
 type cacheCollector struct {
 	c                      *cache.Cache
 	groups                 []string
 	requests, loads, tiers *prometheus.Desc
+	loadErrors             *prometheus.Desc
 	redisUp, stale, local  *prometheus.Desc
 }
 
@@ -191,6 +230,8 @@ func newCacheCollector(c *cache.Cache, groups []string) *cacheCollector {
 			"Cached-endpoint requests by endpoint and result (hit, miss, stale, bypass).", []string{"endpoint", "result"}, nil),
 		loads: prometheus.NewDesc("modellab_cache_loads_total",
 			"Loader runs, i.e. trips to the database to fill the cache.", []string{"endpoint"}, nil),
+		loadErrors: prometheus.NewDesc("modellab_cache_load_errors_total",
+			"Loader runs that failed (the database answered an error or not at all).", []string{"endpoint"}, nil),
 		tiers: prometheus.NewDesc("modellab_cache_tier_lookups_total",
 			"Lookups per cache tier (local, redis) and result (hit, miss, error).", []string{"tier", "result"}, nil),
 		redisUp: prometheus.NewDesc("modellab_redis_up",
@@ -203,7 +244,7 @@ func newCacheCollector(c *cache.Cache, groups []string) *cacheCollector {
 }
 
 func (cc *cacheCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{cc.requests, cc.loads, cc.tiers, cc.redisUp, cc.stale, cc.local} {
+	for _, d := range []*prometheus.Desc{cc.requests, cc.loads, cc.loadErrors, cc.tiers, cc.redisUp, cc.stale, cc.local} {
 		ch <- d
 	}
 }
@@ -218,9 +259,10 @@ func (cc *cacheCollector) Collect(ch chan<- prometheus.Metric) {
 		}{{"hit", g.Hit}, {"miss", g.Miss}, {"stale", g.Stale}, {"bypass", g.Bypass}} {
 			ch <- prometheus.MustNewConstMetric(cc.requests, prometheus.CounterValue, float64(r.v), endpoint, r.name)
 		}
-		// Loads of an answer's parts are the endpoint's loads.
-		loads := g.Loads + st.Groups[service.PartGroup(endpoint)].Loads
-		ch <- prometheus.MustNewConstMetric(cc.loads, prometheus.CounterValue, float64(loads), endpoint)
+		// Loads of an answer's parts are the endpoint's loads (and errors).
+		part := st.Groups[service.PartGroup(endpoint)]
+		ch <- prometheus.MustNewConstMetric(cc.loads, prometheus.CounterValue, float64(g.Loads+part.Loads), endpoint)
+		ch <- prometheus.MustNewConstMetric(cc.loadErrors, prometheus.CounterValue, float64(g.LoadErrors+part.LoadErrors), endpoint)
 	}
 	for _, t := range []struct {
 		tier string

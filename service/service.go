@@ -40,8 +40,9 @@ type Config struct {
 	// before it is answered EUNAVAILABLE.
 	DBQueueWait time.Duration
 	// OnShed, when set, is told each time work is shed for want of a
-	// slot (for the metrics).
-	OnShed func(reason string)
+	// slot, and OnSlotWait each time work waits for one (for the metrics).
+	OnShed     func(reason string)
+	OnSlotWait func()
 
 	Now func() time.Time
 }
@@ -108,6 +109,9 @@ func withDefaults(cfg Config) Config {
 	if cfg.OnShed == nil {
 		cfg.OnShed = func(string) {}
 	}
+	if cfg.OnSlotWait == nil {
+		cfg.OnSlotWait = func() {}
+	}
 	return cfg
 }
 
@@ -138,6 +142,7 @@ func (s *Service) withDB(ctx context.Context, fn func(context.Context) error) er
 	select {
 	case s.dbSlots <- struct{}{}:
 	default:
+		s.cfg.OnSlotWait()
 		t := time.NewTimer(s.cfg.DBQueueWait)
 		select {
 		case s.dbSlots <- struct{}{}:

@@ -76,7 +76,7 @@ func (db *DB) InsertEvents(ctx context.Context, events []modellab.Event) error {
 // INSERTs on SQLite.
 func (t *tx) insertRows(table string, cols []string, rows [][]any) error {
 	if t.pg != nil {
-		t.db.count()
+		defer t.db.observe(time.Now())
 		_, err := t.pg.CopyFrom(t.ctx, pgx.Identifier{table}, cols, pgx.CopyFromRows(rows))
 		return withCtx(t.ctx, err)
 	}

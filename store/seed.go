@@ -26,6 +26,9 @@ type SeedOptions struct {
 	Days         int // events spread over the Days before Now
 	Now          time.Time
 	RandSeed     int64
+	// IgnoreUsers are IDs of existing users that do not make the database
+	// non-empty (the admin user serve creates for ADMIN_TOKEN).
+	IgnoreUsers []string
 }
 
 // DefaultSeedOptions is the realistic size the load tests run against.
@@ -104,9 +107,21 @@ type seedModel struct {
 	priceOut float64
 }
 
+// seeder draws the data set. Every draw comes from r in a fixed order
+// (users, models, servers, events), which is what makes the data set
+// deterministic: keep the order when changing a step.
 type seeder struct {
-	r   *rand.Rand
-	opt SeedOptions
+	r     *rand.Rand
+	opt   SeedOptions
+	start time.Time     // the first day of the events
+	days  time.Duration // the span of the events
+
+	users      []modellab.User
+	zipfUser   func() int // a user index on the long tail
+	models     []seedModel
+	owned      [][]int // user -> indexes into models
+	globals    []int   // indexes of the global models
+	zipfGlobal *rand.Zipf
 }
 
 func (s *seeder) id(prefix string) string {
@@ -120,6 +135,8 @@ func (s *seeder) id(prefix string) string {
 	return modellab.IDFromBytes(prefix, b[:20])
 }
 
+func tsMicro(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+
 // Seed fills an empty database with a deterministic, skewed data set: user
 // #1 "demo" (an admin) owns at least 50 servers (fewer only if there are
 // fewer) and over 20% of the events; the other users' activity follows a
@@ -128,8 +145,35 @@ func (s *seeder) id(prefix string) string {
 // so callers must keep the ones returned. Seed refuses a database that has
 // any row (ECONFLICT).
 func Seed(ctx context.Context, db *DB, opts SeedOptions) (SeedResult, error) {
+	opts, err := opts.normalized()
+	if err != nil {
+		return SeedResult{}, err
+	}
+	if err := db.checkEmpty(ctx, opts.IgnoreUsers); err != nil {
+		return SeedResult{}, err
+	}
+	days := time.Duration(opts.Days) * 24 * time.Hour
+	s := &seeder{r: rand.New(rand.NewPCG(uint64(opts.RandSeed), 0x6d6f64656c6c6162)), opt: opts,
+		start: opts.Now.Add(-days), days: days}
+	res := SeedResult{Users: s.drawUsers()}
+	s.drawModels()
+	servers := s.drawServers()
+	gen := s.eventGen()
+
+	loadStart := time.Now()
+	if err := db.bulkLoad(ctx, s.users, res.Users, s.models, servers, gen); err != nil {
+		return SeedResult{}, err
+	}
+	res.Models, res.Servers, res.Events = len(s.models), len(servers), gen.n
+	db.log.Info("seeded", "users", len(s.users), "models", res.Models, "servers", res.Servers,
+		"events", res.Events, "duration", time.Since(loadStart))
+	return res, nil
+}
+
+// normalized checks the sizes and fills in the defaults.
+func (opts SeedOptions) normalized() (SeedOptions, error) {
 	if opts.Users < 1 || opts.Models < 0 || opts.GlobalModels < 0 || opts.Servers < 0 || opts.Events < 0 {
-		return SeedResult{}, modellab.Errorf(modellab.EINVALID, "seed needs at least one user and no negative sizes")
+		return opts, modellab.Errorf(modellab.EINVALID, "seed needs at least one user and no negative sizes")
 	}
 	if opts.GlobalModels > opts.Models {
 		opts.GlobalModels = opts.Models
@@ -141,50 +185,73 @@ func Seed(ctx context.Context, db *DB, opts SeedOptions) (SeedResult, error) {
 		opts.Now = time.Now()
 	}
 	opts.Now = opts.Now.UTC().Truncate(time.Millisecond)
+	return opts, nil
+}
+
+// checkEmpty answers ECONFLICT when any table of the data set has a row,
+// users in ignore aside.
+func (db *DB) checkEmpty(ctx context.Context, ignore []string) error {
 	var n int64
+	where, args := notIn("id", ignore)
 	if err := db.get(ctx, "check the database is empty", `SELECT
-		(SELECT COUNT(*) FROM (SELECT 1 FROM users LIMIT 1) AS a) +
+		(SELECT COUNT(*) FROM (SELECT 1 FROM users`+where+` LIMIT 1) AS a) +
 		(SELECT COUNT(*) FROM (SELECT 1 FROM models LIMIT 1) AS b) +
 		(SELECT COUNT(*) FROM (SELECT 1 FROM servers LIMIT 1) AS c) +
-		(SELECT COUNT(*) FROM (SELECT 1 FROM events LIMIT 1) AS d)`, nil, &n); err != nil {
-		return SeedResult{}, err
+		(SELECT COUNT(*) FROM (SELECT 1 FROM events LIMIT 1) AS d)`, args, &n); err != nil {
+		return err
 	}
 	if n > 0 {
-		return SeedResult{}, modellab.Errorf(modellab.ECONFLICT, "database is not empty: seed only fills an empty database")
+		return modellab.Errorf(modellab.ECONFLICT, "database is not empty: seed only fills an empty database")
 	}
+	return nil
+}
 
-	s := &seeder{r: rand.New(rand.NewPCG(uint64(opts.RandSeed), 0x6d6f64656c6c6162)), opt: opts}
-	days := time.Duration(opts.Days) * 24 * time.Hour
-	start := opts.Now.Add(-days)
-	tsMicro := func(t time.Time) time.Time { return t.UTC().Truncate(time.Microsecond) }
+// notIn is a WHERE clause excluding ids from col, and its arguments; empty
+// for no ids.
+func notIn(col string, ids []string) (string, []any) {
+	if len(ids) == 0 {
+		return "", nil
+	}
+	args := make([]any, len(ids))
+	for i, id := range ids {
+		args[i] = id
+	}
+	return " WHERE " + col + " NOT IN (?" + strings.Repeat(", ?", len(ids)-1) + ")", args
+}
 
-	// Users.
-	users := make([]modellab.User, opts.Users)
-	res := SeedResult{Users: make([]SeededUser, opts.Users)}
-	for i := range users {
+// drawUsers makes the users, "demo" first, with fresh tokens, and the long
+// tail that spreads activity over them.
+func (s *seeder) drawUsers() []SeededUser {
+	n := s.opt.Users
+	s.users = make([]modellab.User, n)
+	seeded := make([]SeededUser, n)
+	for i := range s.users {
 		name := "demo"
 		if i > 0 {
 			name = firstNames[s.r.IntN(len(firstNames))] + "." + lastNames[s.r.IntN(len(lastNames))]
 		}
-		users[i] = modellab.User{ID: s.id(modellab.PrefixUser), Name: name, Admin: i == 0,
-			CreatedAt: tsMicro(start.Add(-time.Duration(s.r.Int64N(int64(60 * 24 * time.Hour)))))}
-		res.Users[i] = SeededUser{ID: users[i].ID, Name: name, Admin: users[i].Admin, Token: modellab.NewToken()}
+		s.users[i] = modellab.User{ID: s.id(modellab.PrefixUser), Name: name, Admin: i == 0,
+			CreatedAt: tsMicro(s.start.Add(-time.Duration(s.r.Int64N(int64(60 * 24 * time.Hour)))))}
+		seeded[i] = SeededUser{ID: s.users[i].ID, Name: name, Admin: s.users[i].Admin, Token: modellab.NewToken()}
 	}
 	// Long tail: rank k (0-based) of a Zipf draw maps to a shuffled user,
 	// so that the heavy users are not simply the first ones.
-	var zipfUser func() int
-	if opts.Users > 1 {
-		z := rand.NewZipf(s.r, 1.15, 3, uint64(opts.Users-2))
-		perm := s.r.Perm(opts.Users - 1)
-		zipfUser = func() int { return 1 + perm[z.Uint64()] }
+	if n > 1 {
+		z := rand.NewZipf(s.r, 1.15, 3, uint64(n-2))
+		perm := s.r.Perm(n - 1)
+		s.zipfUser = func() int { return 1 + perm[z.Uint64()] }
 	} else {
-		zipfUser = func() int { return 0 }
+		s.zipfUser = func() int { return 0 }
 	}
+	return seeded
+}
 
-	// Models.
-	models := make([]seedModel, 0, opts.Models)
-	owned := make([][]int, opts.Users) // user -> indexes into models
-	var globals []int
+// drawModels makes the global models first, then the private ones: the
+// demo user owns the first of them, the long tail the rest.
+func (s *seeder) drawModels() {
+	opts := s.opt
+	s.models = make([]seedModel, 0, opts.Models)
+	s.owned = make([][]int, opts.Users)
 	used := map[string]bool{}
 	perOwner := make([]int, opts.Users)
 	demoModels := min(opts.Models-opts.GlobalModels, max(10, (opts.Models-opts.GlobalModels)/100))
@@ -202,96 +269,116 @@ func Seed(ctx context.Context, db *DB, opts SeedOptions) (SeedResult, error) {
 			}
 			used[m.Name] = true
 		} else {
-			owner = zipfUser()
+			owner = s.zipfUser()
 			if i-opts.GlobalModels < demoModels {
 				owner = 0
 			}
 			perOwner[owner]++
 			m.Visibility = modellab.VisibilityPrivate
-			m.OwnerID = &users[owner].ID
+			m.OwnerID = &s.users[owner].ID
 			// The per-owner counter keeps names unique per owner.
 			m.Name = fmt.Sprintf("%s-%s-%s-ft-%03d", f.name, size, variant, perOwner[owner])
 		}
-		m.Description = fmt.Sprintf("%s %s, %s variant, served by %s.", f.name, size, variant, f.provider)
-		if s.r.IntN(10) > 0 {
-			c := f.ctx
-			m.ContextLength = &c
-		}
-		m.CreatedAt = tsMicro(start.Add(-time.Duration(s.r.Int64N(int64(30 * 24 * time.Hour)))))
-		m.UpdatedAt = tsMicro(m.CreatedAt.Add(time.Duration(s.r.Int64N(int64(days)))))
-		sm := seedModel{m: m, fam: f, latency: 150 + 1500*s.r.Float64()*s.r.Float64(), priceIn: f.priceIn, priceOut: f.priceOut}
-		if owner < 0 {
-			globals = append(globals, len(models))
-		} else {
-			owned[owner] = append(owned[owner], len(models))
-		}
-		models = append(models, sm)
+		s.addModel(m, f, size, variant, owner)
 	}
-	var zipfGlobal *rand.Zipf
-	if len(globals) > 1 {
-		zipfGlobal = rand.NewZipf(s.r, 1.3, 2, uint64(len(globals)-1))
+	if len(s.globals) > 1 {
+		s.zipfGlobal = rand.NewZipf(s.r, 1.3, 2, uint64(len(s.globals)-1))
 	}
-	// pickModel chooses a model visible to user u, or -1 when none is.
-	pickModel := func(u int) int {
-		own := owned[u]
-		if len(own) > 0 && (len(globals) == 0 || s.r.IntN(10) < 6) {
-			// A few own models take most of a user's traffic.
-			k := int(float64(len(own)) * math.Pow(s.r.Float64(), 3))
-			return own[k]
-		}
-		switch {
-		case len(globals) == 0:
-			return -1
-		case zipfGlobal == nil:
-			return globals[0]
-		}
-		return globals[zipfGlobal.Uint64()]
-	}
+}
 
-	// Servers.
+// addModel draws the rest of model m (description, context, dates,
+// latency) and files it under its owner (-1: global).
+func (s *seeder) addModel(m modellab.Model, f *modelFamily, size, variant string, owner int) {
+	m.Description = fmt.Sprintf("%s %s, %s variant, served by %s.", f.name, size, variant, f.provider)
+	if s.r.IntN(10) > 0 {
+		c := f.ctx
+		m.ContextLength = &c
+	}
+	m.CreatedAt = tsMicro(s.start.Add(-time.Duration(s.r.Int64N(int64(30 * 24 * time.Hour)))))
+	m.UpdatedAt = tsMicro(m.CreatedAt.Add(time.Duration(s.r.Int64N(int64(s.days)))))
+	sm := seedModel{m: m, fam: f, latency: 150 + 1500*s.r.Float64()*s.r.Float64(), priceIn: f.priceIn, priceOut: f.priceOut}
+	if owner < 0 {
+		s.globals = append(s.globals, len(s.models))
+	} else {
+		s.owned[owner] = append(s.owned[owner], len(s.models))
+	}
+	s.models = append(s.models, sm)
+}
+
+// pickModel chooses a model visible to user u, or -1 when none is.
+func (s *seeder) pickModel(u int) int {
+	own := s.owned[u]
+	if len(own) > 0 && (len(s.globals) == 0 || s.r.IntN(10) < 6) {
+		// A few own models take most of a user's traffic.
+		k := int(float64(len(own)) * math.Pow(s.r.Float64(), 3))
+		return own[k]
+	}
+	switch {
+	case len(s.globals) == 0:
+		return -1
+	case s.zipfGlobal == nil:
+		return s.globals[0]
+	}
+	return s.globals[s.zipfGlobal.Uint64()]
+}
+
+// drawServers makes the inference servers: the demo user's first, the long
+// tail's after, in a realistic mix of states.
+func (s *seeder) drawServers() []modellab.Server {
+	opts := s.opt
 	servers := make([]modellab.Server, 0, opts.Servers)
 	demoServers := min(opts.Servers, max(50, opts.Servers/20))
 	serverCount := make([]int, opts.Users)
 	for i := 0; i < opts.Servers; i++ {
-		owner := zipfUser()
+		owner := s.zipfUser()
 		if i < demoServers {
 			owner = 0
 		}
 		serverCount[owner]++
 		gpu := gpus[s.r.IntN(len(gpus))]
-		sv := modellab.Server{ID: s.id(modellab.PrefixServer), OwnerID: users[owner].ID,
+		sv := modellab.Server{ID: s.id(modellab.PrefixServer), OwnerID: s.users[owner].ID,
 			Name:     fmt.Sprintf("%s-%s-%02d", serverRole[s.r.IntN(len(serverRole))], strings.ToLower(gpu), serverCount[owner]),
 			Endpoint: fmt.Sprintf("http://10.%d.%d.%d:8000/v1", s.r.IntN(256), s.r.IntN(256), 1+s.r.IntN(254)),
 			GPU:      gpu}
 		if s.r.IntN(10) > 0 {
-			if k := pickModel(owner); k >= 0 {
-				sv.ModelID = &models[k].m.ID
+			if k := s.pickModel(owner); k >= 0 {
+				sv.ModelID = &s.models[k].m.ID
 			}
 		}
-		var hb time.Duration
-		switch p := s.r.IntN(100); {
-		case p < 55:
-			sv.Status, hb = modellab.StatusRunning, time.Duration(s.r.Int64N(int64(30*time.Second)))
-		case p < 75:
-			sv.Status, hb = modellab.StatusStopped, time.Duration(s.r.Int64N(int64(7*24*time.Hour)))
-		case p < 87:
-			sv.Status, hb = modellab.StatusStarting, -1
-		default:
-			sv.Status, hb = modellab.StatusError, 5*time.Minute+time.Duration(s.r.Int64N(int64(3*time.Hour)))
-		}
-		if hb >= 0 {
-			t := tsMicro(opts.Now.Add(-hb))
-			sv.LastHeartbeat = &t
-		}
-		sv.CreatedAt = tsMicro(start.Add(time.Duration(s.r.Int64N(int64(days)))))
-		sv.UpdatedAt = sv.CreatedAt
-		if sv.LastHeartbeat != nil && sv.LastHeartbeat.After(sv.UpdatedAt) {
-			sv.UpdatedAt = *sv.LastHeartbeat
-		}
+		s.drawServerState(&sv)
 		servers = append(servers, sv)
 	}
+	return servers
+}
 
-	// Events per user: the demo user's share, the rest on the long tail.
+// drawServerState sets a server's status, heartbeat and dates.
+func (s *seeder) drawServerState(sv *modellab.Server) {
+	var hb time.Duration
+	switch p := s.r.IntN(100); {
+	case p < 55:
+		sv.Status, hb = modellab.StatusRunning, time.Duration(s.r.Int64N(int64(30*time.Second)))
+	case p < 75:
+		sv.Status, hb = modellab.StatusStopped, time.Duration(s.r.Int64N(int64(7*24*time.Hour)))
+	case p < 87:
+		sv.Status, hb = modellab.StatusStarting, -1
+	default:
+		sv.Status, hb = modellab.StatusError, 5*time.Minute+time.Duration(s.r.Int64N(int64(3*time.Hour)))
+	}
+	if hb >= 0 {
+		t := tsMicro(s.opt.Now.Add(-hb))
+		sv.LastHeartbeat = &t
+	}
+	sv.CreatedAt = tsMicro(s.start.Add(time.Duration(s.r.Int64N(int64(s.days)))))
+	sv.UpdatedAt = sv.CreatedAt
+	if sv.LastHeartbeat != nil && sv.LastHeartbeat.After(sv.UpdatedAt) {
+		sv.UpdatedAt = *sv.LastHeartbeat
+	}
+}
+
+// eventGen shares the events out per user (the demo user's share, the
+// rest on the long tail) and returns the generator that draws them.
+func (s *seeder) eventGen() *eventGen {
+	opts := s.opt
 	perUser := make([]int, opts.Users)
 	demoEvents := int(math.Ceil(float64(opts.Events) * demoEventShare))
 	if opts.Users == 1 {
@@ -299,7 +386,7 @@ func Seed(ctx context.Context, db *DB, opts SeedOptions) (SeedResult, error) {
 	}
 	perUser[0] = demoEvents
 	for i := demoEvents; i < opts.Events; i++ {
-		perUser[zipfUser()]++
+		perUser[s.zipfUser()]++
 	}
 	// Users in ID order make the bulk load append to the (user_id, ts)
 	// index instead of inserting all over it.
@@ -307,18 +394,9 @@ func Seed(ctx context.Context, db *DB, opts SeedOptions) (SeedResult, error) {
 	for i := range order {
 		order[i] = i
 	}
-	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(users[a].ID, users[b].ID) })
-	gen := &eventGen{s: s, users: users, models: models, perUser: perUser, order: order,
-		pickModel: pickModel, start: start.UnixMilli(), span: days.Milliseconds()}
-
-	loadStart := time.Now()
-	if err := db.bulkLoad(ctx, users, res.Users, models, servers, gen); err != nil {
-		return SeedResult{}, err
-	}
-	res.Models, res.Servers, res.Events = len(models), len(servers), gen.n
-	db.log.Info("seeded", "users", len(users), "models", res.Models, "servers", res.Servers,
-		"events", res.Events, "duration", time.Since(loadStart))
-	return res, nil
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(s.users[a].ID, s.users[b].ID) })
+	return &eventGen{s: s, users: s.users, models: s.models, perUser: perUser, order: order,
+		pickModel: s.pickModel, start: s.start.UnixMilli(), span: s.days.Milliseconds()}
 }
 
 // eventGen produces the events user after user, each user's in time order,
@@ -417,38 +495,38 @@ func serverRow(s *modellab.Server) []any {
 	return []any{s.ID, s.OwnerID, s.Name, s.ModelID, s.Status, s.Endpoint, s.GPU, heartbeat(s), micros(s.CreatedAt), micros(s.UpdatedAt)}
 }
 
-// bulkLoad writes the data set in one transaction: COPY on PostgreSQL,
-// prepared multi-row INSERTs on SQLite. No QueryTimeout: it is one long
-// job bounded by the caller's context.
-func (db *DB) bulkLoad(ctx context.Context, users []modellab.User, seeded []SeededUser,
-	models []seedModel, servers []modellab.Server, gen *eventGen) error {
-	type table struct {
-		name string
-		cols []string
-		next func() ([]any, bool)
-	}
-	slice := func(n int, row func(i int) []any) func() ([]any, bool) {
-		i := 0
-		return func() ([]any, bool) {
-			if i >= n {
-				return nil, false
-			}
-			i++
-			return row(i - 1), true
+// seedTable is one table of the bulk load and its rows, drawn on demand.
+type seedTable struct {
+	name string
+	cols []string
+	next func() ([]any, bool)
+}
+
+// rowsOf turns n rows, made by row, into a seedTable's next.
+func rowsOf(n int, row func(i int) []any) func() ([]any, bool) {
+	i := 0
+	return func() ([]any, bool) {
+		if i >= n {
+			return nil, false
 		}
+		i++
+		return row(i - 1), true
 	}
-	modelCols := strings.Split(modelCols, ", ")
+}
+
+// seedTables lists the tables in the order foreign keys need.
+func seedTables(users []modellab.User, seeded []SeededUser, models []seedModel, servers []modellab.Server, gen *eventGen) []seedTable {
 	r := newRollups()
-	tables := []table{
-		{"users", userCols, slice(len(users), func(i int) []any {
+	tables := []seedTable{
+		{"users", userCols, rowsOf(len(users), func(i int) []any {
 			u := &users[i]
 			return []any{u.ID, u.Name, u.Admin, micros(u.CreatedAt)}
 		})},
-		{"tokens", tokenCols, slice(len(users), func(i int) []any {
+		{"tokens", tokenCols, rowsOf(len(users), func(i int) []any {
 			return []any{modellab.HashToken(seeded[i].Token), users[i].ID, micros(users[i].CreatedAt)}
 		})},
-		{"models", modelCols, slice(len(models), func(i int) []any { return modelRow(&models[i].m) })},
-		{"servers", strings.Split(serverCols, ", "), slice(len(servers), func(i int) []any { return serverRow(&servers[i]) })},
+		{"models", strings.Split(modelCols, ", "), rowsOf(len(models), func(i int) []any { return modelRow(&models[i].m) })},
+		{"servers", strings.Split(serverCols, ", "), rowsOf(len(servers), func(i int) []any { return serverRow(&servers[i]) })},
 		{"events", eventCols, func() ([]any, bool) {
 			e, ok := gen.Next()
 			if !ok {
@@ -459,37 +537,42 @@ func (db *DB) bulkLoad(ctx context.Context, users []modellab.User, seeded []Seed
 			return row, true
 		}},
 	}
-	// The rollups of the events, loaded after them: their rows are known
-	// once every event went by.
-	var rollupRows [][][]any
-	for i, name := range []string{"usage_hourly", "usage_daily", "latency_hourly", "latency_daily"} {
-		cols := sumCols
-		if i >= 2 {
-			cols = latencyCols
-		}
+	return append(tables, rollupTables(r)...)
+}
+
+// rollupTables load the rollups of the events, after them: their rows are
+// known once every event went by.
+func rollupTables(r *rollups) []seedTable {
+	var rows [][][]any
+	var out []seedTable
+	for i, tb := range r.tables() {
 		next := 0
-		tables = append(tables, table{name, cols, func() ([]any, bool) {
-			if rollupRows == nil {
-				for _, tb := range r.tables() {
-					rollupRows = append(rollupRows, tb.rows)
+		out = append(out, seedTable{tb.name, tb.cols, func() ([]any, bool) {
+			if rows == nil {
+				for _, t := range r.tables() {
+					rows = append(rows, t.rows)
 				}
 			}
-			if next >= len(rollupRows[i]) {
+			if next >= len(rows[i]) {
 				return nil, false
 			}
 			next++
-			return rollupRows[i][next-1], true
+			return rows[i][next-1], true
 		}})
 	}
-	count := func() {
-		if db.opts.OnQuery != nil {
-			db.opts.OnQuery()
-		}
-	}
+	return out
+}
+
+// bulkLoad writes the data set in one transaction: COPY on PostgreSQL,
+// prepared multi-row INSERTs on SQLite. No QueryTimeout: it is one long
+// job bounded by the caller's context.
+func (db *DB) bulkLoad(ctx context.Context, users []modellab.User, seeded []SeededUser,
+	models []seedModel, servers []modellab.Server, gen *eventGen) error {
+	tables := seedTables(users, seeded, models, servers, gen)
 	err := db.inTx(ctx, 0, func(t *tx) error {
 		for _, tb := range tables {
 			if t.pg != nil {
-				count()
+				start := time.Now()
 				_, err := t.pg.CopyFrom(ctx, pgx.Identifier{tb.name}, tb.cols, pgx.CopyFromFunc(func() ([]any, error) {
 					row, ok := tb.next()
 					if !ok {
@@ -497,12 +580,13 @@ func (db *DB) bulkLoad(ctx context.Context, users []modellab.User, seeded []Seed
 					}
 					return row, nil
 				}))
+				db.observe(start)
 				if err != nil {
 					return fmt.Errorf("copy %s: %w", tb.name, err)
 				}
 				continue
 			}
-			if err := sqliteBulk(ctx, t, tb.name, tb.cols, tb.next, count); err != nil {
+			if err := sqliteBulk(ctx, t, tb.name, tb.cols, tb.next, db.observe); err != nil {
 				return fmt.Errorf("insert %s: %w", tb.name, err)
 			}
 		}
@@ -511,19 +595,25 @@ func (db *DB) bulkLoad(ctx context.Context, users []modellab.User, seeded []Seed
 	if err != nil {
 		return fail(err, "seed")
 	}
-	// Fresh statistics for the planner; on PostgreSQL VACUUM also sets the
-	// visibility map that index-only scans of events need.
+	return db.analyzeAfterSeed(ctx)
+}
+
+// analyzeAfterSeed gives the planner fresh statistics; on PostgreSQL
+// VACUUM also sets the visibility map that index-only scans of events need.
+func (db *DB) analyzeAfterSeed(ctx context.Context) error {
 	stmts := []string{"ANALYZE"}
 	if db.pool != nil {
 		stmts = []string{"VACUUM ANALYZE events", "ANALYZE"}
 	}
 	for _, q := range stmts {
-		count()
+		start := time.Now()
+		var err error
 		if db.pool != nil {
 			_, err = db.pool.Exec(ctx, q)
 		} else {
 			_, err = db.wr.ExecContext(ctx, q)
 		}
+		db.observe(start)
 		if err != nil {
 			return fail(err, "analyze after seed")
 		}
@@ -533,7 +623,7 @@ func (db *DB) bulkLoad(ctx context.Context, users []modellab.User, seeded []Seed
 
 // sqliteBulk inserts rows with a prepared statement of many rows at a time:
 // one statement per ~500 rows instead of one per row is most of the speed.
-func sqliteBulk(ctx context.Context, t *tx, table string, cols []string, next func() ([]any, bool), count func()) error {
+func sqliteBulk(ctx context.Context, t *tx, table string, cols []string, next func() ([]any, bool), observe func(start time.Time)) error {
 	per := min(500, 32766/len(cols))
 	stmt, err := t.sql.PrepareContext(ctx, insertValues(table, cols, per))
 	if err != nil {
@@ -545,7 +635,7 @@ func sqliteBulk(ctx context.Context, t *tx, table string, cols []string, next fu
 		if len(args) == 0 {
 			return nil
 		}
-		count()
+		defer observe(time.Now())
 		var err error
 		if len(args) == per*len(cols) {
 			_, err = stmt.ExecContext(ctx, args...)

@@ -40,8 +40,10 @@ var migrations embed.FS
 // Options tunes a DB. The zero value is usable.
 type Options struct {
 	// OnQuery is called once for every statement sent to the database,
-	// including BEGIN and COMMIT; it feeds modellab_db_queries_total.
-	OnQuery func()
+	// including BEGIN and COMMIT, when it has finished (a query when its
+	// rows are closed), with how long it took; it feeds
+	// modellab_db_queries_total and modellab_db_query_duration_seconds.
+	OnQuery func(time.Duration)
 	// QueryTimeout bounds each statement (and each short transaction), so
 	// that a stuck database turns into EUNAVAILABLE instead of piling up
 	// requests. Default 2s.
@@ -123,7 +125,9 @@ func (db *DB) openSQLite(ctx context.Context, path string) error {
 		// database would be a different one for each.
 		return modellab.Errorf(modellab.EINVALID, "sqlite:// needs a file path")
 	}
-	base := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)"
+	// temp_store(MEMORY): statement journals and sorts stay in memory, so
+	// an image without a temporary directory (scratch, distroless) works.
+	base := "file:" + path + "?_pragma=busy_timeout(5000)&_pragma=foreign_keys(1)&_pragma=synchronous(NORMAL)&_pragma=temp_store(MEMORY)"
 	wr, err := sql.Open("sqlite", base+"&_pragma=journal_mode(WAL)&_pragma=cache_size(-65536)&_txlock=immediate")
 	if err != nil {
 		return modellab.WrapError(modellab.EINTERNAL, err, "cannot open the SQLite database")
@@ -238,17 +242,73 @@ func (db *DB) Stats() PoolStats {
 // idempotent, and on PostgreSQL several instances starting together take a
 // session lock so that only one migrates.
 func (db *DB) Migrate(ctx context.Context) error {
+	_, err := db.MigrateUp(ctx)
+	return err
+}
+
+// Migration is one embedded migration and whether the database has it.
+type Migration struct {
+	Version   int64
+	File      string
+	Applied   bool
+	AppliedAt time.Time // zero when pending
+}
+
+// MigrateUp is Migrate, returning the migrations it applied (none when the
+// database was up to date).
+func (db *DB) MigrateUp(ctx context.Context) ([]Migration, error) {
+	p, done, err := db.migrations()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	res, err := p.Up(ctx)
+	if err != nil {
+		return nil, migrationError(err, "migration failed")
+	}
+	var out []Migration
+	for _, r := range res {
+		db.log.Info("migration applied", "engine", db.engine, "version", r.Source.Version, "file", r.Source.Path, "duration", r.Duration)
+		out = append(out, Migration{Version: r.Source.Version, File: r.Source.Path, Applied: true, AppliedAt: time.Now().UTC()})
+	}
+	return out, nil
+}
+
+// Migrations lists every embedded migration, in order, and whether it is
+// applied.
+func (db *DB) Migrations(ctx context.Context) ([]Migration, error) {
+	p, done, err := db.migrations()
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	st, err := p.Status(ctx)
+	if err != nil {
+		return nil, migrationError(err, "cannot read the migration status")
+	}
+	out := make([]Migration, 0, len(st))
+	for _, m := range st {
+		out = append(out, Migration{Version: m.Source.Version, File: m.Source.Path,
+			Applied: m.State == goose.StateApplied, AppliedAt: m.AppliedAt.UTC()})
+	}
+	return out, nil
+}
+
+// migrations returns the goose provider of the embedded migrations and a
+// function that releases it.
+func (db *DB) migrations() (*goose.Provider, func(), error) {
 	fsys, err := fs.Sub(migrations, "migrations")
 	if err != nil {
-		return modellab.WrapError(modellab.EINTERNAL, err, "migrations")
+		return nil, nil, modellab.WrapError(modellab.EINTERNAL, err, "migrations")
 	}
 	var p *goose.Provider
+	done := func() {}
 	switch db.engine {
 	case EngineSQLite:
 		p, err = goose.NewProvider(goose.DialectSQLite3, db.wr, fsys)
 	default:
 		sqldb := stdlib.OpenDBFromPool(db.pool)
-		defer sqldb.Close()
+		done = func() { _ = sqldb.Close() }
 		var locker lock.SessionLocker
 		locker, err = lock.NewPostgresSessionLocker()
 		if err == nil {
@@ -256,19 +316,17 @@ func (db *DB) Migrate(ctx context.Context) error {
 		}
 	}
 	if err != nil {
-		return modellab.WrapError(modellab.EINTERNAL, err, "cannot prepare migrations")
+		done()
+		return nil, nil, modellab.WrapError(modellab.EINTERNAL, err, "cannot prepare migrations")
 	}
-	res, err := p.Up(ctx)
-	if err != nil {
-		if code := classify(err); code == modellab.EUNAVAILABLE {
-			return modellab.WrapError(code, err, "the database is unavailable")
-		}
-		return modellab.WrapError(modellab.EINTERNAL, err, "migration failed")
+	return p, done, nil
+}
+
+func migrationError(err error, msg string) error {
+	if code := classify(err); code == modellab.EUNAVAILABLE {
+		return modellab.WrapError(code, err, "the database is unavailable")
 	}
-	for _, r := range res {
-		db.log.Info("migration applied", "engine", db.engine, "version", r.Source.Version, "file", r.Source.Path, "duration", r.Duration)
-	}
-	return nil
+	return modellab.WrapError(modellab.EINTERNAL, err, "%s", msg)
 }
 
 // Ping checks that the database answers (for /readyz).
@@ -277,10 +335,13 @@ func (db *DB) Ping(ctx context.Context) error {
 	return db.get(ctx, "ping", "SELECT 1", nil, &one)
 }
 
-// Empty reports whether the database has no users yet.
-func (db *DB) Empty(ctx context.Context) (bool, error) {
+// Empty reports whether the database has no users yet, not counting the
+// users whose IDs are in ignore (the admin user that serve creates for
+// ADMIN_TOKEN before it seeds the demo data).
+func (db *DB) Empty(ctx context.Context, ignore ...string) (bool, error) {
 	var n int64
-	if err := db.get(ctx, "check for users", "SELECT COUNT(*) FROM (SELECT 1 FROM users LIMIT 1) AS u", nil, &n); err != nil {
+	where, args := notIn("id", ignore)
+	if err := db.get(ctx, "check for users", "SELECT COUNT(*) FROM (SELECT 1 FROM users"+where+" LIMIT 1) AS u", args, &n); err != nil {
 		return false, err
 	}
 	return n == 0, nil
@@ -359,13 +420,29 @@ func (db *DB) sqlFor(q string) string {
 	return out
 }
 
-// stmt is the single place where a statement is counted and given its
-// deadline.
+// stmt is the single place where a statement is given its deadline and
+// counted: the returned cancel ends it and reports its duration (once, however
+// often it is called).
 func (db *DB) stmt(ctx context.Context) (context.Context, context.CancelFunc) {
-	if db.opts.OnQuery != nil {
-		db.opts.OnQuery()
+	ctx, cancel := context.WithTimeout(ctx, db.opts.QueryTimeout)
+	if db.opts.OnQuery == nil {
+		return ctx, cancel
 	}
-	return context.WithTimeout(ctx, db.opts.QueryTimeout)
+	start, done := time.Now(), false
+	return ctx, func() {
+		cancel()
+		if !done {
+			done = true
+			db.opts.OnQuery(time.Since(start))
+		}
+	}
+}
+
+// observe reports one statement that started at start to OnQuery.
+func (db *DB) observe(start time.Time) {
+	if db.opts.OnQuery != nil {
+		db.opts.OnQuery(time.Since(start))
+	}
 }
 
 // withCtx keeps the reason a statement was cut short next to the driver's
@@ -444,13 +521,6 @@ func (db *DB) get(ctx context.Context, op, q string, args []any, dest ...any) er
 	return nil
 }
 
-// count counts one statement for the OnQuery hook.
-func (db *DB) count() {
-	if db.opts.OnQuery != nil {
-		db.opts.OnQuery()
-	}
-}
-
 // tx is a write transaction; its statements are counted like the others.
 type tx struct {
 	db  *DB
@@ -460,9 +530,7 @@ type tx struct {
 }
 
 func (t *tx) exec(q string, args ...any) error {
-	if t.db.opts.OnQuery != nil {
-		t.db.opts.OnQuery()
-	}
+	defer t.db.observe(time.Now())
 	q = t.db.sqlFor(q)
 	var err error
 	if t.pg != nil {
@@ -483,17 +551,13 @@ func (db *DB) inTx(ctx context.Context, timeout time.Duration, fn func(t *tx) er
 		defer cancel()
 	}
 	t := &tx{db: db, ctx: ctx}
-	count := func() {
-		if db.opts.OnQuery != nil {
-			db.opts.OnQuery()
-		}
-	}
-	count()
+	start := time.Now()
 	if db.pool != nil {
 		t.pg, err = db.pool.Begin(ctx)
 	} else {
 		t.sql, err = db.wr.BeginTx(ctx, nil)
 	}
+	db.observe(start)
 	if err != nil {
 		return withCtx(ctx, err)
 	}
@@ -503,7 +567,7 @@ func (db *DB) inTx(ctx context.Context, timeout time.Duration, fn func(t *tx) er
 			// that the connection returns to the pool clean.
 			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 			defer cancel()
-			count()
+			defer db.observe(time.Now())
 			if t.pg != nil {
 				_ = t.pg.Rollback(rctx)
 			} else {
@@ -514,7 +578,7 @@ func (db *DB) inTx(ctx context.Context, timeout time.Duration, fn func(t *tx) er
 	if err = fn(t); err != nil {
 		return withCtx(ctx, err)
 	}
-	count()
+	defer db.observe(time.Now())
 	if t.pg != nil {
 		err = t.pg.Commit(ctx)
 	} else {

@@ -316,7 +316,7 @@ func testListModels(t *testing.T, open opener) {
 
 func testModelsByIDs(t *testing.T, open opener) {
 	var queries atomic.Int64
-	db := open(t, store.Options{OnQuery: func() { queries.Add(1) }})
+	db := open(t, store.Options{OnQuery: func(time.Duration) { queries.Add(1) }})
 	ctx := context.Background()
 	u := mustUser(t, db, "u")
 	var ids []string

@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"compress/gzip"
 	"fmt"
 	"html/template"
 	"io/fs"
@@ -105,6 +106,11 @@ func (a *app) renderCached(w http.ResponseWriter, r *http.Request, status int, n
 	writePage(w, r, status, buf.Bytes())
 }
 
+// writePage writes a rendered page, gzip-compressed when the client takes
+// gzip and the page is worth it. A compressed page is another
+// representation: an ETag the handler set gets the -gz suffix (a strong or
+// weak tag names the bytes of one encoding), and an If-None-Match naming
+// that tag is answered 304 here.
 func writePage(w http.ResponseWriter, r *http.Request, status int, body []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
@@ -112,13 +118,86 @@ func writePage(w http.ResponseWriter, r *http.Request, status int, body []byte) 
 	if h.Get("Cache-Control") == "" {
 		h.Set("Cache-Control", "private, no-cache")
 	}
-	h.Set("Vary", "Authorization, Cookie")
+	h.Set("Vary", "Authorization, Cookie, Accept-Encoding")
 	securityHeaders(h)
+	if len(body) >= gzipMinPageBytes && acceptsGzip(r) {
+		if etag := h.Get("ETag"); etag != "" {
+			etag = gzipETag(etag)
+			h.Set("ETag", etag)
+			if status == http.StatusOK && r.Header.Get("If-None-Match") == etag {
+				w.WriteHeader(http.StatusNotModified)
+				return
+			}
+		}
+		body = gzipBytes(body)
+		h.Set("Content-Encoding", "gzip")
+	}
 	h.Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(status)
 	if r.Method != http.MethodHead {
 		_, _ = w.Write(body)
 	}
+}
+
+// gzipMinPageBytes is the size below which compressing costs more than it
+// saves (a response fits in a packet or two either way).
+const gzipMinPageBytes = 1024
+
+var gzipWriters = sync.Pool{New: func() any {
+	zw, _ := gzip.NewWriterLevel(nil, gzip.BestSpeed)
+	return zw
+}}
+
+// gzipBytes compresses b at the fastest level: pages are compressed on
+// every view (the rendered-page cache holds them uncompressed).
+func gzipBytes(b []byte) []byte {
+	var out bytes.Buffer
+	out.Grow(len(b) / 4)
+	zw := gzipWriters.Get().(*gzip.Writer)
+	zw.Reset(&out)
+	_, _ = zw.Write(b)
+	_ = zw.Close()
+	gzipWriters.Put(zw)
+	return out.Bytes()
+}
+
+// gzipETag is the tag of the gzip representation of the one tagged etag.
+func gzipETag(etag string) string {
+	if strings.HasSuffix(etag, `"`) {
+		return etag[:len(etag)-1] + `-gz"`
+	}
+	return etag + "-gz"
+}
+
+// acceptsGzip reports whether Accept-Encoding takes gzip: listed with a
+// non-zero quality, or not listed while * is.
+func acceptsGzip(r *http.Request) bool {
+	star := false
+	for _, v := range r.Header.Values("Accept-Encoding") {
+		for _, part := range strings.Split(v, ",") {
+			name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
+			switch name = strings.TrimSpace(name); {
+			case strings.EqualFold(name, "gzip"):
+				return quality(params) > 0
+			case name == "*":
+				star = quality(params) > 0
+			}
+		}
+	}
+	return star
+}
+
+// quality is the q parameter of an Accept-Encoding entry (1 when absent).
+func quality(params string) float64 {
+	k, v, ok := strings.Cut(strings.TrimSpace(params), "=")
+	if !ok || !strings.EqualFold(strings.TrimSpace(k), "q") {
+		return 1
+	}
+	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+	if err != nil {
+		return 1
+	}
+	return f
 }
 
 // pageKey builds a rendered-page cache key from the session (user and

@@ -21,116 +21,146 @@ import (
 	"github.com/modellab/modellab/store"
 )
 
-// runBench is the before/after experiment of the design note: the same data,
-// the same load, cache off then cache on, printed side by side.
-func runBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	cfg, err := loadConfig(getenv)
-	if err != nil {
-		fmt.Fprintf(stderr, "modellab bench: %v\n", err)
-		return 2
-	}
+// benchFlags are the command line of bench.
+type benchFlags struct {
+	conns                          int
+	dur                            time.Duration
+	database, redis, targets, size string
+	asJSON                         bool
+}
+
+func (f *benchFlags) flagSet() *flag.FlagSet {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	conns := fs.Int("connections", 200, "concurrent connections")
-	dur := fs.Duration("duration", 20*time.Second, "load duration per target and run")
-	database := fs.String("database", "", "database URL (default: a fresh SQLite file seeded with the realistic data set)")
-	redisFlag := fs.String("redis", "", "Redis URL for the cache-on run (default: in-memory tier only)")
-	targets := fs.String("targets", "api-models,api-servers,api-analytics", "comma-separated target names")
-	size := fs.String("size", "default", "data set size when seeding: default (1M events) or demo (small)")
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return 2
-	}
-	if fs.NArg() > 0 || *conns < 1 || *dur <= 0 {
-		fmt.Fprintln(stderr, "modellab bench: --connections must be >= 1 and --duration > 0")
-		return 2
+	fs.IntVar(&f.conns, "connections", 200, "concurrent connections")
+	fs.DurationVar(&f.dur, "duration", 20*time.Second, "load duration per target and run")
+	fs.StringVar(&f.database, "database", "", "database `URL` (default: a fresh SQLite file seeded with the realistic data set)")
+	fs.StringVar(&f.redis, "redis", "", "Redis `URL` for the cache-on run (default: in-memory tier only)")
+	fs.StringVar(&f.targets, "targets", "api-models,api-servers,api-analytics", "comma-separated target `names`")
+	fs.StringVar(&f.size, "size", "default", "data set `size` when seeding: default (1M events) or demo (small)")
+	fs.BoolVar(&f.asJSON, "json", false, "print JSON")
+	return fs
+}
+
+// plan checks the flags and returns the targets and the size of the data
+// set to seed.
+func (f *benchFlags) plan() ([]loadtest.Target, store.SeedOptions, error) {
+	if f.conns < 1 || f.dur <= 0 {
+		return nil, store.SeedOptions{}, errors.New("--connections must be >= 1 and --duration > 0")
 	}
 	var tgts []loadtest.Target
-	for _, name := range strings.Split(*targets, ",") {
+	for _, name := range strings.Split(f.targets, ",") {
 		t, ok := loadtest.NamedTarget(strings.TrimSpace(name))
 		if !ok {
-			fmt.Fprintf(stderr, "modellab bench: unknown target %q (known: %s)\n", name, strings.Join(loadtest.TargetNames(), ", "))
-			return 2
+			return nil, store.SeedOptions{}, fmt.Errorf("unknown target %q (known: %s)", name, strings.Join(loadtest.TargetNames(), ", "))
 		}
 		tgts = append(tgts, t)
 	}
 	seedOpts := store.DefaultSeedOptions()
-	switch *size {
+	switch f.size {
 	case "default":
 	case "demo":
 		seedOpts = store.DemoSeedOptions()
 	default:
-		fmt.Fprintf(stderr, "modellab bench: --size=%q: must be default or demo\n", *size)
-		return 2
+		return nil, store.SeedOptions{}, fmt.Errorf("--size=%q: must be default or demo", f.size)
 	}
-	if *redisFlag != "" {
-		if err := checkRedisURL("--redis", *redisFlag); err != nil {
-			fmt.Fprintf(stderr, "modellab bench: %v\n", err)
-			return 2
+	if f.redis != "" {
+		if err := checkRedisURL("--redis", f.redis); err != nil {
+			return nil, store.SeedOptions{}, err
 		}
+	}
+	if f.database != "" {
+		if err := checkDatabaseURL("--database", f.database); err != nil {
+			return nil, store.SeedOptions{}, err
+		}
+	}
+	return tgts, seedOpts, nil
+}
+
+// runBench is the before/after experiment of the design note: the same data,
+// the same load, cache off then cache on, printed side by side.
+func runBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	var f benchFlags
+	fs := f.flagSet()
+	if code, ok := parseFlags(fs, cmdBench, args, stdout, stderr); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		return usageError(stderr, cmdBench, "unexpected arguments %q", fs.Args())
+	}
+	tgts, seedOpts, err := f.plan()
+	if err != nil {
+		return usageError(stderr, cmdBench, "%v", err)
+	}
+	cfg, err := loadConfigFor(getenv, inBench)
+	if err != nil {
+		return usageError(stderr, cmdBench, "%v", err)
 	}
 	cfg.LogLevel = slog.LevelWarn
 	cfg.AccessLog = false
 	log := newLogger(stderr, cfg)
-
-	if *database == "" {
+	if f.database == "" {
 		dir, err := os.MkdirTemp("", "modellab-bench-")
 		if err != nil {
 			fmt.Fprintf(stderr, "modellab bench: %v\n", err)
 			return 1
 		}
 		defer os.RemoveAll(dir)
-		*database = "sqlite://" + filepath.Join(dir, "bench.db")
-	} else if err := checkDatabaseURL("--database", *database); err != nil {
-		fmt.Fprintf(stderr, "modellab bench: %v\n", err)
-		return 2
+		f.database = "sqlite://" + filepath.Join(dir, "bench.db")
 	}
-	cfg.DatabaseURL = *database
+	cfg.DatabaseURL = f.database
 	token, err := benchToken(ctx, cfg, seedOpts, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "modellab bench: %v\n", err)
 		return 1
 	}
+	lc := loadtest.Config{Connections: f.conns, Duration: f.dur, Token: token, Targets: tgts, Progress: stderr, SharedRuntime: true}
+	cmp, err := benchBoth(ctx, cfg, f.redis, log, lc, stderr)
+	if err != nil {
+		fmt.Fprintf(stderr, "modellab bench: %v\n", err)
+		return 1
+	}
+	if err := writeComparison(stdout, cmp, f.asJSON); err != nil {
+		return 1
+	}
+	return 0
+}
 
+// benchBoth runs the load with the cache off, then on (with Redis when
+// redisURL is set), under one fresh key prefix.
+func benchBoth(ctx context.Context, cfg config, redisURL string, log *slog.Logger, lc loadtest.Config, stderr io.Writer) (loadtest.Comparison, error) {
 	prefix := "bench:" + randomHex(6) + ":"
-	var before, after loadtest.Report
-	for i, cacheOn := range []bool{false, true} {
+	var cmp loadtest.Comparison
+	for _, cacheOn := range []bool{false, true} {
 		rc := cfg
 		rc.DisableCache = !cacheOn
 		rc.CachePrefix = prefix
-		rc.DisableRedis = *redisFlag == ""
-		rc.RedisURL = *redisFlag
+		rc.DisableRedis = redisURL == ""
+		rc.RedisURL = redisURL
 		label := "cache off (before)"
 		if cacheOn {
 			label = "cache on (after)"
 		}
 		fmt.Fprintf(stderr, "== %s\n", label)
-		rep, err := benchRun(ctx, rc, log, loadtest.Config{
-			Connections: *conns, Duration: *dur, Token: token, Targets: tgts, Progress: stderr,
-			SharedRuntime: true,
-		})
+		rep, err := benchRun(ctx, rc, log, lc)
 		if err != nil {
-			fmt.Fprintf(stderr, "modellab bench: %s: %v\n", label, err)
-			return 1
+			return cmp, fmt.Errorf("%s: %w", label, err)
 		}
-		if i == 0 {
-			before = rep
+		if cacheOn {
+			cmp.After = rep
 		} else {
-			after = rep
+			cmp.Before = rep
 		}
 	}
-	if *asJSON {
-		enc := json.NewEncoder(stdout)
+	return cmp, nil
+}
+
+func writeComparison(w io.Writer, cmp loadtest.Comparison, asJSON bool) error {
+	if asJSON {
+		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(loadtest.Comparison{Before: before, After: after}); err != nil {
-			return 1
-		}
-		return 0
+		return enc.Encode(cmp)
 	}
-	if err := loadtest.WriteComparison(stdout, before, after); err != nil {
-		return 1
-	}
-	return 0
+	return loadtest.WriteComparison(w, cmp.Before, cmp.After)
 }
 
 // benchToken seeds an empty database and returns the heavy user's token; on

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// config is the environment of SPEC.md, parsed and checked once at start.
+// config is the environment (envVars), parsed and checked once at start.
 // A bad value is fatal, with a message naming the variable.
 type config struct {
 	Addr          string
@@ -38,92 +38,159 @@ type config struct {
 	DebugAddr     string // "" = no profiling listener
 }
 
+// scope is the set of commands that read a variable.
+type scope uint8
+
+const (
+	inServe scope = 1 << iota
+	inBench       // bench runs the server in-process with its own database, Redis, log and prefix settings
+	inDB          // seed and migrate: the database and the logs
+	inProbe       // the container health probe: where the server listens
+)
+
+// envVar is one environment variable. Loading (its default), every
+// command's --help and the README's configuration table all come from this
+// one list, so that they cannot drift apart.
+type envVar struct {
+	name string
+	// def is the value used when the variable is unset; it is parsed like
+	// a set value.
+	def string
+	// shown is the default as documented (Markdown), when def alone would
+	// mislead; empty means def, or "—" when def is empty too.
+	shown   string
+	meaning string
+	scope   scope
+}
+
+const (
+	allServer = inServe | inBench
+	anyLog    = inServe | inBench | inDB
+)
+
+// envVars is the configuration, in the order the README lists it.
+var envVars = []envVar{
+	{"ADDR", ":8080", "`:8080` (or `:$PORT` when `PORT` is set)", "listen address", inServe | inProbe},
+	{"PORT", "", "", "listen port when `ADDR` is not set (set by many platforms)", inServe | inProbe},
+	{"DATABASE_URL", "sqlite://./modellab.db", "", "`postgres://…` selects PostgreSQL; `sqlite://PATH` the embedded SQLite", inServe | inDB},
+	{"REDIS_URL", "", "", "`redis://` or `rediss://` (TLS) URL of a standalone Redis or any node of a Redis Cluster", inServe},
+	{"UPSTASH_REDIS_URL", "", "", "production Redis (TLS `rediss://`); wins over `REDIS_URL` when both are set", inServe},
+	{"REDIS_HOST", "localhost", "", "Redis host, used when no URL is set", inServe},
+	{"REDIS_PORT", "6379", "", "Redis port, used when no URL is set", inServe},
+	{"DISABLE_REDIS_CACHE", "false", "", "`true`: never talk to Redis; the in-memory tier serves alone", inServe},
+	{"DISABLE_CACHE", "false", "", "`true`: no response caching at all (the \"before\" of the benchmark)", inServe},
+	{"MODELS_CACHE_TTL_MS", "120000", "", "TTL of model lists", allServer},
+	{"SERVERS_CACHE_TTL_MS", "30000", "", "TTL of server status", allServer},
+	{"ANALYTICS_CACHE_TTL_MS", "300000", "", "TTL of analytics results", allServer},
+	{"CACHE_STALE_MS", "600000", "", "how long past its TTL an entry may still be served (stale-while-revalidate, stale-if-error)", allServer},
+	{"ADMIN_TOKEN", "", "", "a bearer token that acts as the admin user", allServer},
+	{"LOG_LEVEL", "info", "", "slog level: `debug`, `info`, `warn` or `error`", inServe | inDB},
+	{"LOG_FORMAT", "text", "", "`text` or `json`", anyLog},
+	{"CACHE_PREFIX", "", "", "prefix of every Redis key, to share one Redis between deployments", inServe},
+	{"REDIS_TIMEOUT_MS", "100", "", "deadline of every Redis call", allServer},
+	{"DISABLE_LOCAL_CACHE", "false", "", "`true`: no in-process tier (to measure the Redis tier alone)", allServer},
+	{"ACCESS_LOG", "true", "", "one log line per request", inServe},
+	{"DEBUG_ADDR", "", "", "an address (e.g. `127.0.0.1:6060`) for a separate listener serving `/debug/pprof/`; never on the API address", inServe},
+	{"MAX_IN_FLIGHT", "10000", "", "requests served at once; past it, 503 with `Retry-After`", allServer},
+	{"MAX_DB_IN_FLIGHT", "64", "", "database-bound operations at once; the rest wait up to 1 s, then 503", allServer},
+	{"DB_MAX_CONNS", "0", "20 (PostgreSQL), 4 readers (SQLite)", "connection pool size", allServer},
+	{"DB_TIMEOUT_MS", "3000", "", "deadline of every database statement", allServer},
+	{"SHUTDOWN_TIMEOUT_MS", "20000", "", "how long SIGTERM waits for in-flight requests", inServe},
+}
+
+// lookupEnv returns the entry of name; asking for a variable missing from
+// envVars is a programming error.
+func lookupEnv(name string) envVar {
+	for _, v := range envVars {
+		if v.name == name {
+			return v
+		}
+	}
+	panic("config: " + name + " is not in envVars")
+}
+
+// envReader reads the variables of one scope; a variable outside it reads
+// as its default, so that a command never fails on a variable it ignores.
 type envReader struct {
 	getenv func(string) string
+	scope  scope
 	err    error
 }
 
-func (e *envReader) str(name, def string) string {
-	if v := e.getenv(name); v != "" {
-		return v
+func (e *envReader) str(name string) string {
+	v := lookupEnv(name)
+	if v.scope&e.scope != 0 {
+		if s := e.getenv(name); s != "" {
+			return s
+		}
 	}
-	return def
+	return v.def
 }
 
-func (e *envReader) boolean(name string, def bool) bool {
-	v := e.getenv(name)
-	if v == "" {
-		return def
+func (e *envReader) fail(err error) {
+	if e.err == nil {
+		e.err = err
 	}
+}
+
+func (e *envReader) boolean(name string) bool {
+	v := e.str(name)
 	b, err := strconv.ParseBool(v)
-	if err != nil && e.err == nil {
-		e.err = fmt.Errorf("%s=%q: must be true or false", name, v)
+	if err != nil {
+		e.fail(fmt.Errorf("%s=%q: must be true or false", name, v))
 	}
 	return b
 }
 
-func (e *envReader) millis(name string, def int) time.Duration {
-	return time.Duration(e.integer(name, def, 1)) * time.Millisecond
+func (e *envReader) millis(name string) time.Duration {
+	return time.Duration(e.integer(name, 1)) * time.Millisecond
 }
 
-func (e *envReader) integer(name string, def, min int) int {
-	v := e.getenv(name)
-	if v == "" {
-		return def
-	}
+func (e *envReader) integer(name string, min int) int {
+	v := e.str(name)
 	n, err := strconv.Atoi(strings.TrimSpace(v))
-	if (err != nil || n < min) && e.err == nil {
-		e.err = fmt.Errorf("%s=%q: must be an integer of at least %d", name, v, min)
+	if err != nil || n < min {
+		e.fail(fmt.Errorf("%s=%q: must be an integer of at least %d", name, v, min))
 	}
 	return n
 }
 
-// loadConfig reads the environment of SPEC.md (and a few tuning knobs).
+// loadConfig reads the whole environment, as serve does.
 func loadConfig(getenv func(string) string) (config, error) {
-	e := &envReader{getenv: getenv}
+	return loadConfigFor(getenv, inServe)
+}
+
+// loadConfigFor reads the variables of one command's scope; the others keep
+// their defaults.
+func loadConfigFor(getenv func(string) string, sc scope) (config, error) {
+	e := &envReader{getenv: getenv, scope: sc}
 	var c config
-	c.Addr = e.str("ADDR", "")
-	if c.Addr == "" {
-		c.Addr = ":8080"
-		if p := getenv("PORT"); p != "" {
-			c.Addr = ":" + p
-		}
+	c.Addr = e.str("ADDR")
+	if p := e.str("PORT"); p != "" && e.getenv("ADDR") == "" {
+		c.Addr = ":" + p
 	}
-	c.DatabaseURL = e.str("DATABASE_URL", "sqlite://./modellab.db")
-	c.DisableRedis = e.boolean("DISABLE_REDIS_CACHE", false)
-	c.DisableCache = e.boolean("DISABLE_CACHE", false)
-	c.DisableLocal = e.boolean("DISABLE_LOCAL_CACHE", false)
-	c.ModelsTTL = e.millis("MODELS_CACHE_TTL_MS", 120000)
-	c.ServersTTL = e.millis("SERVERS_CACHE_TTL_MS", 30000)
-	c.AnalyticsTTL = e.millis("ANALYTICS_CACHE_TTL_MS", 300000)
-	c.Stale = e.millis("CACHE_STALE_MS", 600000)
-	c.RedisTimeout = e.millis("REDIS_TIMEOUT_MS", 100)
-	c.CachePrefix = e.str("CACHE_PREFIX", "")
-	c.AdminToken = getenv("ADMIN_TOKEN")
-	c.AccessLog = e.boolean("ACCESS_LOG", true)
-	c.MaxInFlight = e.integer("MAX_IN_FLIGHT", 10000, 1)
-	c.MaxDBInFlight = e.integer("MAX_DB_IN_FLIGHT", 64, 1)
-	c.DBMaxConns = e.integer("DB_MAX_CONNS", 0, 0)
-	c.DBTimeout = e.millis("DB_TIMEOUT_MS", 3000)
-	c.Shutdown = e.millis("SHUTDOWN_TIMEOUT_MS", 20000)
-	c.DebugAddr = e.str("DEBUG_ADDR", "")
-	switch lvl := strings.ToLower(e.str("LOG_LEVEL", "info")); lvl {
-	case "debug":
-		c.LogLevel = slog.LevelDebug
-	case "info":
-		c.LogLevel = slog.LevelInfo
-	case "warn", "warning":
-		c.LogLevel = slog.LevelWarn
-	case "error":
-		c.LogLevel = slog.LevelError
-	default:
-		if e.err == nil {
-			e.err = fmt.Errorf("LOG_LEVEL=%q: must be debug, info, warn or error", lvl)
-		}
-	}
-	c.LogFormat = strings.ToLower(e.str("LOG_FORMAT", "text"))
-	if c.LogFormat != "text" && c.LogFormat != "json" && e.err == nil {
-		e.err = fmt.Errorf("LOG_FORMAT=%q: must be text or json", c.LogFormat)
+	c.DatabaseURL = e.str("DATABASE_URL")
+	c.DisableRedis = e.boolean("DISABLE_REDIS_CACHE")
+	c.DisableCache = e.boolean("DISABLE_CACHE")
+	c.DisableLocal = e.boolean("DISABLE_LOCAL_CACHE")
+	c.ModelsTTL = e.millis("MODELS_CACHE_TTL_MS")
+	c.ServersTTL = e.millis("SERVERS_CACHE_TTL_MS")
+	c.AnalyticsTTL = e.millis("ANALYTICS_CACHE_TTL_MS")
+	c.Stale = e.millis("CACHE_STALE_MS")
+	c.RedisTimeout = e.millis("REDIS_TIMEOUT_MS")
+	c.CachePrefix = e.str("CACHE_PREFIX")
+	c.AdminToken = e.str("ADMIN_TOKEN")
+	c.AccessLog = e.boolean("ACCESS_LOG")
+	c.MaxInFlight = e.integer("MAX_IN_FLIGHT", 1)
+	c.MaxDBInFlight = e.integer("MAX_DB_IN_FLIGHT", 1)
+	c.DBMaxConns = e.integer("DB_MAX_CONNS", 0)
+	c.DBTimeout = e.millis("DB_TIMEOUT_MS")
+	c.Shutdown = e.millis("SHUTDOWN_TIMEOUT_MS")
+	c.DebugAddr = e.str("DEBUG_ADDR")
+	c.LogLevel = e.logLevel()
+	c.LogFormat = strings.ToLower(e.str("LOG_FORMAT"))
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		e.fail(fmt.Errorf("LOG_FORMAT=%q: must be text or json", c.LogFormat))
 	}
 	if e.err != nil {
 		return c, e.err
@@ -132,28 +199,38 @@ func loadConfig(getenv func(string) string) (config, error) {
 		return c, err
 	}
 	var err error
-	if c.RedisURL, err = redisURL(getenv); err != nil {
+	if c.RedisURL, err = redisURL(e.str); err != nil {
 		return c, err
 	}
 	return c, nil
 }
 
-// redisURL applies the precedence of SPEC.md: UPSTASH_REDIS_URL, then
-// REDIS_URL, then REDIS_HOST/REDIS_PORT.
-func redisURL(getenv func(string) string) (string, error) {
+func (e *envReader) logLevel() slog.Level {
+	switch lvl := strings.ToLower(e.str("LOG_LEVEL")); lvl {
+	case "debug":
+		return slog.LevelDebug
+	case "info":
+		return slog.LevelInfo
+	case "warn", "warning":
+		return slog.LevelWarn
+	case "error":
+		return slog.LevelError
+	default:
+		e.fail(fmt.Errorf("LOG_LEVEL=%q: must be debug, info, warn or error", lvl))
+		return slog.LevelInfo
+	}
+}
+
+// redisURL applies the precedence of the configuration: UPSTASH_REDIS_URL,
+// then REDIS_URL, then REDIS_HOST/REDIS_PORT. get returns a variable's value
+// or its default.
+func redisURL(get func(string) string) (string, error) {
 	for _, name := range []string{"UPSTASH_REDIS_URL", "REDIS_URL"} {
-		if v := getenv(name); v != "" {
+		if v := get(name); v != "" {
 			return v, checkRedisURL(name, v)
 		}
 	}
-	host := getenv("REDIS_HOST")
-	if host == "" {
-		host = "localhost"
-	}
-	port := getenv("REDIS_PORT")
-	if port == "" {
-		port = "6379"
-	}
+	host, port := get("REDIS_HOST"), get("REDIS_PORT")
 	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 		return "", fmt.Errorf("REDIS_PORT=%q: must be a port number", port)
 	}

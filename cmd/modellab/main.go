@@ -1,6 +1,6 @@
 // Command modellab is the API server of a model lab and its tools: serve,
-// seed, loadtest and bench. main only wires the process to run, so that
-// tests can drive the whole program through run() on :0.
+// seed, loadtest, bench, migrate and version. main only wires the process
+// to run, so that tests can drive the whole program through run() on :0.
 package main
 
 import (
@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 )
 
@@ -26,8 +27,12 @@ Usage:
   modellab seed      [--database URL] [--users N] [--models N] [--global-models N] [--servers N] [--events N] [--days N]
   modellab loadtest  --url URL [--connections 200] [--duration 30s] [--rate R] [--token T] [--targets a,b] [--path /x] [--json]
   modellab bench     [--connections 200] [--duration 20s] [--database URL] [--redis URL] [--json]
+  modellab migrate   [status|up] [--database URL]
+  modellab version
 
-Configuration is read from the environment (see README.md); flags override it.
+Run 'modellab COMMAND --help' for a command's flags and the environment
+variables it reads. Configuration is read from the environment; flags
+override it.
 `
 
 // run is the whole program. It returns the exit status: 0 ok, 1 failure,
@@ -47,11 +52,28 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runLoadtest(ctx, rest, stdout, stderr)
 	case "bench":
 		return runBench(ctx, rest, getenv, stdout, stderr)
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
+	case "migrate":
+		return runMigrate(ctx, rest, getenv, stdout, stderr)
+	case "version":
+		return runVersion(rest, stdout, stderr)
+	case "probe":
+		return runProbe(ctx, rest, getenv, stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		if len(rest) > 0 && rest[0] != "help" && !strings.HasPrefix(rest[0], "-") {
+			return run(ctx, []string{args[0], rest[0], "--help"}, getenv, stdin, stdout, stderr)
+		}
+		writeTopHelp(stdout)
 		return 0
 	default:
 		fmt.Fprintf(stderr, "modellab: unknown command %q\n\n%s", sub, usage)
 		return 2
 	}
+}
+
+// writeTopHelp prints the commands and the whole environment.
+func writeTopHelp(w io.Writer) {
+	fmt.Fprint(w, usage)
+	fmt.Fprintln(w)
+	writeEnv(w, inServe|inBench|inDB)
+	fmt.Fprintln(w, "\nserve reads all of them; bench the tuning knobs; seed and migrate DATABASE_URL and LOG_*.")
 }

@@ -45,11 +45,18 @@ var (
 // it listens.
 func startServe(t *testing.T, env map[string]string, args ...string) *proc {
 	t.Helper()
+	return startServeArgs(t, env, append([]string{"--addr", "127.0.0.1:0"}, args...)...)
+}
+
+// startServeArgs runs `modellab serve ARGS` with env and waits until it
+// listens.
+func startServeArgs(t *testing.T, env map[string]string, args ...string) *proc {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &proc{cancel: cancel, done: make(chan int, 1)}
 	pr, pw := io.Pipe()
 	getenv := func(k string) string { return env[k] }
-	argv := append([]string{"modellab", "serve", "--addr", "127.0.0.1:0"}, args...)
+	argv := append([]string{"modellab", "serve"}, args...)
 	go func() {
 		code := run(ctx, argv, getenv, strings.NewReader(""), pw, lockedWriter{&p.mu, &p.stderr})
 		pw.Close()
@@ -211,7 +218,8 @@ func TestRedisURLPrecedence(t *testing.T) {
 		{map[string]string{"REDIS_URL": "redis://a:1", "UPSTASH_REDIS_URL": "rediss://u:2"}, "rediss://u:2"},
 	}
 	for _, c := range cases {
-		got, err := redisURL(func(k string) string { return c.env[k] })
+		e := &envReader{getenv: func(k string) string { return c.env[k] }, scope: inServe}
+		got, err := redisURL(e.str)
 		if err != nil || got != c.want {
 			t.Errorf("%v: %q, %v; want %q", c.env, got, err, c.want)
 		}

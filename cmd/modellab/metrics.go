@@ -23,7 +23,7 @@ func newPoolCollector(db *store.DB) *poolCollector {
 		inUse:       d("in_use_connections", "Connections in use."),
 		idle:        d("idle_connections", "Idle connections."),
 		maxOpen:     d("max_connections", "Pool size bound."),
-		waits:       d("wait_total", "Waits for a free connection."),
+		waits:       d("waits_total", "Waits for a free connection."),
 		waitSeconds: d("wait_seconds_total", "Time spent waiting for a connection."),
 	}
 }

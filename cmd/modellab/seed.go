@@ -14,15 +14,10 @@ import (
 // runSeed fills a database with the deterministic demo data set and prints
 // the users and their tokens as JSON on stdout.
 func runSeed(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	cfg, err := loadConfig(getenv)
-	if err != nil {
-		fmt.Fprintf(stderr, "modellab seed: %v\n", err)
-		return 2
-	}
 	opts := store.DefaultSeedOptions()
+	var database string
 	fs := flag.NewFlagSet("seed", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.DatabaseURL, "database", cfg.DatabaseURL, "database URL (sqlite://PATH or postgres://…)")
+	fs.StringVar(&database, "database", "", "database `URL`, sqlite://PATH or postgres://… (overrides DATABASE_URL)")
 	fs.IntVar(&opts.Users, "users", opts.Users, "number of users (the first is the heavy user \"demo\")")
 	fs.IntVar(&opts.Models, "models", opts.Models, "number of models")
 	fs.IntVar(&opts.GlobalModels, "global-models", opts.GlobalModels, "how many of the models are global")
@@ -30,20 +25,24 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 	fs.IntVar(&opts.Events, "events", opts.Events, "number of usage events")
 	fs.IntVar(&opts.Days, "days", opts.Days, "days of history the events span")
 	fs.Int64Var(&opts.RandSeed, "seed", opts.RandSeed, "random seed (same seed, same data)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	if code, ok := parseFlags(fs, cmdSeed, args, stdout, stderr); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "modellab seed: unexpected arguments %q\n", fs.Args())
-		return 2
+		return usageError(stderr, cmdSeed, "unexpected arguments %q", fs.Args())
+	}
+	cfg, err := loadConfigFor(getenv, inDB)
+	if err != nil {
+		return usageError(stderr, cmdSeed, "%v", err)
+	}
+	if database != "" {
+		cfg.DatabaseURL = database
 	}
 	if err := checkDatabaseURL("--database", cfg.DatabaseURL); err != nil {
-		fmt.Fprintf(stderr, "modellab seed: %v\n", err)
-		return 2
+		return usageError(stderr, cmdSeed, "%v", err)
 	}
 	if opts.Users < 1 || opts.Models < opts.GlobalModels || opts.GlobalModels < 0 || opts.Servers < 0 || opts.Events < 0 || opts.Days < 1 {
-		fmt.Fprintln(stderr, "modellab seed: sizes must be non-negative, with at least 1 user, 1 day, and global-models <= models")
-		return 2
+		return usageError(stderr, cmdSeed, "sizes must be non-negative, with at least 1 user, 1 day, and global-models <= models")
 	}
 	log := newLogger(stderr, cfg)
 	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{Logger: log, QueryTimeout: 10 * time.Minute})

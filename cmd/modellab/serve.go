@@ -20,47 +20,50 @@ import (
 	"github.com/modellab/modellab/web"
 )
 
-func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
-	cfg, err := loadConfig(getenv)
-	if err != nil {
-		fmt.Fprintf(stderr, "modellab serve: %v\n", err)
-		return 2
-	}
+// serveFlags are the flags of serve; empty values leave the environment's.
+type serveFlags struct {
+	addr, database, redis string
+	demo                  autoBool
+}
+
+func (f *serveFlags) flagSet() *flag.FlagSet {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&cfg.Addr, "addr", cfg.Addr, "listen address")
-	fs.StringVar(&cfg.DatabaseURL, "database", cfg.DatabaseURL, "database URL (sqlite://PATH or postgres://…)")
-	redis := fs.String("redis", "", "Redis URL (overrides the environment)")
-	demo := fs.String("demo", "auto", "seed a small demo data set into an empty database (default: on for SQLite)")
-	if err := fs.Parse(args); err != nil {
-		return 2
+	fs.StringVar(&f.addr, "addr", "", "listen `address` (overrides ADDR)")
+	fs.StringVar(&f.database, "database", "", "database `URL`, sqlite://PATH or postgres://… (overrides DATABASE_URL)")
+	fs.StringVar(&f.redis, "redis", "", "Redis `URL` (overrides the Redis variables)")
+	fs.Var(&f.demo, "demo", "seed a small demo data set into a database without one, and print the demo token\n(default: on for SQLite, off for PostgreSQL)")
+	return fs
+}
+
+func runServe(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
+	var f serveFlags
+	fs := f.flagSet()
+	if code, ok := parseFlags(fs, cmdServe, args, stdout, stderr); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "modellab serve: unexpected arguments %q\n", fs.Args())
-		return 2
+		return usageError(stderr, cmdServe, "unexpected arguments %q", fs.Args())
 	}
-	if *redis != "" {
-		if err := checkRedisURL("--redis", *redis); err != nil {
-			fmt.Fprintf(stderr, "modellab serve: %v\n", err)
-			return 2
+	cfg, err := loadConfig(getenv)
+	if err != nil {
+		return usageError(stderr, cmdServe, "%v", err)
+	}
+	if f.addr != "" {
+		cfg.Addr = f.addr
+	}
+	if f.database != "" {
+		cfg.DatabaseURL = f.database
+	}
+	if f.redis != "" {
+		if err := checkRedisURL("--redis", f.redis); err != nil {
+			return usageError(stderr, cmdServe, "%v", err)
 		}
-		cfg.RedisURL = *redis
+		cfg.RedisURL = f.redis
 	}
 	if err := checkDatabaseURL("--database", cfg.DatabaseURL); err != nil {
-		fmt.Fprintf(stderr, "modellab serve: %v\n", err)
-		return 2
+		return usageError(stderr, cmdServe, "%v", err)
 	}
-	wantDemo := strings.HasPrefix(cfg.DatabaseURL, "sqlite://")
-	switch *demo {
-	case "auto":
-	case "true", "1", "yes", "on":
-		wantDemo = true
-	case "false", "0", "no", "off":
-		wantDemo = false
-	default:
-		fmt.Fprintf(stderr, "modellab serve: --demo=%q: must be true or false\n", *demo)
-		return 2
-	}
+	wantDemo := f.demo.or(strings.HasPrefix(cfg.DatabaseURL, "sqlite://"))
 	log := newLogger(stderr, cfg)
 	if err := serve(ctx, cfg, wantDemo, log, stderr, stdout); err != nil {
 		log.Error("modellab serve failed", "err", err)
@@ -119,6 +122,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, logOut io.Writer)
 		AnalyticsTTL:  cfg.AnalyticsTTL,
 		MaxDBInFlight: cfg.MaxDBInFlight,
 		OnShed:        a.metrics.Shed,
+		OnSlotWait:    a.metrics.DBSlotWait,
 	})
 	if err := a.mount(cfg, log, logOut); err != nil {
 		a.close()
@@ -199,6 +203,7 @@ func serve(ctx context.Context, cfg config, wantDemo bool, log *slog.Logger, log
 		return err
 	}
 	defer a.close()
+	a.metrics.Register(buildInfoCollector(readBuildInfo()))
 	log.Info("database ready", "engine", a.db.Engine(), "url", redactURL(cfg.DatabaseURL))
 	log.Info("cache ready", "mode", a.cache.Mode(), "redis", a.cache.RedisState())
 
@@ -208,20 +213,12 @@ func serve(ctx context.Context, cfg config, wantDemo bool, log *slog.Logger, log
 	}
 	addr := ln.Addr().String()
 	if wantDemo {
-		if err := seedDemo(ctx, a.db, log, stdout, "http://"+displayAddr(addr)); err != nil {
+		if err := seedDemo(ctx, a.db, log, stdout, "http://"+displayAddr(addr), demoIgnores(cfg)); err != nil {
 			ln.Close()
 			return err
 		}
 	}
-	srv := &http.Server{
-		Handler:           a.handler,
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      60 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := newHTTPServer(a.handler, log)
 	if cfg.DebugAddr != "" {
 		stop, err := serveDebug(cfg.DebugAddr, log)
 		if err != nil {
@@ -267,18 +264,46 @@ func displayAddr(addr string) string {
 	return net.JoinHostPort(host, port)
 }
 
+// adminUserID is the user that ADMIN_TOKEN acts as; newApp creates it.
+const adminUserID = "usr_admin"
+
+// demoIgnores are the users that do not count as data for the demo seed.
+func demoIgnores(cfg config) []string {
+	if cfg.AdminToken != "" {
+		return []string{adminUserID}
+	}
+	return nil
+}
+
+// newHTTPServer bounds every phase of a connection, so that slow or idle
+// clients cannot hold the server's resources.
+func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+}
+
 // seedDemo seeds an empty database with the small demo set, and prints a
 // token for the demo user: the one the seed made, or a new one on a
 // database seeded before (tokens are stored hashed, so the old one is gone).
-func seedDemo(ctx context.Context, db *store.DB, log *slog.Logger, stdout io.Writer, baseURL string) error {
-	empty, err := db.Empty(ctx)
+// The users in ignore (the admin user) do not make a database non-empty.
+func seedDemo(ctx context.Context, db *store.DB, log *slog.Logger, stdout io.Writer, baseURL string, ignore []string) error {
+	empty, err := db.Empty(ctx, ignore...)
 	if err != nil {
 		return fmt.Errorf("check for an empty database: %w", err)
 	}
 	var token string
 	if empty {
 		start := time.Now()
-		res, err := store.Seed(ctx, db, store.DemoSeedOptions())
+		opts := store.DemoSeedOptions()
+		opts.IgnoreUsers = ignore
+		res, err := store.Seed(ctx, db, opts)
 		if err != nil {
 			return fmt.Errorf("seed demo data: %w", err)
 		}
