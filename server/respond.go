@@ -63,7 +63,9 @@ func writeCached(w http.ResponseWriter, r *http.Request, e *cache.Entry, res cac
 	} else {
 		h["Cache-Control"] = hdrPrivate
 	}
-	h["Vary"] = hdrVary
+	if _, set := h["Vary"]; !set { // public content sets its own
+		h["Vary"] = hdrVary
+	}
 	body, etag := e.Body, e.ETag
 	gz := len(body) >= gzipMinBodyBytes && transport.AcceptsGzip(r)
 	if gz {
