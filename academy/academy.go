@@ -41,7 +41,7 @@ type Lesson struct {
 	// Position is the lesson's 1-based place in its course.
 	Position int
 	// Minutes is the estimated reading time: words (code included) at
-	// WordsPerMinute, rounded, at least 1.
+	// WordsPerMinute, rounded up.
 	Minutes int
 	// HTML is the rendered body, safe to embed in a page: raw HTML in the
 	// source is dropped, not passed through.

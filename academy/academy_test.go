@@ -196,8 +196,9 @@ func TestReadingMinutes(t *testing.T) {
 		{"short", words(20), 1},
 		{"empty", "", 1},
 		{"two minutes", words(400), 2},
-		{"rounds", words(699), 3},
-		{"code counts", words(200) + "\n```sh\n" + words(200) + "\n```\n", 2},
+		{"rounds up", words(401), 3},
+		{"code counts", words(199) + "\n```sh\n" + words(200) + "\n```\n", 2}, // the fence's "sh" is a word
+		{"code counts more", words(199) + "\n```sh\n" + words(201) + "\n```\n", 3},
 		{"punctuation does not", words(200) + strings.Repeat("| --- | ``` - * ", 300), 1},
 	}
 	for _, tt := range tests {

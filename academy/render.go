@@ -97,7 +97,8 @@ func inspect(doc ast.Node, src []byte, l *Lesson) error {
 }
 
 // readingMinutes estimates the reading time of a Markdown body: its words,
-// code included, at WordsPerMinute, rounded, at least one minute. A word is
+// code included, at WordsPerMinute, rounded up: technical text with code
+// reads slower than prose, and a page is never "0 minutes". A word is
 // a run of text holding a letter or a digit, so Markdown punctuation
 // (fences, table rules, list bullets) does not count.
 func readingMinutes(body []byte) int {
@@ -107,7 +108,7 @@ func readingMinutes(body []byte) int {
 			words++
 		}
 	}
-	return max(1, int(math.Round(float64(words)/WordsPerMinute)))
+	return max(1, int(math.Ceil(float64(words)/WordsPerMinute)))
 }
 
 // WriteStylesheet writes the CSS of highlighted code: the light style,

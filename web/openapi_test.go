@@ -232,6 +232,20 @@ func TestOpenAPI(t *testing.T) {
 	o.json("GET", "/api/analytics/data?interval=hour&model_id="+m.ID+"&from="+now.Add(-48*time.Hour).Format(time.RFC3339), alice, nil, 200)
 	o.json("GET", "/api/analytics/data?interval=week", alice, nil, 400)
 
+	// Lab Academy.
+	r = o.json("GET", "/api/academy/courses", "", nil, 200)
+	o.json("GET", "/api/academy/courses", alice, nil, 304, "If-None-Match", r.header.Get("ETag"))
+	r = o.json("GET", "/api/academy/lessons/welcome", "", nil, 200)
+	o.json("GET", "/api/academy/lessons/welcome", "", nil, 304, "If-None-Match", r.header.Get("ETag"))
+	o.json("GET", "/api/academy/lessons/composed-pages", alice, nil, 200) // the last: next is null
+	o.json("GET", "/api/academy/lessons/no-such-lesson", "", nil, 404)
+	o.json("POST", "/api/academy/lessons/welcome/complete", alice, nil, 200)
+	o.json("POST", "/api/academy/lessons/welcome/complete", "", nil, 401)
+	o.json("POST", "/api/academy/lessons/no-such-lesson/complete", alice, nil, 404)
+	r = o.json("GET", "/api/academy/progress", alice, nil, 200)
+	o.json("GET", "/api/academy/progress", alice, nil, 304, "If-None-Match", r.header.Get("ETag"))
+	o.json("GET", "/api/academy/progress", "", nil, 401)
+
 	// Cache and operations.
 	o.json("GET", "/api/cache/stats", adminToken, nil, 200)
 	o.json("GET", "/api/cache/stats", alice, nil, 403)
@@ -266,6 +280,13 @@ func TestOpenAPI(t *testing.T) {
 	o.exchange(c, "GET", "/analytics?interval=hour", "", "", nil, 200)
 	o.exchange(c, "GET", "/analytics?interval=week", "", "", nil, 400)
 	o.exchange(c, "GET", "/docs", "", "", nil, 200)
+	o.exchange(e.client(), "GET", "/academy", "", "", nil, 200)
+	o.exchange(c, "GET", "/academy", "", "", nil, 200)
+	o.exchange(c, "GET", "/academy/tokens", "", "", nil, 200)
+	o.exchange(c, "GET", "/academy/no-such-lesson", "", "", nil, 404)
+	o.form(c, "/academy/tokens/complete", url.Values{"csrf": {csrf}}, 303)
+	o.form(c, "/academy/tokens/complete", url.Values{"csrf": {"wrong"}}, 403)
+	o.form(c, "/academy/no-such-lesson/complete", url.Values{"csrf": {csrf}}, 404)
 	spec := o.exchange(c, "GET", "/openapi.json", "", "", nil, 200)
 	o.exchange(c, "GET", "/openapi.json", "", "", nil, 304, "If-None-Match", spec.header.Get("ETag"))
 	css := o.exchange(c, "GET", "/static/style.css?v=1", "", "", nil, 200)
