@@ -60,6 +60,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	duration := fs.Duration("duration", DefaultDuration, "how long to load each target")
 	rate := fs.Float64("rate", 0, "open loop at this many requests/s in total (0: closed loop)")
 	token := fs.String("token", "", "bearer token sent as Authorization: Bearer")
+	users := fs.String("users", "", "a `FILE` holding the JSON that modellab seed prints: spread the requests over those users' tokens (a crowd)")
 	targets := fs.String("targets", "", "comma separated target names: "+strings.Join(TargetNames(), ","))
 	var paths pathList
 	fs.Var(&paths, "path", "a path to load, like /api/models?limit=10 (repeatable, or a comma separated list)")
@@ -68,7 +69,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", DefaultTimeout, "per request timeout")
 	asJSON := fs.Bool("json", false, "print the report as JSON")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: modellab loadtest --url URL [--connections 200] [--duration 30s] [--rate R] [--token T] [--targets home,models,…] [--path /x] [--header \"K: V\"] [--json]\n\n")
+		fmt.Fprintf(stderr, "usage: modellab loadtest --url URL [--connections 200] [--duration 30s] [--rate R] [--token T | --users FILE] [--targets home,models,…] [--path /x] [--header \"K: V\"] [--json]\n\n")
 		fmt.Fprintf(stderr, "Runs each target in turn for --duration over --connections connections and prints, per target,\n")
 		fmt.Fprintf(stderr, "requests, req/s, latencies and failures (transport errors and statuses >= 400; redirects are not followed).\n")
 		fmt.Fprintf(stderr, "Without --targets or --path: api-models,api-servers,api-analytics with --token, else api-models.\n\n")
@@ -118,7 +119,14 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		list = append(list, Target{Name: p, Path: p})
 	}
 	if len(list) == 0 {
-		list = DefaultTargets(*token != "")
+		list = DefaultTargets(*token != "" || *users != "")
+	}
+	var crowd []string
+	if *users != "" {
+		var err error
+		if crowd, err = LoadUsers(*users); err != nil {
+			return bad("--users: %v", err)
+		}
 	}
 
 	cfg := Config{
@@ -127,6 +135,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		Duration:    *duration,
 		Rate:        *rate,
 		Token:       *token,
+		Tokens:      crowd,
 		Targets:     list,
 		Progress:    stderr,
 		Timeout:     *timeout,
