@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -35,7 +34,8 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 	dur := fs.Duration("duration", 20*time.Second, "load duration per target and run")
 	database := fs.String("database", "", "database URL (default: a fresh SQLite file seeded with the realistic data set)")
 	redisFlag := fs.String("redis", "", "Redis URL for the cache-on run (default: in-memory tier only)")
-	targets := fs.String("targets", "api-models,api-servers,api-analytics", "comma-separated target names")
+	targets := fs.String("targets", benchTargets, "comma-separated target names")
+	users := fs.String("users", "", "the JSON `modellab seed` printed for --database: load as that crowd (default: the users seeded now)")
 	size := fs.String("size", "default", "data set size when seeding: default (1M events) or demo (small)")
 	asJSON := fs.Bool("json", false, "print JSON")
 	if err := fs.Parse(args); err != nil {
@@ -86,7 +86,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		return 2
 	}
 	cfg.DatabaseURL = *database
-	token, err := benchToken(ctx, cfg, seedOpts, stderr)
+	token, crowd, err := benchCrowd(ctx, cfg, seedOpts, *users, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "modellab bench: %v\n", err)
 		return 1
@@ -107,7 +107,7 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		fmt.Fprintf(stderr, "== %s\n", label)
 		rep, err := benchRun(ctx, rc, log, loadtest.Config{
 			Connections: *conns, Duration: *dur, Token: token, Targets: tgts, Progress: stderr,
-			SharedRuntime: true,
+			SharedRuntime: true, Tokens: crowd,
 		})
 		if err != nil {
 			fmt.Fprintf(stderr, "modellab bench: %s: %v\n", label, err)
@@ -127,43 +127,10 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		}
 		return 0
 	}
-	if err := loadtest.WriteComparison(stdout, before, after); err != nil {
+	if err := writeBenchTable(stdout, before, after); err != nil {
 		return 1
 	}
 	return 0
-}
-
-// benchToken seeds an empty database and returns the heavy user's token; on
-// a database that already has data it issues a new token for "demo".
-func benchToken(ctx context.Context, cfg config, opts store.SeedOptions, stderr io.Writer) (string, error) {
-	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{QueryTimeout: 10 * time.Minute})
-	if err != nil {
-		return "", fmt.Errorf("open %s: %w", redactURL(cfg.DatabaseURL), err)
-	}
-	defer db.Close()
-	if err := db.Migrate(ctx); err != nil {
-		return "", fmt.Errorf("migrate: %w", err)
-	}
-	empty, err := db.Empty(ctx)
-	if err != nil {
-		return "", err
-	}
-	if !empty {
-		return db.IssueToken(ctx, "demo")
-	}
-	fmt.Fprintf(stderr, "seeding %d users, %d models, %d servers, %d events…\n", opts.Users, opts.Models, opts.Servers, opts.Events)
-	start := time.Now()
-	res, err := store.Seed(ctx, db, opts)
-	if err != nil {
-		return "", fmt.Errorf("seed: %w", err)
-	}
-	fmt.Fprintf(stderr, "seeded in %s\n", time.Since(start).Round(time.Millisecond))
-	for _, u := range res.Users {
-		if u.Name == "demo" {
-			return u.Token, nil
-		}
-	}
-	return "", errors.New("the seed made no demo user")
 }
 
 // benchRun starts the server in-process on 127.0.0.1:0, loads it, stops it.
