@@ -37,7 +37,10 @@ func keyServersUser(userID string) string { return "api:servers:user:" + userID 
 
 // Lab Academy: the courses and each lesson are public entries, the same
 // bytes for every reader; progress is per user. Lesson slugs come from the
-// catalog (checked before they reach a key), never from raw input.
+// catalog (checked before they reach a key), never from raw input. Lessons
+// change only with the binary: during a rolling deploy that changes them,
+// instances of the two versions share these entries for up to their TTL,
+// or until an admin invalidates "api:academy:*".
 const keyAcademyCourses = "api:academy:courses"
 
 func keyAcademyLesson(slug string) string     { return "api:academy:lesson:" + slug }

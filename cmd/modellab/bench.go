@@ -148,7 +148,7 @@ func benchRun(ctx context.Context, cfg config, log *slog.Logger, lc loadtest.Con
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 	lc.URL = "http://" + ln.Addr().String()
-	return loadtest.Run(ctx, lc)
+	return benchLoad(ctx, lc, !cfg.DisableCache)
 }
 
 func randomHex(n int) string {

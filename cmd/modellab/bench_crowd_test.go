@@ -58,6 +58,12 @@ func TestBenchPrintsDesignNote(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("bench: exit %d\n%s", code, errOut.String())
 	}
+	// Only the cache-on run is warmed, once per target, by every seeded user.
+	logs := errOut.String()
+	on := strings.Index(logs, "== cache on")
+	if on < 0 || strings.Contains(logs[:on], "warmed") || strings.Count(logs[on:], "warmed: one request per user (20)") != 3 {
+		t.Errorf("the warm-up is not one pass per target of the cache-on run:\n%s", logs)
+	}
 	s := out.String()
 	for _, re := range []string{
 		`(?m)^academy\s+0 → 0\s`,                           // the comparison row
