@@ -42,15 +42,7 @@ func (a *app) home(w http.ResponseWriter, r *http.Request, v *view) error {
 	if err != nil {
 		return err
 	}
-	models, err := decodeEntry[service.ModelList](a.decode, "models", me)
-	if err != nil {
-		return err
-	}
 	se, _, err := a.svc.ServersStatus(ctx, v.User)
-	if err != nil {
-		return err
-	}
-	servers, err := decodeEntry[service.ServerStatus](a.decode, "servers", se)
 	if err != nil {
 		return err
 	}
@@ -59,6 +51,18 @@ func (a *app) home(w http.ResponseWriter, r *http.Request, v *view) error {
 		return err
 	}
 	ae, _, err := a.svc.AnalyticsData(ctx, v.User, q)
+	if err != nil {
+		return err
+	}
+	key := pageKey("home", v, me.ETag, se.ETag, ae.ETag)
+	if a.writeRendered(w, r, http.StatusOK, key) {
+		return nil
+	}
+	models, err := decodeEntry[service.ModelList](a.decode, "models", me)
+	if err != nil {
+		return err
+	}
+	servers, err := decodeEntry[service.ServerStatus](a.decode, "servers", se)
 	if err != nil {
 		return err
 	}
@@ -83,7 +87,7 @@ func (a *app) home(w http.ResponseWriter, r *http.Request, v *view) error {
 	d.StateBar = stateBar(servers.Summary)
 	d.Spark = sparkline(usage.Series, usage.Interval)
 	v.Title, v.Nav, v.Data = "Overview", "home", d
-	a.renderCached(w, r, http.StatusOK, "home", "layout", v, pageKey("home", v, me.ETag, se.ETag, ae.ETag))
+	a.renderCached(w, r, http.StatusOK, "home", "layout", v, key)
 	return nil
 }
 
@@ -164,6 +168,14 @@ func (a *app) renderModels(w http.ResponseWriter, r *http.Request, v *view, stat
 	if err != nil {
 		return err
 	}
+	setXCache(w, res)
+	key := ""
+	if status == http.StatusOK && f.Errors == nil && f.Error == "" {
+		key = pageKey("models", v, e.ETag, r.URL.RawQuery)
+	}
+	if a.writeRendered(w, r, status, key) {
+		return nil
+	}
 	body, err := decodeEntry[service.ModelList](a.decode, "models", e)
 	if err != nil {
 		return err
@@ -188,12 +200,7 @@ func (a *app) renderModels(w http.ResponseWriter, r *http.Request, v *view, stat
 		}
 	}
 	d.Deleted = qv.Get("deleted") == "1"
-	setXCache(w, res)
 	v.Title, v.Nav, v.Data = "Models", "models", d
-	key := ""
-	if status == http.StatusOK && f.Errors == nil && f.Error == "" {
-		key = pageKey("models", v, e.ETag, r.URL.RawQuery)
-	}
 	a.renderCached(w, r, status, "models", "layout", v, key)
 	return nil
 }

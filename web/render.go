@@ -105,6 +105,22 @@ func (a *app) renderCached(w http.ResponseWriter, r *http.Request, status int, n
 	writePage(w, r, status, buf.Bytes())
 }
 
+// writeRendered writes the page rendered under key, when there is one, and
+// reports whether it did. Pages check it before decoding their cache
+// entries: a crowd's per-user entries outnumber the decoded values kept, so
+// a page whose parts have not changed must cost neither a decode nor a
+// template run.
+func (a *app) writeRendered(w http.ResponseWriter, r *http.Request, status int, key string) bool {
+	if key == "" {
+		return false
+	}
+	b, ok := a.rendered.get(key)
+	if ok {
+		writePage(w, r, status, b)
+	}
+	return ok
+}
+
 func writePage(w http.ResponseWriter, r *http.Request, status int, body []byte) {
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")

@@ -86,7 +86,7 @@ func newApp(cfg Config) (*app, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	a := &app{svc: cfg.Service, log: cfg.Logger, decode: newDecodeCache(512), rendered: newRenderedCache(32 << 20), frags: newFragments()}
+	a := &app{svc: cfg.Service, log: cfg.Logger, decode: newDecodeCache(512), rendered: newRenderedCache(64 << 20), frags: newFragments()}
 	var err error
 	if a.assets, err = newAssets(files); err != nil {
 		return nil, err
