@@ -423,6 +423,33 @@ func (e GetAnalyticsParamsInterval) Valid() bool {
 	}
 }
 
+// AcademyCourses defines model for AcademyCourses.
+type AcademyCourses struct {
+	Courses []CourseSummary `json:"courses"`
+}
+
+// AcademyLesson defines model for AcademyLesson.
+type AcademyLesson struct {
+	// Course the course's slug
+	Course string `json:"course"`
+
+	// HTML the rendered lesson, safe to embed (raw HTML of the source is dropped)
+	HTML    string `json:"html"`
+	Minutes int    `json:"minutes"`
+
+	// Next the next lesson's slug; null after the last one
+	Next  nullable.Nullable[string] `json:"next"`
+	Slug  string                    `json:"slug"`
+	Title string                    `json:"title"`
+}
+
+// AcademyProgress defines model for AcademyProgress.
+type AcademyProgress struct {
+	// Completed completed lesson slugs, in catalog order
+	Completed []string         `json:"completed"`
+	Courses   []CourseProgress `json:"courses"`
+}
+
 // AnalyticsData Usage over the caller's events in [from, to).
 type AnalyticsData struct {
 	ByModel  []ModelUsage          `json:"by_model"`
@@ -494,6 +521,21 @@ type CacheStatsRedis string
 
 // CacheStatsRedisMode the Redis deployment discovered from the URL (present once connected)
 type CacheStatsRedisMode string
+
+// CourseProgress defines model for CourseProgress.
+type CourseProgress struct {
+	Done  int    `json:"done"`
+	Slug  string `json:"slug"`
+	Total int    `json:"total"`
+}
+
+// CourseSummary defines model for CourseSummary.
+type CourseSummary struct {
+	Lessons []LessonSummary `json:"lessons"`
+	Slug    string          `json:"slug"`
+	Summary string          `json:"summary"`
+	Title   string          `json:"title"`
+}
 
 // CreateModelRequest defines model for CreateModelRequest.
 type CreateModelRequest struct {
@@ -608,6 +650,14 @@ type InvalidateRequest struct {
 // InvalidateResponse defines model for InvalidateResponse.
 type InvalidateResponse struct {
 	Invalidated int `json:"invalidated"`
+}
+
+// LessonSummary defines model for LessonSummary.
+type LessonSummary struct {
+	// Minutes estimated reading time
+	Minutes int    `json:"minutes"`
+	Slug    string `json:"slug"`
+	Title   string `json:"title"`
 }
 
 // Model A registered language model.
@@ -818,6 +868,24 @@ type Unauthorized = Error
 // Unavailable Every error has this shape; the code maps to the HTTP status.
 type Unavailable = Error
 
+// ListAcademyCoursesParams defines parameters for ListAcademyCourses.
+type ListAcademyCoursesParams struct {
+	// IfNoneMatch an ETag from a previous response: 304 when unchanged
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+}
+
+// GetAcademyLessonParams defines parameters for GetAcademyLesson.
+type GetAcademyLessonParams struct {
+	// IfNoneMatch an ETag from a previous response: 304 when unchanged
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+}
+
+// GetAcademyProgressParams defines parameters for GetAcademyProgress.
+type GetAcademyProgressParams struct {
+	// IfNoneMatch an ETag from a previous response: 304 when unchanged
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+}
+
 // GetAnalyticsParams defines parameters for GetAnalytics.
 type GetAnalyticsParams struct {
 	// From RFC 3339 time or YYYY-MM-DD
@@ -951,6 +1019,34 @@ func WithRequestEditorFn(fn RequestEditorFn) ClientOption {
 
 // The interface specification for the client above.
 type ClientInterface interface {
+
+	// ListAcademyCourses List the Lab Academy courses and their lessons
+	//
+	// The same for every caller (credentials are not looked at): cached once under api:academy:courses, Cache-Control public, varying by encoding only.
+	//
+	// Corresponds with GET /api/academy/courses (the `ListAcademyCourses` operationId).
+	ListAcademyCourses(ctx context.Context, params *ListAcademyCoursesParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetAcademyLesson Read one lesson, rendered as HTML
+	//
+	// The same for every caller: cached once per lesson under api:academy:lesson:{slug}, Cache-Control public.
+	//
+	// Corresponds with GET /api/academy/lessons/{slug} (the `GetAcademyLesson` operationId).
+	GetAcademyLesson(ctx context.Context, slug string, params *GetAcademyLessonParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CompleteAcademyLesson Mark a lesson completed for the caller
+	//
+	// Idempotent: completing a lesson again keeps the first time and answers the same progress. Takes no body. Drops the caller's progress entry only.
+	//
+	// Corresponds with POST /api/academy/lessons/{slug}/complete (the `CompleteAcademyLesson` operationId).
+	CompleteAcademyLesson(ctx context.Context, slug string, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetAcademyProgress The caller's Lab Academy progress
+	//
+	// Cached for the caller alone under api:academy:progress:user:{id}; a completion invalidates it.
+	//
+	// Corresponds with GET /api/academy/progress (the `GetAcademyProgress` operationId).
+	GetAcademyProgress(ctx context.Context, params *GetAcademyProgressParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetAnalytics Usage analytics of the caller
 	//
@@ -1142,6 +1238,74 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /readyz (the `Readyz` operationId).
 	Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+}
+
+// ListAcademyCourses List the Lab Academy courses and their lessons
+//
+// The same for every caller (credentials are not looked at): cached once under api:academy:courses, Cache-Control public, varying by encoding only.
+//
+// Corresponds with GET /api/academy/courses (the `ListAcademyCourses` operationId).
+func (c *Client) ListAcademyCourses(ctx context.Context, params *ListAcademyCoursesParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListAcademyCoursesRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetAcademyLesson Read one lesson, rendered as HTML
+//
+// The same for every caller: cached once per lesson under api:academy:lesson:{slug}, Cache-Control public.
+//
+// Corresponds with GET /api/academy/lessons/{slug} (the `GetAcademyLesson` operationId).
+func (c *Client) GetAcademyLesson(ctx context.Context, slug string, params *GetAcademyLessonParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetAcademyLessonRequest(c.Server, slug, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CompleteAcademyLesson Mark a lesson completed for the caller
+//
+// Idempotent: completing a lesson again keeps the first time and answers the same progress. Takes no body. Drops the caller's progress entry only.
+//
+// Corresponds with POST /api/academy/lessons/{slug}/complete (the `CompleteAcademyLesson` operationId).
+func (c *Client) CompleteAcademyLesson(ctx context.Context, slug string, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCompleteAcademyLessonRequest(c.Server, slug)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetAcademyProgress The caller's Lab Academy progress
+//
+// Cached for the caller alone under api:academy:progress:user:{id}; a completion invalidates it.
+//
+// Corresponds with GET /api/academy/progress (the `GetAcademyProgress` operationId).
+func (c *Client) GetAcademyProgress(ctx context.Context, params *GetAcademyProgressParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetAcademyProgressRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
 }
 
 // GetAnalytics Usage analytics of the caller
@@ -1583,6 +1747,173 @@ func (c *Client) Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*ht
 		return nil, err
 	}
 	return c.Client.Do(req)
+}
+
+// NewListAcademyCoursesRequest constructs an http.Request for the ListAcademyCourses method
+func NewListAcademyCoursesRequest(server string, params *ListAcademyCoursesParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/academy/courses")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IfNoneMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-None-Match", *params.IfNoneMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-None-Match", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewGetAcademyLessonRequest constructs an http.Request for the GetAcademyLesson method
+func NewGetAcademyLessonRequest(server string, slug string, params *GetAcademyLessonParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "slug", slug, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/academy/lessons/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IfNoneMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-None-Match", *params.IfNoneMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-None-Match", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewCompleteAcademyLessonRequest constructs an http.Request for the CompleteAcademyLesson method
+func NewCompleteAcademyLessonRequest(server string, slug string) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "slug", slug, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/academy/lessons/%s/complete", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetAcademyProgressRequest constructs an http.Request for the GetAcademyProgress method
+func NewGetAcademyProgressRequest(server string, params *GetAcademyProgressParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/academy/progress")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IfNoneMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-None-Match", *params.IfNoneMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-None-Match", headerParam0)
+		}
+
+	}
+
+	return req, nil
 }
 
 // NewGetAnalyticsRequest constructs an http.Request for the GetAnalytics method
@@ -2395,6 +2726,42 @@ func WithBaseURL(baseURL string) ClientOption {
 // ClientWithResponsesInterface is the interface specification for the client with responses above.
 type ClientWithResponsesInterface interface {
 
+	// ListAcademyCoursesWithResponse List the Lab Academy courses and their lessons
+	//
+	// The same for every caller (credentials are not looked at): cached once under api:academy:courses, Cache-Control public, varying by encoding only.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/academy/courses (the `ListAcademyCourses` operationId).
+	ListAcademyCoursesWithResponse(ctx context.Context, params *ListAcademyCoursesParams, reqEditors ...RequestEditorFn) (*ListAcademyCoursesResponse, error)
+
+	// GetAcademyLessonWithResponse Read one lesson, rendered as HTML
+	//
+	// The same for every caller: cached once per lesson under api:academy:lesson:{slug}, Cache-Control public.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/academy/lessons/{slug} (the `GetAcademyLesson` operationId).
+	GetAcademyLessonWithResponse(ctx context.Context, slug string, params *GetAcademyLessonParams, reqEditors ...RequestEditorFn) (*GetAcademyLessonResponse, error)
+
+	// CompleteAcademyLessonWithResponse Mark a lesson completed for the caller
+	//
+	// Idempotent: completing a lesson again keeps the first time and answers the same progress. Takes no body. Drops the caller's progress entry only.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/academy/lessons/{slug}/complete (the `CompleteAcademyLesson` operationId).
+	CompleteAcademyLessonWithResponse(ctx context.Context, slug string, reqEditors ...RequestEditorFn) (*CompleteAcademyLessonResponse, error)
+
+	// GetAcademyProgressWithResponse The caller's Lab Academy progress
+	//
+	// Cached for the caller alone under api:academy:progress:user:{id}; a completion invalidates it.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/academy/progress (the `GetAcademyProgress` operationId).
+	GetAcademyProgressWithResponse(ctx context.Context, params *GetAcademyProgressParams, reqEditors ...RequestEditorFn) (*GetAcademyProgressResponse, error)
+
 	// GetAnalyticsWithResponse Usage analytics of the caller
 	//
 	// Totals, a per-model table and a time series over [from, to). Defaults: the last 7 days by day. from < to, at most 366 days. Equivalent spellings of the parameters share one cache entry.
@@ -2607,6 +2974,350 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /readyz (the `Readyz` operationId).
 	ReadyzWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ReadyzResponse, error)
+}
+
+// ListAcademyCoursesResponse200Headers the declared response headers of an HTTP 200 response for ListAcademyCourses
+type ListAcademyCoursesResponse200Headers struct {
+	CacheControl string
+	ETag         string
+	Vary         string
+	XCache       string
+}
+
+// ListAcademyCoursesResponse304Headers the declared response headers of an HTTP 304 response for ListAcademyCourses
+type ListAcademyCoursesResponse304Headers struct {
+	ETag   string
+	XCache string
+}
+
+// ListAcademyCoursesResponse503Headers the declared response headers of an HTTP 503 response for ListAcademyCourses
+type ListAcademyCoursesResponse503Headers struct {
+	RetryAfter int
+}
+
+type ListAcademyCoursesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AcademyCourses
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListAcademyCoursesResponse200Headers
+	// Headers304 the parsed response headers for an HTTP 304 response
+	Headers304 *ListAcademyCoursesResponse304Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListAcademyCoursesResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListAcademyCoursesResponse) GetJSON200() *AcademyCourses {
+	return r.JSON200
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListAcademyCoursesResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListAcademyCoursesResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListAcademyCoursesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListAcademyCoursesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListAcademyCoursesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListAcademyCoursesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetAcademyLessonResponse200Headers the declared response headers of an HTTP 200 response for GetAcademyLesson
+type GetAcademyLessonResponse200Headers struct {
+	CacheControl string
+	ETag         string
+	Vary         string
+	XCache       string
+}
+
+// GetAcademyLessonResponse304Headers the declared response headers of an HTTP 304 response for GetAcademyLesson
+type GetAcademyLessonResponse304Headers struct {
+	ETag   string
+	XCache string
+}
+
+// GetAcademyLessonResponse503Headers the declared response headers of an HTTP 503 response for GetAcademyLesson
+type GetAcademyLessonResponse503Headers struct {
+	RetryAfter int
+}
+
+type GetAcademyLessonResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AcademyLesson
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetAcademyLessonResponse200Headers
+	// Headers304 the parsed response headers for an HTTP 304 response
+	Headers304 *GetAcademyLessonResponse304Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetAcademyLessonResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetAcademyLessonResponse) GetJSON200() *AcademyLesson {
+	return r.JSON200
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetAcademyLessonResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetAcademyLessonResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetAcademyLessonResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetAcademyLessonResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetAcademyLessonResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetAcademyLessonResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetAcademyLessonResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CompleteAcademyLessonResponse401Headers the declared response headers of an HTTP 401 response for CompleteAcademyLesson
+type CompleteAcademyLessonResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// CompleteAcademyLessonResponse503Headers the declared response headers of an HTTP 503 response for CompleteAcademyLesson
+type CompleteAcademyLessonResponse503Headers struct {
+	RetryAfter int
+}
+
+type CompleteAcademyLessonResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AcademyProgress
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CompleteAcademyLessonResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CompleteAcademyLessonResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CompleteAcademyLessonResponse) GetJSON200() *AcademyProgress {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CompleteAcademyLessonResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r CompleteAcademyLessonResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r CompleteAcademyLessonResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CompleteAcademyLessonResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CompleteAcademyLessonResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CompleteAcademyLessonResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CompleteAcademyLessonResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CompleteAcademyLessonResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetAcademyProgressResponse200Headers the declared response headers of an HTTP 200 response for GetAcademyProgress
+type GetAcademyProgressResponse200Headers struct {
+	CacheControl string
+	ETag         string
+	Vary         string
+	XCache       string
+}
+
+// GetAcademyProgressResponse304Headers the declared response headers of an HTTP 304 response for GetAcademyProgress
+type GetAcademyProgressResponse304Headers struct {
+	ETag   string
+	XCache string
+}
+
+// GetAcademyProgressResponse401Headers the declared response headers of an HTTP 401 response for GetAcademyProgress
+type GetAcademyProgressResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// GetAcademyProgressResponse503Headers the declared response headers of an HTTP 503 response for GetAcademyProgress
+type GetAcademyProgressResponse503Headers struct {
+	RetryAfter int
+}
+
+type GetAcademyProgressResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *AcademyProgress
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetAcademyProgressResponse200Headers
+	// Headers304 the parsed response headers for an HTTP 304 response
+	Headers304 *GetAcademyProgressResponse304Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetAcademyProgressResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetAcademyProgressResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetAcademyProgressResponse) GetJSON200() *AcademyProgress {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetAcademyProgressResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetAcademyProgressResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetAcademyProgressResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetAcademyProgressResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetAcademyProgressResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetAcademyProgressResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetAcademyProgressResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
 }
 
 // GetAnalyticsResponse200Headers the declared response headers of an HTTP 200 response for GetAnalytics
@@ -4160,6 +4871,66 @@ func (r ReadyzResponse) ContentType() string {
 	return ""
 }
 
+// ListAcademyCoursesWithResponse List the Lab Academy courses and their lessons
+//
+// The same for every caller (credentials are not looked at): cached once under api:academy:courses, Cache-Control public, varying by encoding only.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/academy/courses (the `ListAcademyCourses` operationId).
+func (c *ClientWithResponses) ListAcademyCoursesWithResponse(ctx context.Context, params *ListAcademyCoursesParams, reqEditors ...RequestEditorFn) (*ListAcademyCoursesResponse, error) {
+	rsp, err := c.ListAcademyCourses(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListAcademyCoursesResponse(rsp)
+}
+
+// GetAcademyLessonWithResponse Read one lesson, rendered as HTML
+//
+// The same for every caller: cached once per lesson under api:academy:lesson:{slug}, Cache-Control public.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/academy/lessons/{slug} (the `GetAcademyLesson` operationId).
+func (c *ClientWithResponses) GetAcademyLessonWithResponse(ctx context.Context, slug string, params *GetAcademyLessonParams, reqEditors ...RequestEditorFn) (*GetAcademyLessonResponse, error) {
+	rsp, err := c.GetAcademyLesson(ctx, slug, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetAcademyLessonResponse(rsp)
+}
+
+// CompleteAcademyLessonWithResponse Mark a lesson completed for the caller
+//
+// Idempotent: completing a lesson again keeps the first time and answers the same progress. Takes no body. Drops the caller's progress entry only.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/academy/lessons/{slug}/complete (the `CompleteAcademyLesson` operationId).
+func (c *ClientWithResponses) CompleteAcademyLessonWithResponse(ctx context.Context, slug string, reqEditors ...RequestEditorFn) (*CompleteAcademyLessonResponse, error) {
+	rsp, err := c.CompleteAcademyLesson(ctx, slug, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCompleteAcademyLessonResponse(rsp)
+}
+
+// GetAcademyProgressWithResponse The caller's Lab Academy progress
+//
+// Cached for the caller alone under api:academy:progress:user:{id}; a completion invalidates it.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/academy/progress (the `GetAcademyProgress` operationId).
+func (c *ClientWithResponses) GetAcademyProgressWithResponse(ctx context.Context, params *GetAcademyProgressParams, reqEditors ...RequestEditorFn) (*GetAcademyProgressResponse, error) {
+	rsp, err := c.GetAcademyProgress(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetAcademyProgressResponse(rsp)
+}
+
 // GetAnalyticsWithResponse Usage analytics of the caller
 //
 // Totals, a per-model table and a time series over [from, to). Defaults: the last 7 days by day. from < to, at most 366 days. Equivalent spellings of the parameters share one cache entry.
@@ -4521,6 +5292,419 @@ func (c *ClientWithResponses) ReadyzWithResponse(ctx context.Context, reqEditors
 		return nil, err
 	}
 	return ParseReadyzResponse(rsp)
+}
+
+// ParseListAcademyCoursesResponse parses an HTTP response from a ListAcademyCoursesWithResponse call
+func ParseListAcademyCoursesResponse(rsp *http.Response) (*ListAcademyCoursesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListAcademyCoursesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AcademyCourses
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case rsp.StatusCode == 304:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListAcademyCoursesResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		if values := rsp.Header.Values("Vary"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Vary", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Vary = value
+		}
+		if values := rsp.Header.Values("X-Cache"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Cache", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCache = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 304:
+		var headers ListAcademyCoursesResponse304Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		if values := rsp.Header.Values("X-Cache"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Cache", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCache = value
+		}
+		response.Headers304 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListAcademyCoursesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetAcademyLessonResponse parses an HTTP response from a GetAcademyLessonWithResponse call
+func ParseGetAcademyLessonResponse(rsp *http.Response) (*GetAcademyLessonResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetAcademyLessonResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AcademyLesson
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case rsp.StatusCode == 304:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetAcademyLessonResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		if values := rsp.Header.Values("Vary"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Vary", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Vary = value
+		}
+		if values := rsp.Header.Values("X-Cache"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Cache", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCache = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 304:
+		var headers GetAcademyLessonResponse304Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		if values := rsp.Header.Values("X-Cache"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Cache", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCache = value
+		}
+		response.Headers304 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetAcademyLessonResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCompleteAcademyLessonResponse parses an HTTP response from a CompleteAcademyLessonWithResponse call
+func ParseCompleteAcademyLessonResponse(rsp *http.Response) (*CompleteAcademyLessonResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CompleteAcademyLessonResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AcademyProgress
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers CompleteAcademyLessonResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers CompleteAcademyLessonResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetAcademyProgressResponse parses an HTTP response from a GetAcademyProgressWithResponse call
+func ParseGetAcademyProgressResponse(rsp *http.Response) (*GetAcademyProgressResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetAcademyProgressResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest AcademyProgress
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case rsp.StatusCode == 304:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetAcademyProgressResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		if values := rsp.Header.Values("Vary"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Vary", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Vary = value
+		}
+		if values := rsp.Header.Values("X-Cache"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Cache", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCache = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 304:
+		var headers GetAcademyProgressResponse304Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		if values := rsp.Header.Values("X-Cache"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Cache", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCache = value
+		}
+		response.Headers304 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetAcademyProgressResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetAcademyProgressResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
 }
 
 // ParseGetAnalyticsResponse parses an HTTP response from a GetAnalyticsWithResponse call

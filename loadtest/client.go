@@ -36,6 +36,7 @@ func (e malformedError) Error() string { return "malformed response: " + string(
 type client struct {
 	ep      endpoint
 	req     []byte
+	set     *requestSet // when set, each request takes its bytes from it
 	timeout time.Duration
 	dialer  net.Dialer
 	br      *bufio.Reader
@@ -117,6 +118,9 @@ func (c *client) stop() {
 // connection) is retried once on a new connection, as browsers and net/http
 // do for idempotent requests.
 func (c *client) do(ctx context.Context, start time.Time) (int, error) {
+	if c.set != nil {
+		c.req = c.set.pick()
+	}
 	for attempt := 0; ; attempt++ {
 		if c.conn == nil {
 			if err := c.dial(ctx); err != nil {

@@ -53,6 +53,7 @@ type econn struct {
 	idx       int // in its loop's conns, the epoll user data
 	rec       *recorder
 	connected bool
+	req       []byte    // the current request
 	wrOff     int       // bytes of the request written
 	start     time.Time // of the current request
 	inFlight  bool      // a request is being sent or awaited
@@ -75,7 +76,7 @@ type econn struct {
 type eloop struct {
 	epfd     int
 	conns    []*econn
-	req      []byte
+	reqs     *requestSet
 	sa       syscall.Sockaddr
 	family   int
 	timeout  time.Duration
@@ -88,7 +89,7 @@ type eloop struct {
 // runEpoll runs the closed loop for one target until stop is set or the
 // deadline passes. addr is the server's resolved address; shared is
 // Config.SharedRuntime.
-func runEpoll(addr *net.TCPAddr, req []byte, timeout time.Duration, deadline time.Time, stop *atomic.Bool, recs []*recorder, shared bool) error {
+func runEpoll(addr *net.TCPAddr, reqs *requestSet, timeout time.Duration, deadline time.Time, stop *atomic.Bool, recs []*recorder, shared bool) error {
 	// Each loop has its own Sockaddr: syscall.Connect writes into it.
 	sockaddr := func() (int, syscall.Sockaddr) {
 		if ip4 := addr.IP.To4(); ip4 != nil {
@@ -114,7 +115,7 @@ func runEpoll(addr *net.TCPAddr, req []byte, timeout time.Duration, deadline tim
 			return err
 		}
 		family, sa := sockaddr()
-		loops[i] = &eloop{epfd: epfd, req: req, sa: sa, family: family, timeout: timeout,
+		loops[i] = &eloop{epfd: epfd, reqs: reqs, sa: sa, family: family, timeout: timeout,
 			deadline: deadline, stop: stop, yield: shared, events: make([]syscall.EpollEvent, 256)}
 	}
 	for i, rec := range recs {
@@ -205,6 +206,7 @@ func (l *eloop) begin(c *econn, now time.Time) {
 	c.start = now
 	c.inFlight = true
 	c.retried = false
+	c.req = l.reqs.pick()
 	l.send(c, now)
 }
 
@@ -276,7 +278,7 @@ func (l *eloop) handle(c *econn, events uint32) {
 	if !c.inFlight {
 		return
 	}
-	if c.wrOff < len(l.req) {
+	if c.wrOff < len(c.req) {
 		if events&(syscall.EPOLLOUT|syscall.EPOLLERR|syscall.EPOLLHUP) != 0 {
 			l.write(c)
 		}
@@ -288,8 +290,8 @@ func (l *eloop) handle(c *econn, events uint32) {
 }
 
 func (l *eloop) write(c *econn) {
-	for c.wrOff < len(l.req) {
-		n, err := rawWrite(c.fd, l.req[c.wrOff:])
+	for c.wrOff < len(c.req) {
+		n, err := rawWrite(c.fd, c.req[c.wrOff:])
 		if err == syscall.EAGAIN {
 			return // resumed on EPOLLOUT
 		}

@@ -15,6 +15,6 @@ var epollEnabled = false
 
 func epollUsable(Config, endpoint) bool { return false }
 
-func runEpoll(*net.TCPAddr, []byte, time.Duration, time.Time, *atomic.Bool, []*recorder, bool) error {
+func runEpoll(*net.TCPAddr, *requestSet, time.Duration, time.Time, *atomic.Bool, []*recorder, bool) error {
 	return errors.New("epoll engine: not on this system")
 }

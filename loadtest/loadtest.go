@@ -69,14 +69,16 @@ var namedTargets = []Target{
 	{"monitor", "/monitor"},
 	{"analytics", "/analytics"},
 	{"docs", "/docs"},
+	{"academy", "/academy"},
+	{"chat", "/chat"},
 	{"api-models", "/api/models"},
 	{"api-servers", "/api/servers/status"},
 	{"api-analytics", "/api/analytics/data"},
 }
 
 // NamedTarget returns the target of a name of the contract: the pages home,
-// models, monitor, analytics, docs and the APIs api-models, api-servers,
-// api-analytics.
+// models, monitor, analytics, docs, academy, chat and the APIs api-models,
+// api-servers, api-analytics.
 func NamedTarget(name string) (Target, bool) {
 	for _, t := range namedTargets {
 		if t.Name == name {
@@ -112,6 +114,9 @@ type Config struct {
 	// without blocking would otherwise hold the runtime's Ps until
 	// preempted (10 ms), and the server's goroutines would wait for them.
 	SharedRuntime bool
+	// Tokens, when not empty, make the run a crowd: each request carries
+	// the next of these bearer tokens in turn, and Token is not used.
+	Tokens []string
 }
 
 // Report is the result of a Run: one entry per target, in the order run.
@@ -249,6 +254,11 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 			return Report{}, fmt.Errorf("loadtest: %v", err)
 		}
 	}
+	for i, tok := range cfg.Tokens {
+		if tok == "" || strings.ContainsAny(tok, " \t") || checkHeader("Authorization: Bearer "+tok) != nil {
+			return Report{}, fmt.Errorf("loadtest: token %d of the crowd cannot be sent in a header", i)
+		}
+	}
 	if cfg.Rate < 0 {
 		return Report{}, errors.New("loadtest: negative rate")
 	}
@@ -303,10 +313,11 @@ type targetRun struct {
 
 // runTarget runs one target for cfg.Duration (less when ctx ends).
 func runTarget(ctx context.Context, cfg Config, ep endpoint, addr *net.TCPAddr, t Target, recs []*recorder) TargetReport {
-	req := buildRequest(ep, t.Path, cfg.Token, cfg.Headers...)
+	set := newRequestSet(ep, t.Path, cfg)
 	r := &targetRun{cfg: cfg, clients: make([]*client, len(recs)), recs: recs, stopCh: make(chan struct{})}
 	for i := range r.clients {
-		r.clients[i] = newClient(ep, req, cfg.Timeout)
+		r.clients[i] = newClient(ep, set.reqs[0], cfg.Timeout)
+		r.clients[i].set = set
 		recs[i].reset()
 	}
 	r.dialCtx, r.cancelDials = context.WithCancel(ctx)
@@ -327,7 +338,7 @@ func runTarget(ctx context.Context, cfg Config, ep endpoint, addr *net.TCPAddr, 
 	// else a goroutine per connection.
 	engineDone := false
 	if addr != nil && epollUsable(cfg, ep) {
-		engineDone = runEpoll(addr, req, cfg.Timeout, r.deadline, &r.stop, recs, cfg.SharedRuntime) == nil
+		engineDone = runEpoll(addr, set, cfg.Timeout, r.deadline, &r.stop, recs, cfg.SharedRuntime) == nil
 	}
 	if !engineDone {
 		r.runWorkers()

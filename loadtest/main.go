@@ -80,6 +80,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 // mainFlags are the command line of Main.
 type mainFlags struct {
 	url, token, targets string
+	users               string
 	conns               int
 	duration, timeout   time.Duration
 	rate                float64
@@ -97,6 +98,7 @@ func (f *mainFlags) flagSet() *flag.FlagSet {
 	fs.DurationVar(&f.duration, "duration", DefaultDuration, "how long to load each target")
 	fs.Float64Var(&f.rate, "rate", 0, "open loop at this many requests/s in total (0: closed loop)")
 	fs.StringVar(&f.token, "token", "", "bearer token sent as Authorization: Bearer")
+	fs.StringVar(&f.users, "users", "", "a `FILE` holding the JSON that modellab seed prints: spread the requests over those users' tokens (a crowd)")
 	fs.StringVar(&f.targets, "targets", "", "comma separated target `names`: "+strings.Join(TargetNames(), ","))
 	fs.Var(&f.paths, "path", "a `path` to load, like /api/models?limit=10 (repeatable, or a comma separated list)")
 	fs.Var(&f.headers, "header", `extra request header "Name: value", e.g. "Cookie: modellab_session=…" to load pages (repeatable)`)
@@ -132,10 +134,17 @@ func (f *mainFlags) config() Config {
 		list = append(list, Target{Name: p, Path: p})
 	}
 	if len(list) == 0 {
-		list = DefaultTargets(f.token != "")
+		list = DefaultTargets(f.token != "" || f.users != "")
+	}
+	var crowd []string
+	if f.users != "" {
+		var err error
+		if crowd, err = LoadUsers(f.users); err != nil {
+			check(true, "--users: %v", err)
+		}
 	}
 	return Config{URL: f.url, Connections: f.conns, Duration: f.duration, Rate: f.rate, Token: f.token,
-		Targets: list, Timeout: f.timeout, Headers: f.headers}
+		Tokens: crowd, Targets: list, Timeout: f.timeout, Headers: f.headers}
 }
 
 // runAndReport runs the load and prints the report; see Main for the exit
@@ -164,7 +173,7 @@ func runAndReport(ctx context.Context, cfg Config, asJSON bool, stdout, stderr i
 // writeHelp prints the usage, the flags and the (empty) environment, in
 // the layout of the other modellab commands.
 func writeHelp(w io.Writer, fs *flag.FlagSet) {
-	fmt.Fprintf(w, "Usage: modellab loadtest --url URL [--connections 200] [--duration 30s] [--rate R] [--token T] [--targets home,models,…] [--path /x] [--header \"K: V\"] [--json]\n\n")
+	fmt.Fprintf(w, "Usage: modellab loadtest --url URL [--connections 200] [--duration 30s] [--rate R] [--token T | --users FILE] [--targets home,models,…] [--path /x] [--header \"K: V\"] [--json]\n\n")
 	fmt.Fprintf(w, "Runs each target in turn for --duration over --connections connections and prints, per target,\n")
 	fmt.Fprintf(w, "requests, req/s, latencies and failures (transport errors and statuses >= 400; redirects are not followed).\n")
 	fmt.Fprintf(w, "Without --targets or --path: api-models,api-servers,api-analytics with --token, else api-models.\n\nFlags:\n")

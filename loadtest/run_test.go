@@ -299,6 +299,7 @@ func TestRunBadConfig(t *testing.T) {
 func TestNamedTarget(t *testing.T) {
 	want := map[string]string{
 		"home": "/", "models": "/models", "monitor": "/monitor", "analytics": "/analytics", "docs": "/docs",
+		"academy": "/academy", "chat": "/chat",
 		"api-models": "/api/models", "api-servers": "/api/servers/status", "api-analytics": "/api/analytics/data",
 	}
 	for name, path := range want {

@@ -56,7 +56,9 @@ func writeCached(w http.ResponseWriter, r *http.Request, e *service.Answer, publ
 	} else {
 		h["Cache-Control"] = hdrPrivate
 	}
-	h["Vary"] = hdrVary
+	if _, set := h["Vary"]; !set { // public content sets its own
+		h["Vary"] = hdrVary
+	}
 	etag := e.ETag
 	gz := e.Size() >= gzipMinBodyBytes && transport.AcceptsGzip(r)
 	if gz {

@@ -26,6 +26,11 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/analytics/events", s.api(s.handleIngestEvents))
 	mux.HandleFunc("GET /api/analytics/data", s.api(s.handleAnalytics))
 
+	mux.HandleFunc("GET /api/academy/courses", s.api(s.handleAcademyCourses))
+	mux.HandleFunc("GET /api/academy/lessons/{slug}", s.api(s.handleAcademyLesson))
+	mux.HandleFunc("POST /api/academy/lessons/{slug}/complete", s.api(s.handleCompleteLesson))
+	mux.HandleFunc("GET /api/academy/progress", s.api(s.handleAcademyProgress))
+
 	mux.HandleFunc("GET /api/cache/stats", s.api(s.handleCacheStats))
 	mux.HandleFunc("POST /api/cache/invalidate", s.api(s.handleCacheInvalidate))
 

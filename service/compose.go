@@ -69,6 +69,14 @@ func (a *Answer) Release() {
 	}
 }
 
+// answerOf is entryAnswer for a read's three results.
+func answerOf(e *cache.Entry, res cache.Result, err error) (Answer, error) {
+	if err != nil {
+		return Answer{}, err
+	}
+	return entryAnswer(e, res), nil
+}
+
 func entryAnswer(e *cache.Entry, res cache.Result) Answer {
 	return Answer{ETag: e.ETag, Result: res, entry: e}
 }

@@ -22,10 +22,11 @@ const (
 	GroupModels    = "models"
 	GroupServers   = "servers"
 	GroupAnalytics = "analytics"
+	GroupAcademy   = "academy"
 )
 
 // Groups lists every group, for the metrics collector.
-var Groups = []string{GroupModels, GroupServers, GroupAnalytics}
+var Groups = []string{GroupModels, GroupServers, GroupAnalytics, GroupAcademy}
 
 // PartGroup is the group of the cached parts of a composed answer of
 // group g: their lookups are not requests (the answer is counted once,
@@ -39,6 +40,17 @@ var (
 
 func keyModelsUser(userID string) string  { return "api:models:user:" + userID }
 func keyServersUser(userID string) string { return "api:servers:user:" + userID }
+
+// Lab Academy: the courses and each lesson are public entries, the same
+// bytes for every reader; progress is per user. Lesson slugs come from the
+// catalog (checked before they reach a key), never from raw input. Lessons
+// change only with the binary: during a rolling deploy that changes them,
+// instances of the two versions share these entries for up to their TTL,
+// or until an admin invalidates "api:academy:*".
+const keyAcademyCourses = "api:academy:courses"
+
+func keyAcademyLesson(slug string) string     { return "api:academy:lesson:" + slug }
+func keyAcademyProgress(userID string) string { return "api:academy:progress:user:" + userID }
 
 // keyAnalytics hashes the canonical parameters: equivalent spellings share
 // one entry and raw input never ends up in a key.

@@ -43,21 +43,38 @@ type ModelPage struct {
 	Result   cache.Result
 }
 
-// ModelPage reads the same cached parts as ModelsList.
-func (s *Service) ModelPage(ctx context.Context, u *modellab.User, q ModelQuery) (ModelPage, error) {
+// ModelsView is u's model list as the pages read it: its two cached parts,
+// read once per page view. Its ETag changes whenever anything a page shows
+// of it may, so a page can look for its rendered copy before it reads any
+// item.
+type ModelsView struct {
+	ETag   string
+	Result cache.Result
+	Total  ModelCounts
+	g, p   part
+}
+
+// ModelsView reads u's model list for a page (counted as one read).
+func (s *Service) ModelsView(ctx context.Context, u *modellab.User) (*ModelsView, error) {
 	g, p, err := s.modelParts(ctx, u)
 	if err != nil {
-		return ModelPage{}, err
+		return nil, err
 	}
-	if err := errorsJoinCheck(g, p); err != nil {
+	v := &ModelsView{ETag: composedETag("page", g, p), Result: worse(g.res, p.res), g: g, p: p}
+	v.Total = ModelCounts{All: g.items.Len() + p.items.Len(), Mine: p.items.Len(), Global: g.items.Len()}
+	s.cache.Record(GroupModels, v.Result)
+	return v, nil
+}
+
+// Page returns one window of the view's models, decoding only those.
+func (v *ModelsView) Page(q ModelQuery) (ModelPage, error) {
+	if err := errorsJoinCheck(v.g, v.p); err != nil {
 		return ModelPage{}, modellab.WrapError(modellab.EINTERNAL, err, "could not read the model list")
 	}
-	out := ModelPage{ETag: composedETag("page", g, p), Result: worse(g.res, p.res)}
-	s.cache.Record(GroupModels, out.Result)
-	out.Total = ModelCounts{All: g.items.Len() + p.items.Len(), Mine: p.items.Len(), Global: g.items.Len()}
+	out := ModelPage{ETag: v.ETag, Result: v.Result, Total: v.Total}
 	needle := []byte(strings.ToLower(strings.TrimSpace(q.Search)))
 	n := 0
-	for it := range mergedItems(g, p) {
+	for it := range mergedItems(v.g, v.p) {
 		l := it.list
 		if len(needle) > 0 && !bytes.Contains(l.Aux(it.i), needle) {
 			continue

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/modellab/modellab"
+	"github.com/modellab/modellab/academy"
 	"github.com/modellab/modellab/cache"
 )
 
@@ -32,6 +33,13 @@ type Config struct {
 	ModelsTTL    time.Duration
 	ServersTTL   time.Duration
 	AnalyticsTTL time.Duration
+
+	// Academy is Lab Academy's catalog (default: the embedded one) and
+	// AcademyTTL how long its entries stay fresh (default 10 minutes):
+	// lessons change only with the binary, progress is invalidated by
+	// every completion.
+	Academy    *academy.Catalog
+	AcademyTTL time.Duration
 
 	// MaxDBInFlight bounds the operations that need the database at once
 	// (cache misses and writes).
@@ -99,6 +107,12 @@ func withDefaults(cfg Config) Config {
 	}
 	if cfg.AnalyticsTTL <= 0 {
 		cfg.AnalyticsTTL = 300 * time.Second
+	}
+	if cfg.Academy == nil {
+		cfg.Academy = academy.MustEmbedded()
+	}
+	if cfg.AcademyTTL <= 0 {
+		cfg.AcademyTTL = 10 * time.Minute
 	}
 	if cfg.MaxDBInFlight <= 0 {
 		cfg.MaxDBInFlight = 64

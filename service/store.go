@@ -41,4 +41,6 @@ type Store interface {
 	InsertEvents(ctx context.Context, events []modellab.Event) error
 	// Analytics aggregates userID's events; its queries run concurrently.
 	Analytics(ctx context.Context, userID string, q modellab.AnalyticsQuery) (modellab.AnalyticsResult, error)
+
+	AcademyStore
 }

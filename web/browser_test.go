@@ -248,6 +248,38 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("the range form went to %q, want interval=hour", loc)
 	}
 
+	// Lab Academy: read a lesson, mark it complete with its form, and find
+	// the progress on the lesson and on the course index.
+	do("open a lesson",
+		chromedp.Navigate(e.url+"/academy/first-model"),
+		chromedp.WaitVisible(chromedp.ID("complete-form")),
+	)
+	if got := text("#course-done"); got != "0 of 4 done" {
+		t.Errorf("the lesson's progress before = %q, want 0 of 4 done", got)
+	}
+	do("mark the lesson complete",
+		chromedp.Click(chromedp.CSS("#complete-form button[type=submit]")),
+		chromedp.WaitVisible(chromedp.ID("lesson-done")),
+		shot("lesson", true),
+	)
+	if loc := location(); loc != e.url+"/academy/first-model" {
+		t.Errorf("after marking complete the browser is at %q, want back on the lesson", loc)
+	}
+	if got := text("#course-done"); got != "1 of 4 done" {
+		t.Errorf("the lesson's progress after = %q, want 1 of 4 done", got)
+	}
+	if n := get(t, ctx, "count highlighted tokens", chromedp.Evaluate[int](`document.querySelectorAll(".prose pre.chroma span.s1, .prose pre.chroma span.s2").length`)); n == 0 {
+		t.Errorf("the lesson's code blocks are not highlighted")
+	}
+	do("open the academy",
+		chromedp.Navigate(e.url+"/academy"),
+		chromedp.WaitVisible(chromedp.ID("course-getting-started")),
+		shot("academy", true),
+	)
+	if got := text("#course-getting-started [data-done]"); got != "1 of 4 done" {
+		t.Errorf("the course index shows %q for getting started, want 1 of 4 done", got)
+	}
+
 	do("open the docs",
 		chromedp.Navigate(e.url+"/docs"),
 		chromedp.WaitVisible(chromedp.ID("tag-models")),

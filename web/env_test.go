@@ -20,6 +20,7 @@ import (
 	"github.com/modellab/modellab/server"
 	"github.com/modellab/modellab/service"
 	"github.com/modellab/modellab/store"
+	"github.com/modellab/modellab/web"
 )
 
 const adminToken = "test-admin-token-0123456789"
@@ -27,10 +28,11 @@ const adminToken = "test-admin-token-0123456789"
 // env is a real server (SQLite in a temp dir, memory-only cache) with the
 // pages mounted, as cmd/modellab wires it.
 type env struct {
-	t   *testing.T
-	svc *service.Service
-	hs  *httptest.Server
-	url string
+	t     *testing.T
+	svc   *service.Service
+	pages *web.Pages
+	hs    *httptest.Server
+	url   string
 }
 
 func newEnv(t *testing.T, now func() time.Time) *env {
@@ -55,7 +57,7 @@ func newEnv(t *testing.T, now func() time.Time) *env {
 	})
 	hs := httptest.NewServer(st.Handler)
 	t.Cleanup(hs.Close)
-	return &env{t: t, svc: st.Service, hs: hs, url: hs.URL}
+	return &env{t: t, svc: st.Service, pages: st.Pages, hs: hs, url: hs.URL}
 }
 
 // resp is a response read whole.

@@ -89,6 +89,11 @@ func TestGolden(t *testing.T) {
 	c := e.client()
 	csrf := e.login(c, d.token)
 
+	// Alice has done two lessons of Lab Academy.
+	for _, slug := range []string{"welcome", "tokens"} {
+		e.api("POST", "/api/academy/lessons/"+slug+"/complete", d.token, nil, 200)
+	}
+
 	// A second user with nothing yet: the empty states.
 	emptyTok, _ := e.user("bob")
 	ec := e.client()
@@ -120,6 +125,11 @@ func TestGolden(t *testing.T) {
 		{"analytics-invalid", c, "GET", "/analytics?from=2025-03-14&to=2025-03-01", nil, 400},
 		{"analytics-empty", ec, "GET", "/analytics", nil, 200},
 		{"docs", e.client(), "GET", "/docs", nil, 200},
+		{"academy", e.client(), "GET", "/academy", nil, 200},
+		{"academy-progress", c, "GET", "/academy", nil, 200},
+		{"lesson", e.client(), "GET", "/academy/first-model", nil, 200},
+		{"lesson-progress", c, "GET", "/academy/tokens", nil, 200},
+		{"lesson-not-found", e.client(), "GET", "/academy/no-such-lesson", nil, 404},
 		{"error-forbidden", c, "POST", "/models/" + d.models[0].ID + "/delete", url.Values{"csrf": {"wrong"}}, 403},
 		{"error-not-found", c, "POST", "/models/mdl_doesnotexist000000000/delete", nil, 404},
 	}

@@ -38,7 +38,7 @@ var homeUsageQuery = url.Values{"interval": {modellab.IntervalHour}}
 
 func (a *app) home(w http.ResponseWriter, r *http.Request, v *view) error {
 	ctx := r.Context()
-	models, err := a.svc.ModelPage(ctx, v.User, service.ModelQuery{Scope: service.ScopeAll})
+	models, err := a.svc.ModelsView(ctx, v.User)
 	if err != nil {
 		return err
 	}
@@ -46,11 +46,7 @@ func (a *app) home(w http.ResponseWriter, r *http.Request, v *view) error {
 	if err != nil {
 		return err
 	}
-	seTag := se.ETag
-	servers, err := decodeEntry[service.ServerStatus](a.decode, "servers", &se)
-	if err != nil {
-		return err
-	}
+	defer se.Release()
 	q, err := service.ParseAnalyticsQuery(homeUsageQuery, a.now())
 	if err != nil {
 		return err
@@ -59,7 +55,16 @@ func (a *app) home(w http.ResponseWriter, r *http.Request, v *view) error {
 	if err != nil {
 		return err
 	}
-	aeTag := ae.ETag
+	defer ae.Release()
+	// A page whose parts have not changed costs no decode and no template.
+	key := pageKey("home", v, models.ETag, se.ETag, ae.ETag)
+	if a.writeRendered(w, r, http.StatusOK, key) {
+		return nil
+	}
+	servers, err := decodeEntry[service.ServerStatus](a.decode, "servers", &se)
+	if err != nil {
+		return err
+	}
 	usage, err := decodeEntry[modellab.AnalyticsResult](a.decode, "analytics", &ae)
 	if err != nil {
 		return err
@@ -74,7 +79,7 @@ func (a *app) home(w http.ResponseWriter, r *http.Request, v *view) error {
 	d.StateBar = stateBar(servers.Summary)
 	d.Spark = sparkline(usage.Series, usage.Interval)
 	v.Title, v.Nav, v.Data = "Overview", "home", d
-	a.renderCached(w, r, http.StatusOK, "home", "layout", v, pageKey("home", v, models.ETag, seTag, aeTag))
+	a.renderCached(w, r, http.StatusOK, "home", "layout", v, key)
 	return nil
 }
 
@@ -153,12 +158,24 @@ func (a *app) models(w http.ResponseWriter, r *http.Request, v *view) error {
 // Only the rows of the page shown are decoded: the service pages the
 // cached parts of the list.
 func (a *app) renderModels(w http.ResponseWriter, r *http.Request, v *view, status int, f modelForm) error {
+	mv, err := a.svc.ModelsView(r.Context(), v.User)
+	if err != nil {
+		return err
+	}
+	setXCache(w, mv.Result)
+	key := ""
+	if status == http.StatusOK && f.Errors == nil && f.Error == "" {
+		key = pageKey("models", v, mv.ETag, r.URL.RawQuery)
+	}
+	if a.writeRendered(w, r, status, key) {
+		return nil
+	}
 	qv := r.URL.Query()
 	flt := newModelFilter(qv)
 	page, _ := strconv.Atoi(qv.Get("page"))
 	page = max(page, 1)
 	q := service.ModelQuery{Scope: flt.scope, Search: flt.query, Offset: (page - 1) * modelsPerPage, Limit: modelsPerPage, Find: qv.Get("created")}
-	mp, err := a.svc.ModelPage(r.Context(), v.User, q)
+	mp, err := mv.Page(q)
 	if err != nil {
 		return err
 	}
@@ -173,7 +190,7 @@ func (a *app) renderModels(w http.ResponseWriter, r *http.Request, v *view, stat
 	if d.Page != page {
 		// Past the last page: show the last one.
 		q.Offset = (d.Page - 1) * modelsPerPage
-		if mp, err = a.svc.ModelPage(r.Context(), v.User, q); err != nil {
+		if mp, err = mv.Page(q); err != nil {
 			return err
 		}
 	}
@@ -183,12 +200,7 @@ func (a *app) renderModels(w http.ResponseWriter, r *http.Request, v *view, stat
 	}
 	d.Created = mp.Found
 	d.Deleted = qv.Get("deleted") == "1"
-	setXCache(w, mp.Result)
 	v.Title, v.Nav, v.Data = "Models", "models", d
-	key := ""
-	if status == http.StatusOK && f.Errors == nil && f.Error == "" {
-		key = pageKey("models", v, mp.ETag, r.URL.RawQuery)
-	}
 	a.renderCached(w, r, status, "models", "layout", v, key)
 	return nil
 }

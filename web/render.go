@@ -30,7 +30,7 @@ type view struct {
 type pageTemplate struct{ t *template.Template }
 
 // pageFiles are the pages under templates/, each executed through "layout".
-var pageFiles = []string{"home", "models", "monitor", "analytics", "docs", "login", "error"}
+var pageFiles = []string{"home", "models", "monitor", "analytics", "docs", "login", "error", "academy", "lesson"}
 
 func parsePages(fsys fs.FS, as *assets) (map[string]*pageTemplate, error) {
 	funcs := template.FuncMap{
@@ -104,6 +104,22 @@ func (a *app) renderCached(w http.ResponseWriter, r *http.Request, status int, n
 		a.rendered.put(key, bytes.Clone(buf.Bytes()))
 	}
 	writePage(w, r, status, buf.Bytes())
+}
+
+// writeRendered writes the page rendered under key, when there is one, and
+// reports whether it did. Pages check it before decoding their cache
+// entries: a crowd's per-user entries outnumber the decoded values kept, so
+// a page whose parts have not changed must cost neither a decode nor a
+// template run.
+func (a *app) writeRendered(w http.ResponseWriter, r *http.Request, status int, key string) bool {
+	if key == "" {
+		return false
+	}
+	b, ok := a.rendered.get(key)
+	if ok {
+		writePage(w, r, status, b)
+	}
+	return ok
 }
 
 // writePage writes a rendered page, gzip-compressed when the client takes

@@ -1,5 +1,6 @@
 // Package web renders modellab's pages for people: home, models, the
-// training monitor, analytics and the API reference, plus the login form.
+// training monitor, analytics, Lab Academy and the API reference, plus the
+// login form.
 //
 // The pages read through the same use cases as the JSON API (package
 // service: ModelsList, ServersStatus, AnalyticsData…), so they are served
@@ -60,6 +61,9 @@ type app struct {
 	// rendered holds rendered pages by what they show (see pageKey).
 	rendered *renderedCache
 	cop      *http.CrossOriginProtection
+
+	// frags holds the shared fragments of composed pages (the lessons).
+	frags *fragments
 }
 
 // Pages are modellab's HTML pages, ready to be mounted on a mux.
@@ -82,7 +86,7 @@ func newApp(cfg Config) (*app, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	a := &app{svc: cfg.Service, log: cfg.Logger, decode: newDecodeCache(512), rendered: newRenderedCache(32 << 20)}
+	a := &app{svc: cfg.Service, log: cfg.Logger, decode: newDecodeCache(512), rendered: newRenderedCache(64 << 20), frags: newFragments()}
 	var err error
 	if a.assets, err = newAssets(files); err != nil {
 		return nil, err
@@ -121,6 +125,9 @@ func (a *app) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /monitor", a.page(a.monitor))
 	mux.HandleFunc("GET /monitor/data", a.monitorData)
 	mux.HandleFunc("GET /analytics", a.page(a.analytics))
+	mux.HandleFunc("GET /academy", a.academyIndex)
+	mux.HandleFunc("GET /academy/{lesson}", a.lessonPage)
+	mux.Handle("POST /academy/{lesson}/complete", a.form(a.completeLesson))
 	mux.HandleFunc("GET /docs", a.docsPage)
 	mux.HandleFunc("GET /openapi.json", a.openAPI)
 	mux.HandleFunc("GET /login", a.loginForm)

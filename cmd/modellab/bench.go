@@ -26,6 +26,7 @@ type benchFlags struct {
 	conns                          int
 	dur                            time.Duration
 	database, redis, targets, size string
+	users                          string
 	asJSON                         bool
 }
 
@@ -35,7 +36,8 @@ func (f *benchFlags) flagSet() *flag.FlagSet {
 	fs.DurationVar(&f.dur, "duration", 20*time.Second, "load duration per target and run")
 	fs.StringVar(&f.database, "database", "", "database `URL` (default: a fresh SQLite file seeded with the realistic data set)")
 	fs.StringVar(&f.redis, "redis", "", "Redis `URL` for the cache-on run (default: in-memory tier only)")
-	fs.StringVar(&f.targets, "targets", "api-models,api-servers,api-analytics", "comma-separated target `names`")
+	fs.StringVar(&f.targets, "targets", benchTargets, "comma-separated target `names`")
+	fs.StringVar(&f.users, "users", "", "the `JSON` `modellab seed` printed for --database: load as that crowd (default: the users seeded now)")
 	fs.StringVar(&f.size, "size", "default", "data set `size` when seeding: default (1M events) or demo (small)")
 	fs.BoolVar(&f.asJSON, "json", false, "print JSON")
 	return fs
@@ -108,12 +110,13 @@ func runBench(ctx context.Context, args []string, getenv func(string) string, st
 		f.database = "sqlite://" + filepath.Join(dir, "bench.db")
 	}
 	cfg.DatabaseURL = f.database
-	token, err := benchToken(ctx, cfg, seedOpts, stderr)
+	token, crowd, err := benchCrowd(ctx, cfg, seedOpts, f.users, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "modellab bench: %v\n", err)
 		return 1
 	}
-	lc := loadtest.Config{Connections: f.conns, Duration: f.dur, Token: token, Targets: tgts, Progress: stderr, SharedRuntime: true}
+	lc := loadtest.Config{Connections: f.conns, Duration: f.dur, Token: token, Targets: tgts, Progress: stderr,
+		SharedRuntime: true, Tokens: crowd}
 	cmp, err := benchBoth(ctx, cfg, f.redis, log, lc, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "modellab bench: %v\n", err)
@@ -160,40 +163,7 @@ func writeComparison(w io.Writer, cmp loadtest.Comparison, asJSON bool) error {
 		enc.SetIndent("", "  ")
 		return enc.Encode(cmp)
 	}
-	return loadtest.WriteComparison(w, cmp.Before, cmp.After)
-}
-
-// benchToken seeds an empty database and returns the heavy user's token; on
-// a database that already has data it issues a new token for "demo".
-func benchToken(ctx context.Context, cfg config, opts store.SeedOptions, stderr io.Writer) (string, error) {
-	db, err := store.Open(ctx, cfg.DatabaseURL, store.Options{QueryTimeout: 10 * time.Minute})
-	if err != nil {
-		return "", fmt.Errorf("open %s: %w", redactURL(cfg.DatabaseURL), err)
-	}
-	defer db.Close()
-	if err := db.Migrate(ctx); err != nil {
-		return "", fmt.Errorf("migrate: %w", err)
-	}
-	empty, err := db.Empty(ctx)
-	if err != nil {
-		return "", err
-	}
-	if !empty {
-		return db.IssueToken(ctx, "demo")
-	}
-	fmt.Fprintf(stderr, "seeding %d users, %d models, %d servers, %d events…\n", opts.Users, opts.Models, opts.Servers, opts.Events)
-	start := time.Now()
-	res, err := store.Seed(ctx, db, opts)
-	if err != nil {
-		return "", fmt.Errorf("seed: %w", err)
-	}
-	fmt.Fprintf(stderr, "seeded in %s\n", time.Since(start).Round(time.Millisecond))
-	for _, u := range res.Users {
-		if u.Name == "demo" {
-			return u.Token, nil
-		}
-	}
-	return "", errors.New("the seed made no demo user")
+	return writeBenchTable(w, cmp.Before, cmp.After)
 }
 
 // benchRun starts the server in-process on 127.0.0.1:0, loads it, stops it.
@@ -211,7 +181,7 @@ func benchRun(ctx context.Context, cfg config, log *slog.Logger, lc loadtest.Con
 	go func() { _ = srv.Serve(ln) }()
 	defer srv.Close()
 	lc.URL = "http://" + ln.Addr().String()
-	return loadtest.Run(ctx, lc)
+	return benchLoad(ctx, lc, !cfg.DisableCache)
 }
 
 func randomHex(n int) string {

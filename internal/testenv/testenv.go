@@ -42,6 +42,7 @@ type StackConfig struct {
 type Stack struct {
 	Service *service.Service
 	API     *server.Server
+	Pages   *web.Pages // nil without StackConfig.Pages
 	Handler http.Handler
 }
 
@@ -55,14 +56,15 @@ func NewStack(t testing.TB, cfg StackConfig) Stack {
 	api := server.New(cfg.Server)
 	mux := http.NewServeMux()
 	api.Register(mux)
+	var pages *web.Pages
 	if cfg.Pages {
-		pages, err := web.New(web.Config{Service: svc, Logger: cfg.Server.Logger})
-		if err != nil {
+		var err error
+		if pages, err = web.New(web.Config{Service: svc, Logger: cfg.Server.Logger}); err != nil {
 			t.Fatal(err)
 		}
 		pages.Register(mux)
 	}
-	return Stack{Service: svc, API: api, Handler: api.Handler(mux)}
+	return Stack{Service: svc, API: api, Pages: pages, Handler: api.Handler(mux)}
 }
 
 // OpenStore opens the database at url, migrates it and creates Admin; the
