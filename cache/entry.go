@@ -32,8 +32,10 @@ type Entry struct {
 	// read was sent.
 	born, seen uint64
 	// delta is how long the load took: early refresh starts about that
-	// long (times EarlyRefresh) before FreshUntil.
-	delta time.Duration
+	// long (times EarlyRefresh) before FreshUntil; earlyFrom is where its
+	// window begins (see setEarly).
+	delta     time.Duration
+	earlyFrom int64
 	// refreshWanted is set by a Peek that decided on an early refresh it
 	// cannot start itself (it has no loader): the next Fetch starts it.
 	refreshWanted atomic.Bool
