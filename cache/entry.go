@@ -95,13 +95,24 @@ func gzipBytes(b []byte) []byte {
 	return buf.Bytes()
 }
 
+// gzipReaders keeps inflaters (about 45 KB of state each) between the
+// Redis-tier reads that need a body inflated.
+var gzipReaders sync.Pool
+
 // gunzip inflates gz, whose body is size bytes long; nil if it does not
 // inflate to exactly that.
 func gunzip(gz []byte, size int) []byte {
-	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	zr, _ := gzipReaders.Get().(*gzip.Reader)
+	var err error
+	if zr == nil {
+		zr, err = gzip.NewReader(bytes.NewReader(gz))
+	} else {
+		err = zr.Reset(bytes.NewReader(gz))
+	}
 	if err != nil {
 		return nil
 	}
+	defer gzipReaders.Put(zr)
 	out := make([]byte, size)
 	if _, err := io.ReadFull(zr, out); err != nil {
 		return nil
