@@ -17,8 +17,8 @@ func TestHotKeys(t *testing.T) {
 	c := newCache(t, Options{})
 	fo := FetchOptions{TTL: time.Minute}
 	load := (&source{val: "v"}).load
-	reads := map[string]int{"hot-a": 20000, "hot-b": 10000, "hot-c": 5000}
-	for i := 0; i < 20000; i++ {
+	reads := map[string]int{"hot-a": 80000, "hot-b": 40000, "hot-c": 20000}
+	for i := 0; i < 80000; i++ {
 		for k, n := range reads {
 			if i < n {
 				if _, ok := c.Peek(k, ""); !ok { // the hit path the service takes
@@ -26,8 +26,8 @@ func TestHotKeys(t *testing.T) {
 				}
 			}
 		}
-		if i%10 == 0 {
-			c.Fetch(context.Background(), fmt.Sprintf("cold-%d", i), fo, load) // 2,000 keys read once
+		if i%20 == 0 {
+			c.Fetch(context.Background(), fmt.Sprintf("cold-%d", i), fo, load) // 4,000 keys read once
 		}
 	}
 	top := c.HotKeys(3)

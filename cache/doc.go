@@ -58,8 +58,10 @@
 //
 // Each key is one Redis hash, Prefix+key, with field v (the encoded entry: a
 // versioned binary format with fresh/stale times, the load time, tag
-// generations, ETag and body; older versions are still decoded) and field l (the fill lease, "token:expiresAtMs"). Lua scripts take
-// the lease (server TIME) and fill v only if the lease is still ours. An
+// generations, ETag and body, possibly gzip-compressed; older versions are
+// still decoded) and field l (the fill lease, "token:expiresAtMs"). Lua
+// scripts take the lease (server TIME) and fill v only if the lease is
+// still ours. An
 // invalidation UNLINKs the key, removing value and lease together, so a load
 // that read the database before a write can never store its result after it
 // (the stale-set race of "Scaling Memcache at Facebook", §3.2.1). Inside a
@@ -117,10 +119,12 @@
 // after the tracking connection was lost, and always in the pub/sub
 // fallback. A breaker opened by timeouts on a live tracking connection
 // keeps the tier (pushes kept arriving), so a CPU-starved process whose
-// breaker flaps does not lose its local copies each time. The dropped entries are
-// retired, not forgotten: if a load then fails (the data source is down as
-// well), a retired copy within its stale bound answers STALE. A retired copy
-// is never a HIT, and one this process invalidated is not kept.
+// breaker flaps does not lose its local copies each time. The dropped
+// entries are retired, not forgotten: if a load then fails (the data source
+// is down as well), a retired copy within its stale bound answers STALE. A
+// retired copy is never a HIT, and one this process invalidated is not
+// kept. An invalidation that fails while Redis is in use does not open the
+// breaker by itself: see Read-your-writes.
 //
 // # Read-your-writes
 //
@@ -143,10 +147,11 @@
 //     names (key, tag, pattern, or everything once the replay queue
 //     overflowed), neither from Redis nor from the local tier nor as a
 //     retired copy, as a HIT or as STALE. Such keys load from the data
-//     source. A key's fence is lifted when this process fills the key in
-//     Redis with an entry born after the write (the fill overwrote what
-//     Redis held; the lease kept older loads from filling since), and every
-//     fence when the invalidation is replayed, which the cache does as soon
+//     source. A key's fence is lifted, for Redis reads sent after it, when
+//     this process fills the key in Redis with an entry born after the
+//     write (the fill overwrote what Redis held; the lease kept older loads
+//     from filling since), and every fence when the invalidation is
+//     replayed, which the cache does as soon
 //     as Redis takes writes again (while Redis stays in use for the rest:
 //     one master of a cluster away does not take the others out of use).
 //     Stats.UnconfirmedInvalidations counts the fences.

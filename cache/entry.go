@@ -32,8 +32,10 @@ type Entry struct {
 	// read was sent.
 	born, seen uint64
 	// delta is how long the load took: early refresh starts about that
-	// long (times EarlyRefresh) before FreshUntil.
-	delta time.Duration
+	// long (times EarlyRefresh) before FreshUntil; earlyFrom is where its
+	// window begins (see setEarly).
+	delta     time.Duration
+	earlyFrom int64
 	// refreshWanted is set by a Peek that decided on an early refresh it
 	// cannot start itself (it has no loader): the next Fetch starts it.
 	refreshWanted atomic.Bool
@@ -93,13 +95,24 @@ func gzipBytes(b []byte) []byte {
 	return buf.Bytes()
 }
 
+// gzipReaders keeps inflaters (about 45 KB of state each) between the
+// Redis-tier reads that need a body inflated.
+var gzipReaders sync.Pool
+
 // gunzip inflates gz, whose body is size bytes long; nil if it does not
 // inflate to exactly that.
 func gunzip(gz []byte, size int) []byte {
-	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	zr, _ := gzipReaders.Get().(*gzip.Reader)
+	var err error
+	if zr == nil {
+		zr, err = gzip.NewReader(bytes.NewReader(gz))
+	} else {
+		err = zr.Reset(bytes.NewReader(gz))
+	}
 	if err != nil {
 		return nil
 	}
+	defer gzipReaders.Put(zr)
 	out := make([]byte, size)
 	if _, err := io.ReadFull(zr, out); err != nil {
 		return nil

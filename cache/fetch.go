@@ -58,53 +58,77 @@ type answer struct {
 // ends while waiting for another caller's load. Redis failures are never
 // returned.
 func (c *Cache) Fetch(ctx context.Context, key string, o FetchOptions, load Loader) (*Entry, Result, error) {
-	r := request{key: key, opts: o, load: load, g: c.group(o.Group)}
+	g := c.group(o.Group)
 	if c.opts.Disabled || o.TTL <= 0 || c.isClosed() {
-		return c.bypass(ctx, r.g, load)
+		return c.bypass(ctx, g, load)
 	}
-	c.hot.sampled(key)
 	var op fetchOp
-	if a, ok := c.fetchLocal(ctx, &op, &r); ok {
-		return a.e, a.res, a.err
+	e, now, st := c.localCopy(ctx, &op, key)
+	if st == trustedCopy && e.Fresh(now) {
+		// The common hit, kept free of the miss path's request.
+		c.stats.localHits.Add(1)
+		c.hot.seen(g.hit.Add(1), key)
+		if inEarlyWindow(e, now) && c.wantsRefresh(e, now) && c.revalidate(ctx, &request{key: key, opts: o, load: load, g: g}, e) {
+			c.stats.early.Add(1)
+		}
+		return e, Hit, nil
 	}
-	r.seq = c.seq(key)
+	r := request{key: key, opts: o, load: load, g: g}
+	switch {
+	case st == trustedCopy:
+		c.stats.localHits.Add(1)
+		a := c.serveStale(ctx, &r, e)
+		return a.e, a.res, a.err
+	case st == untrustedCopy:
+		r.lastResort = e // only if Redis fails
+	}
+	if c.local != nil {
+		c.stats.localMisses.Add(1)
+	}
+	a := c.fetchBelow(ctx, &op, &r)
+	return a.e, a.res, a.err
+}
+
+// fetchBelow is Fetch past the local tier: Redis, then the miss path.
+func (c *Cache) fetchBelow(ctx context.Context, op *fetchOp, r *request) answer {
+	r.seq = c.seq(r.key)
 	if c.redisUp() && !op.failed {
-		if a, ok := c.fetchRedis(ctx, &op, &r); ok {
-			return a.e, a.res, a.err
+		if a, ok := c.fetchRedis(ctx, op, r); ok {
+			return a
 		}
 	}
 	if !op.failed {
 		r.lastResort = nil // only a failed Redis makes an untrusted copy the best answer
 	}
 	r.redisFailed = op.failed
-	a := c.shared(ctx, &r)
-	c.count(r.g, a)
-	return a.e, a.res, a.err
+	a := c.shared(ctx, r)
+	c.hot.seen(c.count(r.g, a), r.key)
+	return a
 }
 
-// fetchLocal answers from the in-process tier: a fresh trusted copy is a
-// HIT, a stale one is served and refreshed. A copy past its fallback cap is
-// kept in r.lastResort, for the case where Redis fails.
-func (c *Cache) fetchLocal(ctx context.Context, op *fetchOp, r *request) (answer, bool) {
-	if c.local == nil {
-		return answer{}, false
-	}
+// copyState is what the local tier holds for a key.
+type copyState uint8
+
+const (
+	noCopy        copyState = iota // nothing servable
+	trustedCopy                    // servable now: fresh (HIT) or stale (STALE)
+	untrustedCopy                  // past its fallback cap: served only if Redis fails
+)
+
+// localCopy looks key up in the in-process tier, at now.
+func (c *Cache) localCopy(ctx context.Context, op *fetchOp, key string) (*Entry, time.Time, copyState) {
 	now := c.now()
-	it, ok := c.local.GetIfPresent(r.key)
-	if ok && it.e.Usable(now) && !c.fences.blocks(r.key, it.e) && c.tagsCurrent(ctx, op, it.e.tags) {
-		if !c.trusted(it.until, now) {
-			r.lastResort = it.e
-		} else {
-			c.stats.localHits.Add(1)
-			if it.e.Fresh(now) {
-				c.freshHit(ctx, r, it.e, now)
-				return answer{it.e, Hit, nil}, true
-			}
-			return c.serveStale(ctx, r, it.e), true
-		}
+	if c.local == nil {
+		return nil, now, noCopy
 	}
-	c.stats.localMisses.Add(1)
-	return answer{}, false
+	it, ok := c.local.GetIfPresent(key)
+	if !ok || !it.e.Usable(now) || c.fences.blocks(key, it.e) || !c.tagsCurrent(ctx, op, it.e.tags) {
+		return nil, now, noCopy
+	}
+	if !c.trusted(it.until, now) {
+		return it.e, now, untrustedCopy
+	}
+	return it.e, now, trustedCopy
 }
 
 // fetchRedis answers from Redis: an entry there is copied into the local
@@ -130,7 +154,7 @@ func (c *Cache) fetchRedis(ctx context.Context, op *fetchOp, r *request) (answer
 
 // freshHit counts a HIT and starts an early refresh if it is due.
 func (c *Cache) freshHit(ctx context.Context, r *request, e *Entry, now time.Time) {
-	r.g.hit.Add(1)
+	c.hot.seen(r.g.hit.Add(1), r.key)
 	if c.wantsRefresh(e, now) && c.revalidate(ctx, r, e) {
 		c.stats.early.Add(1)
 	}
@@ -139,7 +163,7 @@ func (c *Cache) freshHit(ctx context.Context, r *request, e *Entry, now time.Tim
 // serveStale answers with a stale entry and refreshes it in the background.
 func (c *Cache) serveStale(ctx context.Context, r *request, e *Entry) answer {
 	c.revalidate(ctx, r, e)
-	r.g.stale.Add(1)
+	c.hot.seen(r.g.stale.Add(1), r.key)
 	c.stats.stale.Add(1)
 	return answer{e, Stale, nil}
 }
@@ -168,14 +192,13 @@ func (c *Cache) Peek(key, group string) (*Entry, bool) {
 			return nil, false
 		}
 	}
-	if c.refreshEarly(e, now) {
+	if inEarlyWindow(e, now) && c.refreshEarly(e, now) {
 		// Peek has no loader to refresh with: the caller's Fetch does it.
 		e.refreshWanted.Store(true)
 		return nil, false
 	}
 	c.stats.localHits.Add(1)
-	c.group(group).hit.Add(1)
-	c.hot.sampled(key)
+	c.hot.seen(c.group(group).hit.Add(1), key)
 	return e, true
 }
 
@@ -230,19 +253,22 @@ func (c *Cache) redisGetShared(ctx context.Context, op *fetchOp, key string, seq
 	return r.e, err
 }
 
-func (c *Cache) count(g *groupCounters, a answer) {
+// count counts the answer of a miss path; it returns the counter's new
+// value (0 for an error).
+func (c *Cache) count(g *groupCounters, a answer) uint64 {
 	if a.err != nil {
-		return
+		return 0
 	}
 	switch a.res {
 	case Hit:
-		g.hit.Add(1)
+		return g.hit.Add(1)
 	case Miss:
-		g.miss.Add(1)
+		return g.miss.Add(1)
 	case Stale:
-		g.stale.Add(1)
 		c.stats.stale.Add(1)
+		return g.stale.Add(1)
 	}
+	return 0
 }
 
 func (c *Cache) bypass(ctx context.Context, g *groupCounters, load Loader) (*Entry, Result, error) {

@@ -243,6 +243,7 @@ func (c *Cache) loadStaleIfError(ctx context.Context, op *fetchOp, r *request) (
 		return nil, answer{err: err}, false
 	}
 	e = newEntry(body, fillInfo{at: c.now(), ttl: r.opts.TTL, stale: c.opts.Stale, tags: r.gens, born: born, delta: delta})
+	c.setEarly(e)
 	if len(body) == 0 {
 		c.releaseIfHeld(ctx, op, r)
 		return nil, answer{e, Miss, nil}, false

@@ -2,7 +2,6 @@ package cache
 
 import (
 	"cmp"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -26,7 +25,7 @@ type KeyCount struct {
 // the key space; keys never become metric labels.
 const (
 	hotCapacity   = 128
-	hotSampleMask = 15      // one read in 16 is recorded
+	hotSampleBits = 6       // one read in 64 is recorded
 	hotDecayEvery = 1 << 14 // samples between two halvings of every count
 )
 
@@ -43,10 +42,13 @@ type hotKeys struct {
 	samples uint64
 }
 
-// sampled records a read of key, one time in hotSampleMask+1: the hit path
-// pays a random draw, and a lock only when sampled.
-func (h *hotKeys) sampled(key string) {
-	if rand.Uint32()&hotSampleMask == 0 {
+// seen records a read of key one time in 2^hotSampleBits. n is the value
+// the read's own counter (Stats) just took, so the hit path pays a multiply
+// and a lock only when sampled: the top bits of n times the golden ratio
+// (a Weyl sequence) are spread evenly over every arithmetic progression of
+// n, so keys read in turn are sampled alike.
+func (h *hotKeys) seen(n uint64, key string) {
+	if (n*0x9E3779B97F4A7C15)>>(64-hotSampleBits) == 0 {
 		h.record(key)
 	}
 }
@@ -120,7 +122,7 @@ func (h *hotKeys) top(n int) []KeyCount {
 	h.mu.Lock()
 	out := make([]KeyCount, len(h.heap))
 	for i, hc := range h.heap {
-		out[i] = KeyCount{Key: hc.key, Count: hc.count * (hotSampleMask + 1), Error: hc.err * (hotSampleMask + 1)}
+		out[i] = KeyCount{Key: hc.key, Count: hc.count << hotSampleBits, Error: hc.err << hotSampleBits}
 	}
 	h.mu.Unlock()
 	slices.SortFunc(out, func(a, b KeyCount) int {

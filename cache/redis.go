@@ -106,6 +106,7 @@ func (c *Cache) decodeOrMiss(key string, raw []byte, seen uint64) *Entry {
 		return nil
 	}
 	e.seen = seen
+	c.setEarly(e)
 	return e
 }
 

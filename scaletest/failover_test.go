@@ -18,7 +18,7 @@ import (
 // and then lists their models on the same instance. The master that holds
 // the user's list is killed (SIGKILL) and its replica promoted. Every
 // round's list must contain the model just created: before, during and
-// after the failover. (Before the fix, 3 to 6 rounds in 61 failed here: a
+// after the failover. (Before the fix, up to 6 rounds in 61 failed here: a
 // Redis read that began before the write was handed, coalesced, to the
 // list after it.)
 func TestClusterFailoverReadYourWrites(t *testing.T) {

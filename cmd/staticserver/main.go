@@ -10,26 +10,31 @@
 //
 // Usage:
 //
-//	staticserver [--addr 127.0.0.1:8090] [--file response.json]
+//	staticserver [--addr 127.0.0.1:8090] [--file response.json] [--gzip]
 //
 // Every path and method is answered 200 with Content-Type: application/json
 // and the bytes of --file (default: a built-in JSON document of about 20 KB).
+// With --gzip, a client whose Accept-Encoding mentions gzip gets them
+// compressed once at start (Content-Encoding: gzip), as a cached response is.
 package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"flag"
 	"fmt"
 	"log"
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 )
 
 func main() {
 	addr := flag.String("addr", "127.0.0.1:8090", "listen address")
 	file := flag.String("file", "", "file whose bytes are served (default: a built-in ~20 KB JSON document)")
+	gz := flag.Bool("gzip", false, "serve the bytes gzip-compressed to clients that accept gzip")
 	flag.Parse()
 
 	body := defaultBody()
@@ -41,9 +46,17 @@ func main() {
 		body = b
 	}
 	length := strconv.Itoa(len(body))
+	zbody := gzipped(body)
+	zlength := strconv.Itoa(len(zbody))
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hdr := w.Header()
 		hdr["Content-Type"] = []string{"application/json"}
+		if *gz && strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+			hdr["Content-Encoding"] = []string{"gzip"}
+			hdr["Content-Length"] = []string{zlength}
+			w.Write(zbody)
+			return
+		}
 		hdr["Content-Length"] = []string{length}
 		w.Write(body)
 	})
@@ -55,6 +68,14 @@ func main() {
 	}
 	log.Printf("staticserver: serving %d bytes on http://%s", len(body), *addr)
 	log.Fatal(srv.ListenAndServe())
+}
+
+func gzipped(b []byte) []byte {
+	var out bytes.Buffer
+	zw := gzip.NewWriter(&out)
+	zw.Write(b)
+	zw.Close()
+	return out.Bytes()
 }
 
 // defaultBody builds a deterministic JSON document shaped like a model list,
