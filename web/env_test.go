@@ -235,3 +235,10 @@ func seedDemo(e *env, now time.Time) demo {
 	}
 	return d
 }
+
+// getHeader GETs an API path anonymously and returns one header of the
+// answer.
+func (e *env) getHeader(path, name string) string {
+	e.t.Helper()
+	return e.apiClient().Must(200, "GET", path, "", nil).Header.Get(name)
+}

@@ -99,6 +99,10 @@ func TestGolden(t *testing.T) {
 	ec := e.client()
 	e.login(ec, emptyTok)
 
+	// The admin, for the cache view (last: it shows what the others read).
+	ac := e.client()
+	e.login(ac, adminToken)
+
 	tests := []struct {
 		name   string
 		client *http.Client
@@ -132,6 +136,7 @@ func TestGolden(t *testing.T) {
 		{"lesson-not-found", e.client(), "GET", "/academy/no-such-lesson", nil, 404},
 		{"error-forbidden", c, "POST", "/models/" + d.models[0].ID + "/delete", url.Values{"csrf": {"wrong"}}, 403},
 		{"error-not-found", c, "POST", "/models/mdl_doesnotexist000000000/delete", nil, 404},
+		{"admin-cache", ac, "GET", "/admin/cache?prefix=api:models:global", nil, 200},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

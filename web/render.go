@@ -30,7 +30,7 @@ type view struct {
 type pageTemplate struct{ t *template.Template }
 
 // pageFiles are the pages under templates/, each executed through "layout".
-var pageFiles = []string{"home", "models", "monitor", "analytics", "docs", "login", "error", "academy", "lesson"}
+var pageFiles = []string{"home", "models", "monitor", "analytics", "docs", "login", "error", "academy", "lesson", "admin_cache"}
 
 func parsePages(fsys fs.FS, as *assets) (map[string]*pageTemplate, error) {
 	funcs := template.FuncMap{
@@ -44,6 +44,8 @@ func parsePages(fsys fs.FS, as *assets) (map[string]*pageTemplate, error) {
 		"date":     func(t time.Time) string { return t.UTC().Format(time.DateOnly) },
 		"deref":    derefInt,
 		"percent":  percent,
+		"ratio":    fmtRatio,
+		"bytes":    fmtBytes,
 		"lower":    strings.ToLower,
 		"initials": initials,
 	}
@@ -399,6 +401,29 @@ func percent(part, total int) int {
 		return 0
 	}
 	return int(math.Round(float64(part) * 100 / float64(total)))
+}
+
+// fmtRatio shows a ratio in [0, 1] as a percentage with one decimal.
+func fmtRatio(r float64) string { return strconv.FormatFloat(r*100, 'f', 1, 64) + "%" }
+
+// fmtBytes shows a size in B, KB or MB (powers of 1,000, as the metrics).
+func fmtBytes(n any) string {
+	var v float64
+	switch x := n.(type) {
+	case int:
+		v = float64(x)
+	case uint64:
+		v = float64(x)
+	case int64:
+		v = float64(x)
+	}
+	switch {
+	case v >= 1e6:
+		return strconv.FormatFloat(v/1e6, 'f', 1, 64) + " MB"
+	case v >= 1e3:
+		return strconv.FormatFloat(v/1e3, 'f', 1, 64) + " KB"
+	}
+	return strconv.FormatFloat(v, 'f', 0, 64) + " B"
 }
 
 func initials(s string) string {

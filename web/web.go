@@ -128,6 +128,8 @@ func (a *app) routes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /academy", a.academyIndex)
 	mux.HandleFunc("GET /academy/{lesson}", a.lessonPage)
 	mux.Handle("POST /academy/{lesson}/complete", a.form(a.completeLesson))
+	mux.HandleFunc("GET /admin/cache", a.page(a.adminCache))
+	mux.Handle("POST /admin/cache/purge", a.form(a.adminPurge))
 	mux.HandleFunc("GET /docs", a.docsPage)
 	mux.HandleFunc("GET /openapi.json", a.openAPI)
 	mux.HandleFunc("GET /login", a.loginForm)
