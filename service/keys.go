@@ -26,13 +26,44 @@ const (
 	GroupModels    = "models"
 	GroupServers   = "servers"
 	GroupAnalytics = "analytics"
+	GroupRuns      = "runs"
 )
 
 // Groups lists every group, for the metrics collector.
-var Groups = []string{GroupModels, GroupServers, GroupAnalytics}
+var Groups = []string{GroupModels, GroupServers, GroupAnalytics, GroupRuns}
 
 func keyModelsUser(userID string) string  { return "api:models:user:" + userID }
 func keyServersUser(userID string) string { return "api:servers:user:" + userID }
+func keyRunsUser(userID string) string    { return "api:runs:user:" + userID }
+
+// tagRun is recorded by every metrics entry of a run: an ingest (or any
+// write to the run) invalidates all of them, whatever their parameters, in
+// O(1) and on every instance.
+func tagRun(runID string) string { return "run:" + runID }
+
+// keyRunMetrics hashes the canonical parameters like keyAnalytics. The
+// reader is part of them: only the owner may read a run, and a key of
+// someone else's holds nothing (its load answers not found), so a cached
+// history can never be served to another user.
+func keyRunMetrics(userID, runID string, q modellab.MetricQuery) string {
+	sum := sha256.Sum256([]byte(canonicalMetrics(userID, q)))
+	return "api:runs:" + runID + ":metrics:" + hex.EncodeToString(sum[:16])
+}
+
+// canonicalMetrics is the one spelling of a parsed history query (keys
+// sorted and distinct).
+func canonicalMetrics(userID string, q modellab.MetricQuery) string {
+	var b strings.Builder
+	b.WriteString("v1|user=")
+	b.WriteString(userID)
+	b.WriteString("|keys=")
+	b.WriteString(strings.Join(q.Keys, ","))
+	b.WriteString("|after=")
+	b.WriteString(strconv.FormatInt(q.AfterStep, 10))
+	b.WriteString("|max=")
+	b.WriteString(strconv.Itoa(q.MaxPoints))
+	return b.String()
+}
 
 // keyAnalytics hashes the canonical parameters: equivalent spellings share
 // one entry and raw input never ends up in a key.

@@ -1,0 +1,456 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+
+	"github.com/modellab/modellab"
+)
+
+// runSelect reads runs with their latest values: one row per (run, key),
+// a run without points once with a NULL key. Rows of one run are adjacent
+// because the order ends with the (unique) id.
+const runSelect = `SELECT r.id, r.owner_id, r.name, r.model_id, r.status, r.params, r.last_step,
+	r.created_at, r.updated_at, r.ended_at, l.key, l.value
+	FROM runs r LEFT JOIN run_latest l ON l.run_id = r.id`
+
+// scanRuns folds runSelect's rows into runs.
+func scanRuns(r rows, op string) ([]modellab.Run, error) {
+	out := []modellab.Run{}
+	for r.Next() {
+		var run modellab.Run
+		var params string
+		var created, updated int64
+		var ended *int64
+		var key *string
+		var value *float64
+		if err := r.Scan(&run.ID, &run.OwnerID, &run.Name, &run.ModelID, &run.Status, &params, &run.LastStep,
+			&created, &updated, &ended, &key, &value); err != nil {
+			return nil, fail(err, op)
+		}
+		if n := len(out); n == 0 || out[n-1].ID != run.ID {
+			run.CreatedAt, run.UpdatedAt = fromMicros(created), fromMicros(updated)
+			if ended != nil {
+				t := fromMicros(*ended)
+				run.EndedAt = &t
+			}
+			if err := json.Unmarshal([]byte(params), &run.Params); err != nil {
+				return nil, modellab.WrapError(modellab.EINTERNAL, err, "%s: stored params are not JSON", op)
+			}
+			if run.Params == nil {
+				run.Params = map[string]any{}
+			}
+			run.Latest = map[string]float64{}
+			out = append(out, run)
+		}
+		if key != nil && value != nil {
+			out[len(out)-1].Latest[*key] = *value
+		}
+	}
+	if err := r.Err(); err != nil {
+		return nil, fail(err, op)
+	}
+	return out, nil
+}
+
+// ListRuns returns ownerID's runs, newest first.
+func (db *DB) ListRuns(ctx context.Context, ownerID string) ([]modellab.Run, error) {
+	r, err := db.query(ctx, runSelect+` WHERE r.owner_id = ? ORDER BY r.created_at DESC, r.id COLLATE "C" DESC`, ownerID)
+	if err != nil {
+		return nil, fail(err, "list runs")
+	}
+	defer r.Close()
+	return scanRuns(r, "list runs")
+}
+
+// GetRun returns one run whoever owns it; rights are the caller's business.
+func (db *DB) GetRun(ctx context.Context, id string) (modellab.Run, error) {
+	r, err := db.query(ctx, runSelect+" WHERE r.id = ?", id)
+	if err != nil {
+		return modellab.Run{}, fail(err, "get run")
+	}
+	defer r.Close()
+	runs, err := scanRuns(r, "get run")
+	if err != nil {
+		return modellab.Run{}, err
+	}
+	if len(runs) == 0 {
+		return modellab.Run{}, modellab.Errorf(modellab.ENOTFOUND, "run %s not found", id)
+	}
+	return runs[0], nil
+}
+
+func runErr(err error, r *modellab.Run, op string) error {
+	if classify(err) == modellab.EINVALID {
+		if r.ModelID != nil {
+			return modellab.WrapError(modellab.EINVALID, err, "model %s does not exist", *r.ModelID)
+		}
+		return modellab.WrapError(modellab.EINVALID, err, "the run's owner does not exist")
+	}
+	return fail(err, op)
+}
+
+func endedMicros(r *modellab.Run) *int64 {
+	if r.EndedAt == nil {
+		return nil
+	}
+	us := micros(*r.EndedAt)
+	return &us
+}
+
+// CreateRun stores r, setting ID, CreatedAt and UpdatedAt unless set. Its
+// metric summary starts empty.
+func (db *DB) CreateRun(ctx context.Context, r *modellab.Run) error {
+	if err := r.Valid(); err != nil {
+		return err
+	}
+	nr := *r
+	if nr.ID == "" {
+		nr.ID = modellab.NewID(modellab.PrefixRun)
+	}
+	if nr.CreatedAt.IsZero() {
+		nr.CreatedAt = now()
+	}
+	if nr.UpdatedAt.IsZero() {
+		nr.UpdatedAt = nr.CreatedAt
+	}
+	nr.CreatedAt, nr.UpdatedAt = nr.CreatedAt.UTC().Truncate(1000), nr.UpdatedAt.UTC().Truncate(1000)
+	if nr.Params == nil {
+		nr.Params = map[string]any{}
+	}
+	params, err := json.Marshal(nr.Params)
+	if err != nil {
+		return modellab.WrapError(modellab.EINVALID, err, "params cannot be stored")
+	}
+	nr.LastStep, nr.Latest = nil, map[string]float64{}
+	_, err = db.exec(ctx, `INSERT INTO runs (id, owner_id, name, model_id, status, params, created_at, updated_at, ended_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		nr.ID, nr.OwnerID, nr.Name, nr.ModelID, nr.Status, string(params), micros(nr.CreatedAt), micros(nr.UpdatedAt), endedMicros(&nr))
+	if err != nil {
+		return runErr(err, &nr, "create run")
+	}
+	*r = nr
+	return nil
+}
+
+// UpdateRun writes r's name, status and end, and its UpdatedAt (now unless
+// set).
+func (db *DB) UpdateRun(ctx context.Context, r *modellab.Run) error {
+	if err := r.Valid(); err != nil {
+		return err
+	}
+	nr := *r
+	if nr.UpdatedAt.IsZero() {
+		nr.UpdatedAt = now()
+	}
+	nr.UpdatedAt = nr.UpdatedAt.UTC().Truncate(1000)
+	if nr.EndedAt != nil {
+		t := nr.EndedAt.UTC().Truncate(1000)
+		nr.EndedAt = &t
+	}
+	n, err := db.exec(ctx, "UPDATE runs SET name = ?, status = ?, ended_at = ?, updated_at = ? WHERE id = ?",
+		nr.Name, nr.Status, endedMicros(&nr), micros(nr.UpdatedAt), nr.ID)
+	if err != nil {
+		return runErr(err, &nr, "update run")
+	}
+	if n == 0 {
+		return modellab.Errorf(modellab.ENOTFOUND, "run %s not found", nr.ID)
+	}
+	*r = nr
+	return nil
+}
+
+// DeleteRun deletes a run and its metrics. The run's row goes first: on
+// PostgreSQL that waits for an ingest holding it, whose points the next
+// statement then sees and deletes.
+func (db *DB) DeleteRun(ctx context.Context, id string) error {
+	var n int64
+	err := db.inTx(ctx, db.opts.QueryTimeout, func(t *tx) error {
+		var err error
+		if n, err = t.execCount("DELETE FROM runs WHERE id = ?", id); err != nil || n == 0 {
+			return err
+		}
+		return t.exec("DELETE FROM metric_points WHERE run_id = ?", id)
+	})
+	if err != nil {
+		return fail(err, "delete run")
+	}
+	if n == 0 {
+		return modellab.Errorf(modellab.ENOTFOUND, "run %s not found", id)
+	}
+	return nil
+}
+
+// execCount is exec that reports the rows affected.
+func (t *tx) execCount(q string, args ...any) (int64, error) {
+	if t.db.opts.OnQuery != nil {
+		t.db.opts.OnQuery()
+	}
+	q = t.db.sqlFor(q)
+	if t.pg != nil {
+		tag, err := t.pg.Exec(t.ctx, q, args...)
+		return tag.RowsAffected(), withCtx(t.ctx, err)
+	}
+	res, err := t.sql.ExecContext(t.ctx, q, args...)
+	if err != nil {
+		return 0, withCtx(t.ctx, err)
+	}
+	n, err := res.RowsAffected()
+	return n, withCtx(t.ctx, err)
+}
+
+// dedupePoints keeps the last of the points that share a (key, step), as
+// the API promises (a later point replaces an earlier one), so that one
+// statement never upserts a row twice. The input is left alone.
+func dedupePoints(points []modellab.MetricPoint) []modellab.MetricPoint {
+	type ks struct {
+		key  string
+		step int64
+	}
+	last := make(map[ks]int, len(points))
+	for i := range points {
+		last[ks{points[i].Key, points[i].Step}] = i
+	}
+	if len(last) == len(points) {
+		return points
+	}
+	out := make([]modellab.MetricPoint, 0, len(last))
+	for i := range points {
+		if last[ks{points[i].Key, points[i].Step}] == i {
+			out = append(out, points[i])
+		}
+	}
+	return out
+}
+
+// latestOf returns, per key, the point of the highest step (points are
+// deduplicated), sorted by key, and the highest step of all.
+func latestOf(points []modellab.MetricPoint) ([]modellab.MetricPoint, int64) {
+	at := map[string]int{}
+	top := int64(-1)
+	for i := range points {
+		p := &points[i]
+		top = max(top, p.Step)
+		if j, ok := at[p.Key]; !ok || p.Step > points[j].Step {
+			at[p.Key] = i
+		}
+	}
+	out := make([]modellab.MetricPoint, 0, len(at))
+	for _, i := range at {
+		out = append(out, points[i])
+	}
+	slices.SortFunc(out, func(a, b modellab.MetricPoint) int { return strings.Compare(a.Key, b.Key) })
+	return out, top
+}
+
+// IngestMetrics stores a batch of points for a run of b.OwnerID, all or
+// none, replacing points of the same (key, step), and keeps the run's
+// last_step and latest values current. A run that does not exist or is not
+// b.OwnerID's is ENOTFOUND, and nothing is stored.
+func (db *DB) IngestMetrics(ctx context.Context, b modellab.MetricBatch) error {
+	if len(b.Points) == 0 {
+		return nil
+	}
+	points := dedupePoints(b.Points)
+	latest, top := latestOf(points)
+	at := b.At
+	if at.IsZero() {
+		at = now()
+	}
+	var n int64
+	var err error
+	if db.pool != nil {
+		n, err = db.ingestPostgres(ctx, b, points, latest, top, micros(at))
+	} else {
+		n, err = db.ingestSQLite(ctx, b, points, latest, top, micros(at))
+	}
+	if err != nil {
+		if classify(err) == modellab.EINVALID {
+			return modellab.WrapError(modellab.EINVALID, err, "a point is invalid; none were stored")
+		}
+		return fail(err, "store metrics")
+	}
+	if n == 0 {
+		return modellab.Errorf(modellab.ENOTFOUND, "run %s not found", b.RunID)
+	}
+	return nil
+}
+
+// ingestPostgresSQL is the whole ingest in one statement (atomic on its
+// own, one round trip): lock the run if it is the owner's, upsert the
+// points and the latest values from arrays, move last_step. The data-
+// modifying CTEs run whether or not the outer statement reads them; all
+// of them insert nothing when r is empty.
+const ingestPostgresSQL = `WITH r AS (SELECT id FROM runs WHERE id = ? AND owner_id = ? FOR UPDATE),
+p AS (INSERT INTO metric_points (run_id, key, step, value, ts)
+	SELECT r.id, x.key, x.step, x.value, x.ts
+	FROM r, unnest(?::text[], ?::bigint[], ?::double precision[], ?::bigint[]) AS x(key, step, value, ts)
+	ON CONFLICT (run_id, key, step) DO UPDATE SET value = EXCLUDED.value, ts = EXCLUDED.ts),
+l AS (INSERT INTO run_latest (run_id, key, step, value)
+	SELECT r.id, x.key, x.step, x.value
+	FROM r, unnest(?::text[], ?::bigint[], ?::double precision[]) AS x(key, step, value)
+	ON CONFLICT (run_id, key) DO UPDATE SET step = EXCLUDED.step, value = EXCLUDED.value
+	WHERE run_latest.step <= EXCLUDED.step)
+UPDATE runs SET last_step = GREATEST(COALESCE(last_step, ?), ?), updated_at = ? WHERE id IN (SELECT id FROM r)`
+
+// pointColumns splits points into the column arrays unnest takes.
+func pointColumns(points []modellab.MetricPoint) (keys []string, steps []int64, values []float64, ts []int64) {
+	keys, steps, values, ts = make([]string, len(points)), make([]int64, len(points)), make([]float64, len(points)), make([]int64, len(points))
+	for i := range points {
+		p := &points[i]
+		keys[i], steps[i], values[i], ts[i] = p.Key, p.Step, p.Value, micros(p.Timestamp)
+	}
+	return keys, steps, values, ts
+}
+
+func (db *DB) ingestPostgres(ctx context.Context, b modellab.MetricBatch, points, latest []modellab.MetricPoint, top, at int64) (int64, error) {
+	keys, steps, values, ts := pointColumns(points)
+	lkeys, lsteps, lvalues, _ := pointColumns(latest)
+	return db.exec(ctx, ingestPostgresSQL, b.RunID, b.OwnerID, keys, steps, values, ts,
+		lkeys, lsteps, lvalues, top, top, at)
+}
+
+// sqliteMetricBatch rows per INSERT: a bigger statement is cheaper per row
+// until its parsing dominates; SQLite allows 32766 parameters (6553 rows).
+const sqliteMetricBatch = 2000
+
+const (
+	sqlitePointUpsert  = " ON CONFLICT (run_id, key, step) DO UPDATE SET value = excluded.value, ts = excluded.ts"
+	sqliteLatestUpsert = " ON CONFLICT (run_id, key) DO UPDATE SET step = excluded.step, value = excluded.value WHERE excluded.step >= run_latest.step"
+)
+
+var (
+	pointCols  = []string{"run_id", "key", "step", "value", "ts"}
+	latestCols = []string{"run_id", "key", "step", "value"}
+)
+
+func (db *DB) ingestSQLite(ctx context.Context, b modellab.MetricBatch, points, latest []modellab.MetricPoint, top, at int64) (int64, error) {
+	var n int64
+	err := db.inTx(ctx, db.opts.QueryTimeout, func(t *tx) error {
+		var err error
+		n, err = t.execCount(`UPDATE runs SET last_step = CASE WHEN last_step IS NULL OR last_step < ? THEN ? ELSE last_step END,
+			updated_at = ? WHERE id = ? AND owner_id = ?`, top, top, at, b.RunID, b.OwnerID)
+		if err != nil || n == 0 {
+			return err
+		}
+		args := make([]any, 0, min(len(points), sqliteMetricBatch)*len(pointCols))
+		for start := 0; start < len(points); start += sqliteMetricBatch {
+			chunk := points[start:min(start+sqliteMetricBatch, len(points))]
+			args = args[:0]
+			for i := range chunk {
+				p := &chunk[i]
+				args = append(args, b.RunID, p.Key, p.Step, p.Value, micros(p.Timestamp))
+			}
+			if err := t.execSQLite(insertValues("metric_points", pointCols, len(chunk))+sqlitePointUpsert, args...); err != nil {
+				return err
+			}
+		}
+		args = args[:0]
+		for i := range latest {
+			args = append(args, b.RunID, latest[i].Key, latest[i].Step, latest[i].Value)
+		}
+		return t.execSQLite(insertValues("run_latest", latestCols, len(latest))+sqliteLatestUpsert, args...)
+	})
+	return n, err
+}
+
+// execSQLite runs a statement written for SQLite as it is: statements
+// whose text varies with the batch size must not go through sqlFor, which
+// keeps every text it has seen.
+func (t *tx) execSQLite(q string, args ...any) error {
+	if t.db.opts.OnQuery != nil {
+		t.db.opts.OnQuery()
+	}
+	_, err := t.sql.ExecContext(t.ctx, q, args...)
+	return withCtx(t.ctx, err)
+}
+
+// historySQL reads a run's head (owner, last step, status) and its points
+// in one statement, so that a cache fill is one query: the first branch is
+// the head (status is never empty), the second the points (status '').
+// Rows come in (key, step) order along the primary key; MetricHistory does
+// not rely on it for correctness.
+func historySQL(nkeys int) string {
+	var b strings.Builder
+	b.WriteString(`SELECT owner_id, COALESCE(last_step, -1), CAST(0 AS DOUBLE PRECISION), CAST(0 AS BIGINT), status
+		FROM runs WHERE id = ?
+		UNION ALL
+		SELECT * FROM (SELECT key, step, value, ts, '' AS status FROM metric_points WHERE run_id = ? AND step > ?`)
+	if nkeys > 0 {
+		b.WriteString(" AND key IN (?" + strings.Repeat(", ?", nkeys-1) + ")")
+	}
+	b.WriteString(" ORDER BY key, step) AS p")
+	return b.String()
+}
+
+// MetricHistory reads the points of run id after q.AfterStep, of q.Keys
+// (all when empty), every series sorted by step and the series by key.
+// It does not downsample (q.MaxPoints is the caller's) and does not check
+// rights: OwnerID says whose run it is. A run that does not exist is
+// ENOTFOUND.
+func (db *DB) MetricHistory(ctx context.Context, id string, q modellab.MetricQuery) (modellab.RunHistory, error) {
+	args := make([]any, 0, 3+len(q.Keys))
+	args = append(args, id, id, q.AfterStep)
+	for _, k := range q.Keys {
+		args = append(args, k)
+	}
+	r, err := db.query(ctx, historySQL(len(q.Keys)), args...)
+	if err != nil {
+		return modellab.RunHistory{}, fail(err, "read metrics")
+	}
+	defer r.Close()
+	h, found, err := scanHistory(r)
+	if err != nil {
+		return modellab.RunHistory{}, err
+	}
+	if !found {
+		return modellab.RunHistory{}, modellab.Errorf(modellab.ENOTFOUND, "run %s not found", id)
+	}
+	h.RunID = id
+	return h, nil
+}
+
+func scanHistory(r rows) (h modellab.RunHistory, found bool, err error) {
+	h.Series = []modellab.MetricSeries{}
+	at := map[string]int{}
+	cur := -1
+	for r.Next() {
+		var key, status string
+		var step, ts int64
+		var value float64
+		if err := r.Scan(&key, &step, &value, &ts, &status); err != nil {
+			return h, false, fail(err, "read metrics")
+		}
+		if status != "" {
+			found, h.OwnerID, h.Status = true, key, status
+			if step >= 0 {
+				h.LastStep = &step
+			}
+			continue
+		}
+		if cur < 0 || h.Series[cur].Key != key {
+			i, ok := at[key]
+			if !ok {
+				i = len(h.Series)
+				at[key] = i
+				h.Series = append(h.Series, modellab.MetricSeries{Key: key})
+			}
+			cur = i
+		}
+		h.Series[cur].Points = append(h.Series[cur].Points, modellab.MetricSample{Step: step, Value: value, Timestamp: fromMicros(ts)})
+	}
+	if err := r.Err(); err != nil {
+		return h, false, fail(err, "read metrics")
+	}
+	bystep := func(a, b modellab.MetricSample) int { return cmp.Compare(a.Step, b.Step) }
+	for i := range h.Series {
+		if !slices.IsSortedFunc(h.Series[i].Points, bystep) {
+			slices.SortFunc(h.Series[i].Points, bystep)
+		}
+	}
+	slices.SortFunc(h.Series, func(a, b modellab.MetricSeries) int { return strings.Compare(a.Key, b.Key) })
+	return h, found, nil
+}
