@@ -370,7 +370,7 @@ func (t *tx) execSQLite(q string, args ...any) error {
 
 // historySQL reads a run's head (owner, last step, status) and its points
 // in one statement, so that a cache fill is one query: the first branch is
-// the head (status is never empty), the second the points (status ”).
+// the head (status is never empty), the second the points (an empty status).
 // Rows come in (key, step) order along the primary key; MetricHistory does
 // not rely on it for correctness.
 func historySQL(nkeys int) string {
