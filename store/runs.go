@@ -56,9 +56,10 @@ func scanRuns(r rows, op string) ([]modellab.Run, error) {
 	return out, nil
 }
 
-// ListRuns returns ownerID's runs, newest first.
+// ListRuns returns ownerID's runs, newest first (runs started in the same
+// microsecond by name, then id, so that the order is stable).
 func (db *DB) ListRuns(ctx context.Context, ownerID string) ([]modellab.Run, error) {
-	r, err := db.query(ctx, runSelect+` WHERE r.owner_id = ? ORDER BY r.created_at DESC, r.id COLLATE "C" DESC`, ownerID)
+	r, err := db.query(ctx, runSelect+` WHERE r.owner_id = ? ORDER BY r.created_at DESC, r.name COLLATE "C", r.id COLLATE "C"`, ownerID)
 	if err != nil {
 		return nil, fail(err, "list runs")
 	}
