@@ -300,6 +300,7 @@ func TestNamedTarget(t *testing.T) {
 	want := map[string]string{
 		"home": "/", "models": "/models", "monitor": "/monitor", "analytics": "/analytics", "docs": "/docs",
 		"api-models": "/api/models", "api-servers": "/api/servers/status", "api-analytics": "/api/analytics/data",
+		"api-runs": "/api/runs",
 	}
 	for name, path := range want {
 		got, ok := NamedTarget(name)
