@@ -3,10 +3,17 @@ package store
 import (
 	"cmp"
 	"context"
+	"database/sql"
+	"encoding/binary"
 	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/modellab/modellab"
 )
 
@@ -414,44 +421,130 @@ func (db *DB) MetricHistory(ctx context.Context, id string, q modellab.MetricQue
 	return h, nil
 }
 
-func scanHistory(r rows) (h modellab.RunHistory, found bool, err error) {
-	h.Series = []modellab.MetricSeries{}
-	at := map[string]int{}
-	cur := -1
-	for r.Next() {
-		var key, status string
-		var step, ts int64
-		var value float64
-		if err := r.Scan(&key, &step, &value, &ts, &status); err != nil {
-			return h, false, fail(err, "read metrics")
+// historyBuilder folds the rows of historySQL into a RunHistory.
+type historyBuilder struct {
+	h     modellab.RunHistory
+	found bool
+	at    map[string]int // key -> index in h.Series
+	cur   int            // series of the last point
+}
+
+func newHistoryBuilder() *historyBuilder {
+	return &historyBuilder{h: modellab.RunHistory{Series: []modellab.MetricSeries{}}, at: map[string]int{}, cur: -1}
+}
+
+func (b *historyBuilder) head(owner, status string, lastStep int64) {
+	b.found, b.h.OwnerID, b.h.Status = true, owner, status
+	if lastStep >= 0 {
+		b.h.LastStep = &lastStep
+	}
+}
+
+// point appends a point. The key's bytes are copied only when a series
+// starts: rows come key by key, and a hundred thousand of them must not
+// allocate a string each.
+func (b *historyBuilder) point(key []byte, step int64, value float64, ts int64) {
+	if b.cur < 0 || b.h.Series[b.cur].Key != string(key) {
+		i, ok := b.at[string(key)]
+		if !ok {
+			i = len(b.h.Series)
+			b.at[string(key)] = i
+			b.h.Series = append(b.h.Series, modellab.MetricSeries{Key: string(key)})
 		}
-		if status != "" {
-			found, h.OwnerID, h.Status = true, key, status
-			if step >= 0 {
-				h.LastStep = &step
-			}
+		b.cur = i
+	}
+	s := &b.h.Series[b.cur]
+	s.Points = append(s.Points, modellab.MetricSample{Step: step, Value: value, Timestamp: fromMicros(ts)})
+}
+
+// finish sorts what the rows' order did not: steps within a series (the
+// primary key gives that order, but SQL does not promise it through the
+// UNION), and the series by key in byte order.
+func (b *historyBuilder) finish() (modellab.RunHistory, bool) {
+	bystep := func(x, y modellab.MetricSample) int { return cmp.Compare(x.Step, y.Step) }
+	for i := range b.h.Series {
+		if !slices.IsSortedFunc(b.h.Series[i].Points, bystep) {
+			slices.SortFunc(b.h.Series[i].Points, bystep)
+		}
+	}
+	slices.SortFunc(b.h.Series, func(x, y modellab.MetricSeries) int { return strings.Compare(x.Key, y.Key) })
+	return b.h, b.found
+}
+
+func scanHistory(r rows) (modellab.RunHistory, bool, error) {
+	if pr, ok := r.(pgRows); ok {
+		return scanHistoryPG(pr.Rows)
+	}
+	b := newHistoryBuilder()
+	// RawBytes: no copy; point copies a key when a series starts.
+	var key, status sql.RawBytes
+	var step, ts int64
+	var value float64
+	dest := []any{&key, &step, &value, &ts, &status}
+	for r.Next() {
+		if err := r.Scan(dest...); err != nil {
+			return b.h, false, fail(err, "read metrics")
+		}
+		if len(status) > 0 {
+			b.head(string(key), string(status), step)
 			continue
 		}
-		if cur < 0 || h.Series[cur].Key != key {
-			i, ok := at[key]
-			if !ok {
-				i = len(h.Series)
-				at[key] = i
-				h.Series = append(h.Series, modellab.MetricSeries{Key: key})
-			}
-			cur = i
-		}
-		h.Series[cur].Points = append(h.Series[cur].Points, modellab.MetricSample{Step: step, Value: value, Timestamp: fromMicros(ts)})
+		b.point(key, step, value, ts)
 	}
 	if err := r.Err(); err != nil {
-		return h, false, fail(err, "read metrics")
+		return b.h, false, fail(err, "read metrics")
 	}
-	bystep := func(a, b modellab.MetricSample) int { return cmp.Compare(a.Step, b.Step) }
-	for i := range h.Series {
-		if !slices.IsSortedFunc(h.Series[i].Points, bystep) {
-			slices.SortFunc(h.Series[i].Points, bystep)
-		}
-	}
-	slices.SortFunc(h.Series, func(a, b modellab.MetricSeries) int { return strings.Compare(a.Key, b.Key) })
+	h, found := b.finish()
 	return h, found, nil
+}
+
+// scanHistoryPG reads the rows' raw values: pgx would otherwise build a
+// string and box four values for every one of a hundred thousand rows.
+func scanHistoryPG(r pgx.Rows) (modellab.RunHistory, bool, error) {
+	b := newHistoryBuilder()
+	for r.Next() {
+		v := r.RawValues()
+		fd := r.FieldDescriptions()
+		if len(v) != 5 || len(fd) != 5 {
+			return b.h, false, modellab.Errorf(modellab.EINTERNAL, "read metrics: %d columns", len(v))
+		}
+		step, err1 := rawInt(v[1], fd[1].Format)
+		value, err2 := rawFloat(v[2], fd[2].Format)
+		ts, err3 := rawInt(v[3], fd[3].Format)
+		if err := errors.Join(err1, err2, err3); err != nil {
+			return b.h, false, modellab.WrapError(modellab.EINTERNAL, err, "read metrics")
+		}
+		if len(v[4]) > 0 {
+			b.head(string(v[0]), string(v[4]), step)
+			continue
+		}
+		b.point(v[0], step, value, ts)
+	}
+	if err := r.Err(); err != nil {
+		return b.h, false, fail(err, "read metrics")
+	}
+	h, found := b.finish()
+	return h, found, nil
+}
+
+// rawInt decodes a BIGINT in either wire format.
+func rawInt(b []byte, format int16) (int64, error) {
+	if format == pgx.BinaryFormatCode {
+		if len(b) != 8 {
+			return 0, fmt.Errorf("bigint of %d bytes", len(b))
+		}
+		return int64(binary.BigEndian.Uint64(b)), nil
+	}
+	return strconv.ParseInt(string(b), 10, 64)
+}
+
+// rawFloat decodes a DOUBLE PRECISION in either wire format.
+func rawFloat(b []byte, format int16) (float64, error) {
+	if format == pgx.BinaryFormatCode {
+		if len(b) != 8 {
+			return 0, fmt.Errorf("double of %d bytes", len(b))
+		}
+		return math.Float64frombits(binary.BigEndian.Uint64(b)), nil
+	}
+	return strconv.ParseFloat(string(b), 64)
 }
