@@ -1,0 +1,105 @@
+package service
+
+import (
+	"encoding/json"
+	"math"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/modellab/modellab"
+)
+
+func TestParseMetricQuery(t *testing.T) {
+	parse := func(raw string) (modellab.MetricQuery, error) {
+		v, err := url.ParseQuery(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ParseMetricQuery(v)
+	}
+	// Equivalent spellings share one key.
+	same := []string{"keys=lr,loss", "keys=loss,lr", "keys=loss,lr,loss", "keys= loss , lr ,", "keys=loss,lr&max_points=1000", "keys=loss,lr&after_step="}
+	var want string
+	for _, raw := range same {
+		q, err := parse(raw)
+		if err != nil {
+			t.Fatalf("%q: %v", raw, err)
+		}
+		key := keyRunMetrics("usr_a", "run_1", q)
+		if want == "" {
+			want = key
+		}
+		if key != want {
+			t.Errorf("%q: key %s, want %s like %q", raw, key, want, same[0])
+		}
+		if !strings.HasPrefix(key, "api:runs:run_1:metrics:") {
+			t.Errorf("key %q", key)
+		}
+	}
+	// Different reads, or another reader, do not.
+	q, _ := parse(same[0])
+	seen := map[string]string{want: same[0]}
+	for _, raw := range []string{"", "keys=loss", "keys=loss,lr&after_step=0", "keys=loss,lr&max_points=999"} {
+		q2, err := parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k := keyRunMetrics("usr_a", "run_1", q2)
+		if prev, ok := seen[k]; ok {
+			t.Errorf("%q and %q share key %s", raw, prev, k)
+		}
+		seen[k] = raw
+	}
+	if keyRunMetrics("usr_b", "run_1", q) == want {
+		t.Errorf("two readers share a history key")
+	}
+	if q, _ := parse(""); q.AfterStep != -1 || q.MaxPoints != modellab.DefaultMaxPoints || q.Keys != nil {
+		t.Errorf("defaults: %+v", q)
+	}
+	for _, raw := range []string{"after_step=-1", "after_step=1.5", "max_points=1", "max_points=5001", "max_points=ten", "keys=a%3Bb", "keys=x&keys=y"} {
+		if _, err := parse(raw); modellab.ErrorCode(err) != modellab.EINVALID || modellab.ErrorField(err) == "" {
+			t.Errorf("%q: %v, want invalid_argument naming the parameter", raw, err)
+		}
+	}
+}
+
+func TestMetricInputDecoding(t *testing.T) {
+	for _, tc := range []struct {
+		json      string
+		step      int64
+		stepSet   bool
+		value     float64
+		valueSet  bool
+		nonFinite bool
+	}{
+		{`{"key":"k","step":10,"value":2.5}`, 10, true, 2.5, true, false},
+		{`{"key":"k","step":1e3,"value":-0}`, 1000, true, 0, true, false},
+		{`{"key":"k","step":10.0,"value":1e-300}`, 10, true, 1e-300, true, false},
+		{`{"key":"k","step":1.5,"value":1}`, 0, false, 1, true, false},
+		{`{"key":"k","step":"10","value":1}`, 0, false, 1, true, false},
+		{`{"key":"k","value":1}`, 0, false, 1, true, false},
+		{`{"key":"k","step":1,"value":"NaN"}`, 1, true, math.NaN(), true, true},
+		{`{"key":"k","step":1,"value":"-Infinity"}`, 1, true, math.Inf(-1), true, true},
+		{`{"key":"k","step":1,"value":1e999}`, 1, true, math.Inf(1), true, true},
+		{`{"key":"k","step":1,"value":"2.5"}`, 1, true, 0, false, false},
+		{`{"key":"k","step":1,"value":null}`, 1, true, 0, false, false},
+		{`{"key":"k","step":1}`, 1, true, 0, false, false},
+	} {
+		var in MetricInput
+		if err := json.Unmarshal([]byte(tc.json), &in); err != nil {
+			t.Fatalf("%s: %v", tc.json, err)
+		}
+		if in.Step.Set != tc.stepSet || tc.stepSet && in.Step.V != tc.step {
+			t.Errorf("%s: step %+v, want %d set=%v", tc.json, in.Step, tc.step, tc.stepSet)
+		}
+		if in.Value.Set != tc.valueSet {
+			t.Errorf("%s: value set=%v, want %v", tc.json, in.Value.Set, tc.valueSet)
+		}
+		finite := !math.IsNaN(in.Value.V) && !math.IsInf(in.Value.V, 0)
+		if tc.valueSet && (finite == tc.nonFinite || finite && in.Value.V != tc.value) {
+			t.Errorf("%s: value %v, want %v", tc.json, in.Value.V, tc.value)
+		}
+	}
+}
+
