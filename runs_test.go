@@ -30,7 +30,9 @@ func TestRunValid(t *testing.T) {
 		{"null param", func(r *modellab.Run) { r.Params = map[string]any{"x": nil} }, "params.x"},
 		{"list param", func(r *modellab.Run) { r.Params = map[string]any{"xs": []any{1.0}} }, "params.xs"},
 		{"NaN param", func(r *modellab.Run) { r.Params = map[string]any{"x": math.NaN()} }, "params.x"},
-		{"long param", func(r *modellab.Run) { r.Params = map[string]any{"x": strings.Repeat("v", modellab.MaxParamValueLen+1)} }, "params.x"},
+		{"long param", func(r *modellab.Run) {
+			r.Params = map[string]any{"x": strings.Repeat("v", modellab.MaxParamValueLen+1)}
+		}, "params.x"},
 		{"empty param name", func(r *modellab.Run) { r.Params = map[string]any{"": 1.0} }, "params"},
 		{"too many params", func(r *modellab.Run) { r.Params = many }, "params"},
 	}

@@ -102,4 +102,3 @@ func TestMetricInputDecoding(t *testing.T) {
 		}
 	}
 }
-
