@@ -254,6 +254,17 @@ func latestOf(points []modellab.MetricPoint) ([]modellab.MetricPoint, int64) {
 	return out, top
 }
 
+// ingest is one batch on its way in: deduplicated points, the latest
+// point of each key, the highest step and the time of the batch.
+type ingest struct {
+	b      modellab.MetricBatch
+	points []modellab.MetricPoint
+	latest []modellab.MetricPoint
+	top    int64 // highest step
+	bottom int64 // lowest step
+	at     int64 // unix micros
+}
+
 // IngestMetrics stores a batch of points for a run of b.OwnerID, all or
 // none, replacing points of the same (key, step), and keeps the run's
 // last_step and latest values current. A run that does not exist or is not
@@ -262,18 +273,26 @@ func (db *DB) IngestMetrics(ctx context.Context, b modellab.MetricBatch) error {
 	if len(b.Points) == 0 {
 		return nil
 	}
-	points := dedupePoints(b.Points)
-	latest, top := latestOf(points)
+	in := &ingest{b: b, points: dedupePoints(b.Points)}
+	in.latest, in.top = latestOf(in.points)
+	in.bottom = in.top
+	for i := range in.points {
+		in.bottom = min(in.bottom, in.points[i].Step)
+	}
 	at := b.At
 	if at.IsZero() {
 		at = now()
 	}
+	in.at = micros(at)
 	var n int64
 	var err error
-	if db.pool != nil {
-		n, err = db.ingestPostgres(ctx, b, points, latest, top, micros(at))
-	} else {
-		n, err = db.ingestSQLite(ctx, b, points, latest, top, micros(at))
+	switch {
+	case db.pool == nil:
+		n, err = db.ingestSQLite(ctx, in)
+	case len(in.points) < pgCopyMin:
+		n, err = db.ingestPostgres(ctx, in)
+	default:
+		n, err = db.ingestPostgresCopy(ctx, in)
 	}
 	if err != nil {
 		if classify(err) == modellab.EINVALID {
@@ -314,11 +333,69 @@ func pointColumns(points []modellab.MetricPoint) (keys []string, steps []int64, 
 	return keys, steps, values, ts
 }
 
-func (db *DB) ingestPostgres(ctx context.Context, b modellab.MetricBatch, points, latest []modellab.MetricPoint, top, at int64) (int64, error) {
-	keys, steps, values, ts := pointColumns(points)
-	lkeys, lsteps, lvalues, _ := pointColumns(latest)
-	return db.exec(ctx, ingestPostgresSQL, b.RunID, b.OwnerID, keys, steps, values, ts,
-		lkeys, lsteps, lvalues, top, top, at)
+// ingestPostgres is a small batch (the common case of a trainer logging a
+// step at a time): one statement.
+func (db *DB) ingestPostgres(ctx context.Context, in *ingest) (int64, error) {
+	keys, steps, values, ts := pointColumns(in.points)
+	lkeys, lsteps, lvalues, _ := pointColumns(in.latest)
+	return db.exec(ctx, ingestPostgresSQL, in.b.RunID, in.b.OwnerID, keys, steps, values, ts,
+		lkeys, lsteps, lvalues, in.top, in.top, in.at)
+}
+
+// pgCopyMin points and more go through COPY when they only append.
+const pgCopyMin = 1000
+
+// pgSummarySQL upserts the latest values and moves last_step: the end of
+// a batch that went in through COPY.
+const pgSummarySQL = `WITH l AS (INSERT INTO run_latest (run_id, key, step, value)
+	SELECT ?, x.key, x.step, x.value FROM unnest(?::text[], ?::bigint[], ?::double precision[]) AS x(key, step, value)
+	ON CONFLICT (run_id, key) DO UPDATE SET step = EXCLUDED.step, value = EXCLUDED.value
+	WHERE run_latest.step <= EXCLUDED.step)
+UPDATE runs SET last_step = GREATEST(COALESCE(last_step, ?), ?), updated_at = ? WHERE id = ?`
+
+// ingestPostgresCopy is a bulk batch in one transaction. With the run's
+// row locked, a batch whose every step is above the run's last step cannot
+// meet a stored point (none has a higher step than last_step), so it is
+// COPYed, which is twice as fast as the upsert; a batch that reaches back
+// is upserted.
+func (db *DB) ingestPostgresCopy(ctx context.Context, in *ingest) (int64, error) {
+	var n int64
+	err := db.inTx(ctx, db.opts.QueryTimeout, func(t *tx) error {
+		var last *int64
+		if db.opts.OnQuery != nil {
+			db.opts.OnQuery()
+		}
+		err := t.pg.QueryRow(t.ctx, db.sqlFor("SELECT last_step FROM runs WHERE id = ? AND owner_id = ? FOR UPDATE"),
+			in.b.RunID, in.b.OwnerID).Scan(&last)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		n = 1
+		if last == nil || in.bottom > *last {
+			if db.opts.OnQuery != nil {
+				db.opts.OnQuery()
+			}
+			_, err = t.pg.CopyFrom(t.ctx, pgx.Identifier{"metric_points"}, pointCols,
+				pgx.CopyFromSlice(len(in.points), func(i int) ([]any, error) {
+					p := &in.points[i]
+					return []any{in.b.RunID, p.Key, p.Step, p.Value, micros(p.Timestamp)}, nil
+				}))
+		} else {
+			keys, steps, values, ts := pointColumns(in.points)
+			err = t.exec(`INSERT INTO metric_points (run_id, key, step, value, ts)
+				SELECT ?, x.key, x.step, x.value, x.ts FROM unnest(?::text[], ?::bigint[], ?::double precision[], ?::bigint[]) AS x(key, step, value, ts)
+				ON CONFLICT (run_id, key, step) DO UPDATE SET value = EXCLUDED.value, ts = EXCLUDED.ts`, in.b.RunID, keys, steps, values, ts)
+		}
+		if err != nil {
+			return err
+		}
+		lkeys, lsteps, lvalues, _ := pointColumns(in.latest)
+		return t.exec(pgSummarySQL, in.b.RunID, lkeys, lsteps, lvalues, in.top, in.top, in.at, in.b.RunID)
+	})
+	return n, err
 }
 
 // sqliteMetricBatch rows per INSERT: a bigger statement is cheaper per row
@@ -335,32 +412,32 @@ var (
 	latestCols = []string{"run_id", "key", "step", "value"}
 )
 
-func (db *DB) ingestSQLite(ctx context.Context, b modellab.MetricBatch, points, latest []modellab.MetricPoint, top, at int64) (int64, error) {
+func (db *DB) ingestSQLite(ctx context.Context, in *ingest) (int64, error) {
 	var n int64
 	err := db.inTx(ctx, db.opts.QueryTimeout, func(t *tx) error {
 		var err error
 		n, err = t.execCount(`UPDATE runs SET last_step = CASE WHEN last_step IS NULL OR last_step < ? THEN ? ELSE last_step END,
-			updated_at = ? WHERE id = ? AND owner_id = ?`, top, top, at, b.RunID, b.OwnerID)
+			updated_at = ? WHERE id = ? AND owner_id = ?`, in.top, in.top, in.at, in.b.RunID, in.b.OwnerID)
 		if err != nil || n == 0 {
 			return err
 		}
-		args := make([]any, 0, min(len(points), sqliteMetricBatch)*len(pointCols))
-		for start := 0; start < len(points); start += sqliteMetricBatch {
-			chunk := points[start:min(start+sqliteMetricBatch, len(points))]
+		args := make([]any, 0, min(len(in.points), sqliteMetricBatch)*len(pointCols))
+		for start := 0; start < len(in.points); start += sqliteMetricBatch {
+			chunk := in.points[start:min(start+sqliteMetricBatch, len(in.points))]
 			args = args[:0]
 			for i := range chunk {
 				p := &chunk[i]
-				args = append(args, b.RunID, p.Key, p.Step, p.Value, micros(p.Timestamp))
+				args = append(args, in.b.RunID, p.Key, p.Step, p.Value, micros(p.Timestamp))
 			}
 			if err := t.execSQLite(insertValues("metric_points", pointCols, len(chunk))+sqlitePointUpsert, args...); err != nil {
 				return err
 			}
 		}
 		args = args[:0]
-		for i := range latest {
-			args = append(args, b.RunID, latest[i].Key, latest[i].Step, latest[i].Value)
+		for i := range in.latest {
+			args = append(args, in.b.RunID, in.latest[i].Key, in.latest[i].Step, in.latest[i].Value)
 		}
-		return t.execSQLite(insertValues("run_latest", latestCols, len(latest))+sqliteLatestUpsert, args...)
+		return t.execSQLite(insertValues("run_latest", latestCols, len(in.latest))+sqliteLatestUpsert, args...)
 	})
 	return n, err
 }

@@ -58,35 +58,46 @@ func curve(key string, from, n int) []modellab.MetricPoint {
 	return out
 }
 
-// BenchmarkIngest appends 10,000-point batches (five keys, 2,000 steps
-// each) to one run, as a training job that logs in bulk would.
+// BenchmarkIngest stores 10,000-point batches (five keys, 2,000 steps
+// each) into one run: "append" as a training job logging in bulk does
+// (every step new), "rewrite" sending the same batch again (every point
+// replaces one).
 func BenchmarkIngest(b *testing.B) {
+	keys := []string{"loss", "lr", "grad_norm", "throughput", "eval/loss"}
+	const perKey = modellab.MaxPointsPerBatch / 5
+	batch := func(i int) []modellab.MetricPoint {
+		var pts []modellab.MetricPoint
+		for _, k := range keys {
+			pts = append(pts, curve(k, i*perKey, perKey)...)
+		}
+		return pts
+	}
 	for _, engine := range []string{"sqlite", "postgres"} {
-		b.Run(engine, func(b *testing.B) {
-			db := benchOpen(b, engine)
-			ctx := context.Background()
-			run := benchRun(b, db)
-			keys := []string{"loss", "lr", "grad_norm", "throughput", "eval/loss"}
-			const perKey = modellab.MaxPointsPerBatch / 5
-			batch := func(i int) []modellab.MetricPoint {
-				var pts []modellab.MetricPoint
-				for _, k := range keys {
-					pts = append(pts, curve(k, i*perKey, perKey)...)
+		for _, mode := range []string{"append", "rewrite"} {
+			b.Run(engine+"/"+mode, func(b *testing.B) {
+				db := benchOpen(b, engine)
+				ctx := context.Background()
+				run := benchRun(b, db)
+				batches := make([][]modellab.MetricPoint, b.N)
+				for i := range batches {
+					if mode == "append" || i == 0 {
+						batches[i] = batch(i)
+					} else {
+						batches[i] = batches[0]
+					}
 				}
-				return pts
-			}
-			batches := make([][]modellab.MetricPoint, b.N)
-			for i := range batches {
-				batches[i] = batch(i)
-			}
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				if err := db.IngestMetrics(ctx, modellab.MetricBatch{RunID: run.ID, OwnerID: run.OwnerID, Points: batches[i]}); err != nil {
-					b.Fatal(err)
+				if mode == "rewrite" {
+					ingest(b, db, run, batches[0]...)
 				}
-			}
-			b.ReportMetric(float64(b.N*modellab.MaxPointsPerBatch)/b.Elapsed().Seconds(), "points/s")
-		})
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					if err := db.IngestMetrics(ctx, modellab.MetricBatch{RunID: run.ID, OwnerID: run.OwnerID, Points: batches[i]}); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.N*modellab.MaxPointsPerBatch)/b.Elapsed().Seconds(), "points/s")
+			})
+		}
 	}
 }
 

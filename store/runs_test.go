@@ -147,19 +147,34 @@ func testIngestMetrics(t *testing.T, open opener) {
 		t.Errorf("a refused batch moved last_step to %d", *got.LastStep)
 	}
 
-	// A full batch goes in (and replaces itself the second time).
+	// A full batch goes in (on PostgreSQL by COPY: it only appends), and
+	// replaces itself the second time (an upsert: it reaches back).
 	big := make([]modellab.MetricPoint, modellab.MaxPointsPerBatch)
 	for i := range big {
 		big[i] = pt(fmt.Sprintf("k%d", i%4), int64(1000+i/4), float64(i))
 	}
 	ingest(t, db, run, big...)
+	err = db.IngestMetrics(ctx, modellab.MetricBatch{RunID: run.ID, OwnerID: bob.ID, Points: big})
+	if code(err) != modellab.ENOTFOUND {
+		t.Errorf("full batch into another user's run: %v, want not_found", err)
+	}
+	for i := range big {
+		big[i].Value = -big[i].Value
+	}
 	ingest(t, db, run, big...)
 	h, err = db.MetricHistory(ctx, run.ID, modellab.MetricQuery{Keys: []string{"k3"}, AfterStep: -1, MaxPoints: 2})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(h.Series) != 1 || len(h.Series[0].Points) != modellab.MaxPointsPerBatch/4 || *h.LastStep != 1000+modellab.MaxPointsPerBatch/4-1 {
-		t.Errorf("after a full batch: %d series, %d points of k3, last_step %d", len(h.Series), len(h.Series[0].Points), *h.LastStep)
+	pts := h.Series[0].Points
+	if len(h.Series) != 1 || len(pts) != modellab.MaxPointsPerBatch/4 || *h.LastStep != 1000+modellab.MaxPointsPerBatch/4-1 {
+		t.Errorf("after a full batch: %d series, %d points of k3, last_step %d", len(h.Series), len(pts), *h.LastStep)
+	}
+	if last := pts[len(pts)-1]; last.Value != -float64(modellab.MaxPointsPerBatch-1) {
+		t.Errorf("the repeated batch did not replace the points: last k3 %v", last)
+	}
+	if got, _ := db.GetRun(ctx, run.ID); got.Latest["k3"] != -float64(modellab.MaxPointsPerBatch-1) || got.Latest["loss"] != 1.9 {
+		t.Errorf("latest after the batches: %v", got.Latest)
 	}
 }
 
