@@ -250,4 +250,8 @@ type RunHistory struct {
 	Status   string         `json:"status"`
 	Series   []MetricSeries `json:"series"`
 	LastStep *int64         `json:"last_step"`
+	// Rewrites counts the ingests into the run that reached back below its
+	// last step. While it stays the same, the points below LastStep stay
+	// the same: a later read needs only those from LastStep on.
+	Rewrites int64 `json:"-"`
 }

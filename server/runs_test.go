@@ -1,8 +1,13 @@
 package server_test
 
 import (
+	"context"
+	"fmt"
 	"math"
+	"reflect"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,10 +29,14 @@ func (e *env) history(token, runID, query string) modellab.RunHistory {
 	return h
 }
 
+var pointsEpoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// points makes n points of key from step from on, one a second.
 func points(key string, from, n int, f func(step int) float64) []map[string]any {
 	out := make([]map[string]any, n)
 	for i := range out {
-		out[i] = map[string]any{"key": key, "step": from + i, "value": f(from + i)}
+		s := from + i
+		out[i] = map[string]any{"key": key, "step": s, "value": f(s), "timestamp": pointsEpoch.Add(time.Duration(s) * time.Second).Format(time.RFC3339)}
 	}
 	return out
 }
@@ -293,4 +302,98 @@ func TestRunsCacheTwoInstances(t *testing.T) {
 			t.Errorf("instance b's run list: last_step %d, want %d", *list.Runs[0].LastStep, want)
 		}
 	}
+}
+
+// historyCalls records what the service asked the store for.
+type historyCalls struct {
+	service.Store
+	mu    sync.Mutex
+	calls []string // "after_step:points read"
+}
+
+func (h *historyCalls) MetricHistory(ctx context.Context, id string, q modellab.MetricQuery) (modellab.RunHistory, error) {
+	r, err := h.Store.MetricHistory(ctx, id, q)
+	n := 0
+	for _, s := range r.Series {
+		n += len(s.Points)
+	}
+	h.mu.Lock()
+	h.calls = append(h.calls, fmt.Sprintf("%d:%d", q.AfterStep, n))
+	h.mu.Unlock()
+	return r, err
+}
+
+func (h *historyCalls) take() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	out := h.calls
+	h.calls = nil
+	return out
+}
+
+// TestRunsIncrementalReload: after an ingest, the reload of a history read
+// before fetches only the points after the run's last step, unless the
+// ingest reached back (a replaced or late point), and the answers are
+// those of a full read either way.
+func TestRunsIncrementalReload(t *testing.T) {
+	engines(t, func(t *testing.T, engine string) {
+		calls := &historyCalls{}
+		e := newEnv(t, envOpts{engine: engine, ttl: time.Hour, wrap: func(s service.Store) service.Store { calls.Store = s; return calls }})
+		ref := newEnv(t, envOpts{engine: "sqlite", disabled: true}) // the same ingests, read in full each time
+		alice, _ := e.user("alice")
+		refTok, _ := ref.user("alice")
+		run := e.run(alice, map[string]any{"name": "r"})
+		refRun := ref.run(refTok, map[string]any{"name": "r"})
+		send := func(pts []map[string]any) {
+			t.Helper()
+			e.must(202, "POST", "/api/runs/"+run.ID+"/metrics", alice, map[string]any{"points": pts})
+			ref.must(202, "POST", "/api/runs/"+refRun.ID+"/metrics", refTok, map[string]any{"points": pts})
+		}
+		check := func(step string, wantCalls ...string) {
+			t.Helper()
+			for _, q := range []string{"?max_points=50", "?keys=loss&max_points=5000"} {
+				got, want := e.history(alice, run.ID, q), ref.history(refTok, refRun.ID, q)
+				got.RunID, want.RunID = "", ""
+				if !reflect.DeepEqual(got, want) {
+					t.Fatalf("%s, %s: the reload differs from a full read:\n got %v\nwant %v", step, q, briefly(got), briefly(want))
+				}
+			}
+			if c := calls.take(); !slices.Equal(c, wantCalls) {
+				t.Errorf("%s: store reads (after_step:points) %v, want %v", step, c, wantCalls)
+			}
+		}
+		lin := func(s int) float64 { return float64(s) }
+		send(append(points("loss", 0, 100, lin), points("lr", 0, 100, lin)...))
+		check("first reads", "-1:200", "-1:100")
+		send(points("loss", 100, 5, lin))
+		// The last step (99) is read again, with what follows.
+		check("after an append", "98:7", "98:6")
+		// Another key at the last step, as a trainer logging one key per
+		// call does: still the cheap path.
+		send(points("lr", 104, 6, lin))
+		check("after an append of another key at the last step", "103:7", "103:1")
+		at := func(key string, step int, value float64) []map[string]any {
+			return points(key, step, 1, func(int) float64 { return value })
+		}
+		send(at("loss", 109, -5))
+		check("after a replaced point at the last step", "108:2", "108:1")
+		// A replaced point and a late one below it: everything is read again.
+		send(append(at("loss", 50, -1), at("eval", 3, 7)...))
+		check("after a rewrite", "108:2", "-1:213", "108:1", "-1:106")
+		send(points("loss", 200, 3, lin))
+		check("after a rewrite and an append", "108:5", "108:4")
+	})
+}
+
+func briefly(h modellab.RunHistory) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s last_step %v:", h.Status, *h.LastStep)
+	for _, s := range h.Series {
+		fmt.Fprintf(&b, " %s[%d points", s.Key, len(s.Points))
+		for _, p := range s.Points {
+			fmt.Fprintf(&b, " %d=%g", p.Step, p.Value)
+		}
+		b.WriteString("]")
+	}
+	return b.String()
 }

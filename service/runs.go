@@ -45,21 +45,58 @@ func (s *Service) RunMetrics(ctx context.Context, u *modellab.User, runID string
 	return cachedRead(ctx, s, spec, runMetricsArg{u.ID, runID, q}, loadRunMetrics)
 }
 
-// loadRunMetrics is one statement: the run's head and its points together.
+// loadRunMetrics is one statement: the run's head and its points
+// together. A full read of a selection that was read before fetches only
+// the points after the last one (see tails.go).
 func loadRunMetrics(ctx context.Context, s *Service, a runMetricsArg) (modellab.RunHistory, error) {
-	h, err := s.store.MetricHistory(ctx, a.runID, a.q)
+	h, err := s.history(ctx, a)
 	if modellab.ErrorCode(err) == modellab.ENOTFOUND || err == nil && h.OwnerID != a.userID {
+		if err != nil {
+			s.tails.drop(a.runID)
+		}
 		return modellab.RunHistory{}, errRunNotFound()
 	}
 	if err != nil {
 		return h, err
 	}
+	series := h.Series
 	if len(a.q.Keys) > 0 {
-		h.Series = withKeys(h.Series, a.q.Keys)
+		series = withKeys(series, a.q.Keys)
 	}
-	for i := range h.Series {
-		h.Series[i].Points = nonNil(modellab.LTTB(h.Series[i].Points, a.q.MaxPoints))
+	// New series: the raw ones may be a tail's, which stays as it is.
+	h.Series = make([]modellab.MetricSeries, len(series))
+	for i, sr := range series {
+		h.Series[i] = modellab.MetricSeries{Key: sr.Key, Points: nonNil(modellab.LTTB(sr.Points, a.q.MaxPoints))}
 	}
+	return h, nil
+}
+
+// history reads the raw points a selects, from the tail of the last read
+// when it is still exact.
+func (s *Service) history(ctx context.Context, a runMetricsArg) (modellab.RunHistory, error) {
+	if a.q.AfterStep >= 0 {
+		// An incremental read of a client: small already.
+		return s.store.MetricHistory(ctx, a.runID, a.q)
+	}
+	old := s.tails.get(a.runID, a.q.Keys)
+	q := a.q
+	if old != nil {
+		q.AfterStep = max(old.lastStep-1, -1) // the last step itself again
+	}
+	h, err := s.store.MetricHistory(ctx, a.runID, q)
+	if err != nil || h.OwnerID != a.userID {
+		return h, err
+	}
+	switch {
+	case old != nil && h.Rewrites == old.rewrites:
+		h.Series = extend(old.series, h.Series, old.lastStep)
+	case old != nil:
+		// Points below the last step changed: read them all.
+		if h, err = s.store.MetricHistory(ctx, a.runID, a.q); err != nil {
+			return h, err
+		}
+	}
+	s.tails.put(a.runID, a.q.Keys, newTail(&h))
 	return h, nil
 }
 
@@ -208,6 +245,7 @@ func (s *Service) DeleteRun(ctx context.Context, u *modellab.User, id string) er
 	if err := s.withDB(ctx, func(ctx context.Context) error { return s.store.DeleteRun(ctx, id) }); err != nil {
 		return err
 	}
+	s.tails.drop(id)
 	s.invalidateRun(ctx, u.ID, id)
 	return nil
 }

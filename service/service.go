@@ -58,6 +58,7 @@ type Service struct {
 	log   *slog.Logger
 	now   func() time.Time
 	auth  *authenticator
+	tails *tailCache // raw histories of runs, for incremental reloads
 
 	dbSlots chan struct{}
 }
@@ -72,6 +73,7 @@ func New(cfg Config) *Service {
 		log:     cfg.Logger,
 		now:     cfg.Now,
 		dbSlots: make(chan struct{}, cfg.MaxDBInFlight),
+		tails:   newTailCache(),
 	}
 	s.auth = newAuthenticator(authConfig{store: cfg.Store, adminToken: cfg.AdminToken, admin: cfg.AdminUser, now: cfg.Now})
 	return s

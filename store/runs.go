@@ -321,7 +321,8 @@ l AS (INSERT INTO run_latest (run_id, key, step, value)
 	FROM r, unnest(?::text[], ?::bigint[], ?::double precision[]) AS x(key, step, value)
 	ON CONFLICT (run_id, key) DO UPDATE SET step = EXCLUDED.step, value = EXCLUDED.value
 	WHERE run_latest.step <= EXCLUDED.step)
-UPDATE runs SET last_step = GREATEST(COALESCE(last_step, ?), ?), updated_at = ? WHERE id IN (SELECT id FROM r)`
+UPDATE runs SET rewrites = rewrites + CASE WHEN ? < COALESCE(last_step, -1) THEN 1 ELSE 0 END,
+	last_step = GREATEST(COALESCE(last_step, ?), ?), updated_at = ? WHERE id IN (SELECT id FROM r)`
 
 // pointColumns splits points into the column arrays unnest takes.
 func pointColumns(points []modellab.MetricPoint) (keys []string, steps []int64, values []float64, ts []int64) {
@@ -339,7 +340,7 @@ func (db *DB) ingestPostgres(ctx context.Context, in *ingest) (int64, error) {
 	keys, steps, values, ts := pointColumns(in.points)
 	lkeys, lsteps, lvalues, _ := pointColumns(in.latest)
 	return db.exec(ctx, ingestPostgresSQL, in.b.RunID, in.b.OwnerID, keys, steps, values, ts,
-		lkeys, lsteps, lvalues, in.top, in.top, in.at)
+		lkeys, lsteps, lvalues, in.bottom, in.top, in.top, in.at)
 }
 
 // pgCopyMin points and more go through COPY when they only append.
@@ -351,7 +352,8 @@ const pgSummarySQL = `WITH l AS (INSERT INTO run_latest (run_id, key, step, valu
 	SELECT ?, x.key, x.step, x.value FROM unnest(?::text[], ?::bigint[], ?::double precision[]) AS x(key, step, value)
 	ON CONFLICT (run_id, key) DO UPDATE SET step = EXCLUDED.step, value = EXCLUDED.value
 	WHERE run_latest.step <= EXCLUDED.step)
-UPDATE runs SET last_step = GREATEST(COALESCE(last_step, ?), ?), updated_at = ? WHERE id = ?`
+UPDATE runs SET rewrites = rewrites + CASE WHEN ? < COALESCE(last_step, -1) THEN 1 ELSE 0 END,
+	last_step = GREATEST(COALESCE(last_step, ?), ?), updated_at = ? WHERE id = ?`
 
 // ingestPostgresCopy is a bulk batch in one transaction. With the run's
 // row locked, a batch whose every step is above the run's last step cannot
@@ -393,7 +395,7 @@ func (db *DB) ingestPostgresCopy(ctx context.Context, in *ingest) (int64, error)
 			return err
 		}
 		lkeys, lsteps, lvalues, _ := pointColumns(in.latest)
-		return t.exec(pgSummarySQL, in.b.RunID, lkeys, lsteps, lvalues, in.top, in.top, in.at, in.b.RunID)
+		return t.exec(pgSummarySQL, in.b.RunID, lkeys, lsteps, lvalues, in.bottom, in.top, in.top, in.at, in.b.RunID)
 	})
 	return n, err
 }
@@ -416,8 +418,9 @@ func (db *DB) ingestSQLite(ctx context.Context, in *ingest) (int64, error) {
 	var n int64
 	err := db.inTx(ctx, db.opts.QueryTimeout, func(t *tx) error {
 		var err error
-		n, err = t.execCount(`UPDATE runs SET last_step = CASE WHEN last_step IS NULL OR last_step < ? THEN ? ELSE last_step END,
-			updated_at = ? WHERE id = ? AND owner_id = ?`, in.top, in.top, in.at, in.b.RunID, in.b.OwnerID)
+		n, err = t.execCount(`UPDATE runs SET rewrites = rewrites + CASE WHEN ? < COALESCE(last_step, -1) THEN 1 ELSE 0 END,
+			last_step = CASE WHEN last_step IS NULL OR last_step < ? THEN ? ELSE last_step END,
+			updated_at = ? WHERE id = ? AND owner_id = ?`, in.bottom, in.top, in.top, in.at, in.b.RunID, in.b.OwnerID)
 		if err != nil || n == 0 {
 			return err
 		}
@@ -453,14 +456,14 @@ func (t *tx) execSQLite(q string, args ...any) error {
 	return withCtx(t.ctx, err)
 }
 
-// historySQL reads a run's head (owner, last step, status) and its points
+// historySQL reads a run's head (owner, last step, rewrites, status) and its points
 // in one statement, so that a cache fill is one query: the first branch is
 // the head (status is never empty), the second the points (an empty status).
 // Rows come in (key, step) order along the primary key; MetricHistory does
 // not rely on it for correctness.
 func historySQL(nkeys int) string {
 	var b strings.Builder
-	b.WriteString(`SELECT owner_id, COALESCE(last_step, -1), CAST(0 AS DOUBLE PRECISION), CAST(0 AS BIGINT), status
+	b.WriteString(`SELECT owner_id, COALESCE(last_step, -1), CAST(0 AS DOUBLE PRECISION), rewrites, status
 		FROM runs WHERE id = ?
 		UNION ALL
 		SELECT * FROM (SELECT key, step, value, ts, '' AS status FROM metric_points WHERE run_id = ? AND step > ?`)
@@ -510,8 +513,8 @@ func newHistoryBuilder() *historyBuilder {
 	return &historyBuilder{h: modellab.RunHistory{Series: []modellab.MetricSeries{}}, at: map[string]int{}, cur: -1}
 }
 
-func (b *historyBuilder) head(owner, status string, lastStep int64) {
-	b.found, b.h.OwnerID, b.h.Status = true, owner, status
+func (b *historyBuilder) head(owner, status string, lastStep, rewrites int64) {
+	b.found, b.h.OwnerID, b.h.Status, b.h.Rewrites = true, owner, status, rewrites
 	if lastStep >= 0 {
 		b.h.LastStep = &lastStep
 	}
@@ -563,7 +566,7 @@ func scanHistory(r rows) (modellab.RunHistory, bool, error) {
 			return b.h, false, fail(err, "read metrics")
 		}
 		if len(status) > 0 {
-			b.head(string(key), string(status), step)
+			b.head(string(key), string(status), step, ts)
 			continue
 		}
 		b.point(key, step, value, ts)
@@ -592,7 +595,7 @@ func scanHistoryPG(r pgx.Rows) (modellab.RunHistory, bool, error) {
 			return b.h, false, modellab.WrapError(modellab.EINTERNAL, err, "read metrics")
 		}
 		if len(v[4]) > 0 {
-			b.head(string(v[0]), string(v[4]), step)
+			b.head(string(v[0]), string(v[4]), step, ts)
 			continue
 		}
 		b.point(v[0], step, value, ts)

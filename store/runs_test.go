@@ -108,10 +108,24 @@ func testIngestMetrics(t *testing.T, open opener) {
 	alice, bob := mustUser(t, db, "alice"), mustUser(t, db, "bob")
 	run := mustRun(t, db, modellab.Run{Name: "r", OwnerID: alice.ID})
 
+	rewrites := func() int64 {
+		t.Helper()
+		h, err := db.MetricHistory(ctx, run.ID, modellab.MetricQuery{Keys: []string{"none"}, AfterStep: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h.Rewrites
+	}
 	ingest(t, db, run, pt("loss", 0, 2.5), pt("loss", 10, 2.0), pt("lr", 10, 1e-4), pt("loss", 10, 1.9))
+	if n := rewrites(); n != 0 {
+		t.Errorf("rewrites after the first batch: %d, want 0", n)
+	}
 	// An older step of a key does not move its latest value or last_step;
 	// a repeated step replaces the point.
 	ingest(t, db, run, pt("loss", 5, 2.2), pt("eval/acc", 8, 0.5), pt("loss", 0, 2.6))
+	if n := rewrites(); n != 1 {
+		t.Errorf("rewrites after a batch that reaches back: %d, want 1", n)
+	}
 	got, err := db.GetRun(ctx, run.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -154,6 +168,9 @@ func testIngestMetrics(t *testing.T, open opener) {
 		big[i] = pt(fmt.Sprintf("k%d", i%4), int64(1000+i/4), float64(i))
 	}
 	ingest(t, db, run, big...)
+	if n := rewrites(); n != 1 {
+		t.Errorf("rewrites after a batch that appends: %d, want 1 still", n)
+	}
 	err = db.IngestMetrics(ctx, modellab.MetricBatch{RunID: run.ID, OwnerID: bob.ID, Points: big})
 	if code(err) != modellab.ENOTFOUND {
 		t.Errorf("full batch into another user's run: %v, want not_found", err)
@@ -165,6 +182,9 @@ func testIngestMetrics(t *testing.T, open opener) {
 	h, err = db.MetricHistory(ctx, run.ID, modellab.MetricQuery{Keys: []string{"k3"}, AfterStep: -1, MaxPoints: 2})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if n := rewrites(); n != 2 {
+		t.Errorf("rewrites after a repeated batch: %d, want 2", n)
 	}
 	pts := h.Series[0].Points
 	if len(h.Series) != 1 || len(pts) != modellab.MaxPointsPerBatch/4 || *h.LastStep != 1000+modellab.MaxPointsPerBatch/4-1 {

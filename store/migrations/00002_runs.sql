@@ -13,6 +13,10 @@ CREATE TABLE runs (
     -- The highest step of any point, kept by each ingest so that no read
     -- scans the points for it.
     last_step  BIGINT,
+    -- Bumped by every ingest that reaches back below last_step (a late or
+    -- replaced point): while it is unchanged, a reader that holds the
+    -- points below last_step may fetch only those from last_step on.
+    rewrites   BIGINT NOT NULL DEFAULT 0,
     created_at BIGINT NOT NULL,
     updated_at BIGINT NOT NULL,
     ended_at   BIGINT
