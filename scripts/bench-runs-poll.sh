@@ -68,35 +68,36 @@ path=/monitor/runs/$run/live
 echo "run $run: $initial steps; fragment $(curl -fs "$base$path" -H "Authorization: Bearer $token" | wc -c) bytes"
 
 queries() { curl -fs "$base/metrics" | awk '/^modellab_db_queries_total/ {print $2}'; }
-# The writer: one point per call, $rate calls a second on a fixed schedule
-# (each call in the background, so that a slow answer does not slow the
-# rate), one line per accepted call.
+loads() { curl -fs "$base/metrics" | awk '/^modellab_cache_loads_total\{endpoint="runs"\}/ {print $2}'; }
+# The writer: one point per call, in order (a trainer logs step after
+# step), $rate calls a second on a fixed schedule as long as the answers
+# keep up; one line per accepted call.
 (
   step=$initial
   interval_ns=$((1000000000 / rate))
   next=$(date +%s%N)
   while [ ! -e "$work/stop" ]; do
-    ( api POST "/api/runs/$run/metrics" "$token" "{\"points\": [{\"key\": \"loss\", \"step\": $step, \"value\": 0.3$((step % 97))}]}" >/dev/null 2>&1 &&
-      echo "$step" >>"$work/ingested" ) &
+    if api POST "/api/runs/$run/metrics" "$token" "{\"points\": [{\"key\": \"loss\", \"step\": $step, \"value\": 0.3$((step % 97))}]}" >/dev/null 2>&1; then
+      echo "$step" >>"$work/ingested"
+    fi
     step=$((step + 1))
     next=$((next + interval_ns))
     wait_ns=$((next - $(date +%s%N)))
     if [ "$wait_ns" -gt 0 ]; then sleep "$(awk -v n="$wait_ns" 'BEGIN {printf "%.3f", n / 1e9}')"; fi
   done
-  wait
 ) &
 writer_pid=$!
 sleep 2
-q0=$(queries); c0=$(wc -l <"$work/ingested"); t0=$(date +%s.%N)
+q0=$(queries); l0=$(loads); c0=$(wc -l <"$work/ingested"); t0=$(date +%s.%N)
 echo "load average before: $(cut -d' ' -f1-3 /proc/loadavg)"
-"$work/modellab" loadtest --url "$base" --path "$path" --connections "$conns" --duration "$dur" --token "$token" --json >"$work/report.json"
-q1=$(queries); c1=$(wc -l <"$work/ingested"); t1=$(date +%s.%N)
+"$work/modellab" loadtest --url "$base" --path "$path" --connections "$conns" --duration "$dur" --token "$token" --json >"$work/report.json" 2>/dev/null
+q1=$(queries); l1=$(loads); c1=$(wc -l <"$work/ingested"); t1=$(date +%s.%N)
 echo "load average after: $(cut -d' ' -f1-3 /proc/loadavg)"
 touch "$work/stop"
 wait "$writer_pid" 2>/dev/null || true
 writer_pid=""
 sed -e 's/},{/},\n{/g' "$work/report.json"
-awk -v q0="$q0" -v q1="$q1" -v c0="$c0" -v c1="$c1" -v t0="$t0" -v t1="$t1" 'BEGIN {
+awk -v q0="$q0" -v q1="$q1" -v l0="$l0" -v l1="$l1" -v c0="$c0" -v c1="$c1" -v t0="$t0" -v t1="$t1" 'BEGIN {
   s = t1 - t0; q = (q1 - q0) / s; c = (c1 - c0) / s
-  printf "window %.1f s: %d ingest calls (%.2f/s), %d database statements (%.2f/s): %.2f statements per ingest call\n", s, c1 - c0, c, q1 - q0, q, (c > 0 ? q / c : 0)
+  printf "window %.1f s: %d ingest calls (%.2f/s), %d history loads, %d database statements (%.2f/s): %.2f statements per ingest call\n", s, c1 - c0, c, l1 - l0, q1 - q0, q, (c > 0 ? q / c : 0)
 }'
