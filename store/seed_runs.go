@@ -2,10 +2,14 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/modellab/modellab"
 )
 
@@ -13,8 +17,9 @@ import (
 // fine-tuning jobs (a loss that decays with noise, a learning rate that
 // warms up and follows a cosine, an eval every 50 logged steps), some still
 // running up to Now, most finished, a few failed (the loss blows up) or
-// killed. They go through IngestMetrics, the API's own write path, in
-// full batches.
+// killed. They are written in one transaction, COPY on PostgreSQL and
+// multi-row INSERTs on SQLite, with each run's summary (last step, latest
+// values) computed on the way, as an ingest would have left it.
 
 // runStepEvery is the training steps between two logged points.
 const runStepEvery = 10
@@ -52,18 +57,39 @@ func (rs *runSeeder) seed(ctx context.Context, res *SeedResult) error {
 	}
 	visible := rs.visibleModels()
 	demoRuns := min(opt.Runs, max(demoRunsMin, int(float64(opt.Runs)*demoRunShare)))
-	for i := 0; i < opt.Runs; i++ {
+	plans := make([]plannedRun, opt.Runs)
+	for i := range plans {
 		owner := 0
 		if i >= demoRuns && len(rs.users) > 1 {
 			// A long tail: a few users run most jobs.
 			owner = 1 + int(float64(len(rs.users)-1)*math.Pow(rs.s.r.Float64(), 3))
 		}
-		n, err := rs.seedRun(ctx, i, &rs.users[owner], visible[owner])
-		if err != nil {
-			return err
+		plans[i] = rs.plan(i, &rs.users[owner], visible[owner])
+	}
+	err := rs.db.inTx(ctx, 0, func(t *tx) error {
+		points := rs.pointRows(plans)
+		if err := bulkInsert(ctx, t, "metric_points", pointCols, points.next); err != nil {
+			return fmt.Errorf("metric points: %w", err)
 		}
-		res.Runs++
-		res.MetricPoints += n
+		res.MetricPoints = points.n
+		if err := bulkInsert(ctx, t, "runs", runSeedCols, rowsOf(len(plans), func(i int) []any { return plans[i].row() })); err != nil {
+			return fmt.Errorf("runs: %w", err)
+		}
+		var latest [][]any
+		for i := range plans {
+			latest = append(latest, plans[i].latestRows()...)
+		}
+		return bulkInsert(ctx, t, "run_latest", latestCols, rowsOf(len(latest), func(i int) []any { return latest[i] }))
+	})
+	if err != nil {
+		return fail(err, "seed runs")
+	}
+	res.Runs = len(plans)
+	// Statistics for the planner, as the rest of the seed has them.
+	for _, table := range []string{"runs", "run_latest", "metric_points"} {
+		if _, err := rs.db.exec(ctx, "ANALYZE "+table); err != nil {
+			return fail(err, "analyze "+table)
+		}
 	}
 	return nil
 }
@@ -173,8 +199,38 @@ func (sh *runShape) points(r interface{ NormFloat64() float64 }) []modellab.Metr
 
 func round4(v float64) float64 { return math.Round(v*1e4) / 1e4 }
 
-// seedRun creates run i of owner and ingests its points.
-func (rs *runSeeder) seedRun(ctx context.Context, i int, owner *modellab.User, models []*seedModel) (int, error) {
+// plannedRun is a run about to be written, and the summary of its points
+// as they are generated.
+type plannedRun struct {
+	run    modellab.Run
+	shape  runShape
+	params string
+	last   int64
+	latest map[string]modellab.MetricPoint
+}
+
+var runSeedCols = []string{"id", "owner_id", "name", "model_id", "status", "params", "last_step", "created_at", "updated_at", "ended_at"}
+
+func (p *plannedRun) row() []any {
+	var last *int64
+	if p.last >= 0 {
+		last = &p.last
+	}
+	r := &p.run
+	return []any{r.ID, r.OwnerID, r.Name, r.ModelID, r.Status, p.params, last, micros(r.CreatedAt), micros(r.UpdatedAt), endedMicros(r)}
+}
+
+func (p *plannedRun) latestRows() [][]any {
+	out := make([][]any, 0, len(p.latest))
+	for _, k := range slices.Sorted(maps.Keys(p.latest)) {
+		l := p.latest[k]
+		out = append(out, []any{p.run.ID, l.Key, l.Step, l.Value})
+	}
+	return out
+}
+
+// plan draws run i of owner: its shape, model, name and parameters.
+func (rs *runSeeder) plan(i int, owner *modellab.User, models []*seedModel) plannedRun {
 	r := rs.s.r
 	sh := rs.shape(i)
 	run := modellab.Run{ID: rs.s.id(modellab.PrefixRun), OwnerID: owner.ID, Status: sh.status,
@@ -199,17 +255,90 @@ func (rs *runSeeder) seedRun(ctx context.Context, i int, owner *modellab.User, m
 	if sh.status != modellab.RunRunning {
 		run.EndedAt = &end
 	}
-	if err := rs.db.CreateRun(ctx, &run); err != nil {
-		return 0, fmt.Errorf("seed run %s: %w", run.Name, err)
-	}
-	points := sh.points(r)
-	for start := 0; start < len(points); start += modellab.MaxPointsPerBatch {
-		batch := points[start:min(start+modellab.MaxPointsPerBatch, len(points))]
-		if err := rs.db.IngestMetrics(ctx, modellab.MetricBatch{RunID: run.ID, OwnerID: owner.ID, Points: batch, At: end}); err != nil {
-			return 0, fmt.Errorf("seed the metrics of run %s: %w", run.Name, err)
+	params, _ := json.Marshal(run.Params) // strings, numbers and booleans: cannot fail
+	return plannedRun{run: run, shape: sh, params: string(params), last: -1, latest: map[string]modellab.MetricPoint{}}
+}
+
+// pointStream yields the points of the runs, run after run, generating
+// each run's when its turn comes (a large data set never sits in memory)
+// and noting its summary.
+type pointStream struct {
+	rs    *runSeeder
+	plans []plannedRun
+	run   int
+	buf   []modellab.MetricPoint
+	n     int
+}
+
+func (rs *runSeeder) pointRows(plans []plannedRun) *pointStream {
+	return &pointStream{rs: rs, plans: plans, run: -1}
+}
+
+func (ps *pointStream) next() ([]any, bool) {
+	for len(ps.buf) == 0 {
+		if ps.run++; ps.run >= len(ps.plans) {
+			return nil, false
+		}
+		p := &ps.plans[ps.run]
+		ps.buf = p.shape.points(ps.rs.s.r)
+		for _, pt := range ps.buf {
+			p.last = max(p.last, pt.Step)
+			if l, ok := p.latest[pt.Key]; !ok || pt.Step >= l.Step {
+				p.latest[pt.Key] = pt
+			}
 		}
 	}
-	return len(points), nil
+	pt := &ps.buf[0]
+	ps.buf = ps.buf[1:]
+	ps.n++
+	return []any{ps.plans[ps.run].run.ID, pt.Key, pt.Step, pt.Value, micros(pt.Timestamp)}, true
+}
+
+// rowsOf yields row(0) to row(n-1).
+func rowsOf(n int, row func(i int) []any) func() ([]any, bool) {
+	i := 0
+	return func() ([]any, bool) {
+		if i >= n {
+			return nil, false
+		}
+		i++
+		return row(i - 1), true
+	}
+}
+
+// bulkInsert writes the rows next yields into table: one COPY on
+// PostgreSQL, INSERTs of many rows at a time on SQLite.
+func bulkInsert(ctx context.Context, t *tx, table string, cols []string, next func() ([]any, bool)) error {
+	if t.pg != nil {
+		if t.db.opts.OnQuery != nil {
+			t.db.opts.OnQuery()
+		}
+		_, err := t.pg.CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromFunc(func() ([]any, error) {
+			row, ok := next()
+			if !ok {
+				return nil, nil
+			}
+			return row, nil
+		}))
+		return err
+	}
+	per := min(500, 32766/len(cols))
+	args := make([]any, 0, per*len(cols))
+	for {
+		row, ok := next()
+		if ok {
+			args = append(args, row...)
+		}
+		if len(args) > 0 && (!ok || len(args) == per*len(cols)) {
+			if err := t.execSQLite(insertValues(table, cols, len(args)/len(cols)), args...); err != nil {
+				return err
+			}
+			args = args[:0]
+		}
+		if !ok {
+			return nil
+		}
+	}
 }
 
 // fmtLR writes a learning rate as run names do: 3e-4, 1e-5.
