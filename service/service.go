@@ -73,7 +73,11 @@ func New(cfg Config) *Service {
 		log:     cfg.Logger,
 		now:     cfg.Now,
 		dbSlots: make(chan struct{}, cfg.MaxDBInFlight),
-		tails:   newTailCache(),
+	}
+	if cfg.Cache != nil && cfg.Cache.Mode() != "off" {
+		// With caching off (the "before" of the experiment), every read
+		// is a full read.
+		s.tails = newTailCache()
 	}
 	s.auth = newAuthenticator(authConfig{store: cfg.Store, adminToken: cfg.AdminToken, admin: cfg.AdminUser, now: cfg.Now})
 	return s
