@@ -12,7 +12,7 @@ import (
 func series(n int, f func(i int) float64) []modellab.MetricSample {
 	s := make([]modellab.MetricSample, n)
 	for i := range s {
-		s[i] = modellab.MetricSample{Step: int64(i * 10), Value: f(i), Timestamp: time.Unix(int64(i), 0)}
+		s[i] = modellab.MetricSample{Step: int64(i * 10), Value: f(i), Timestamp: modellab.Micros(time.Unix(int64(i), 0))}
 	}
 	return s
 }

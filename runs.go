@@ -196,7 +196,32 @@ func fmtNonFinite(v float64) string {
 type MetricSample struct {
 	Step      int64     `json:"step"`
 	Value     float64   `json:"value"`
-	Timestamp time.Time `json:"timestamp"`
+	Timestamp UnixMicro `json:"timestamp"`
+}
+
+// UnixMicro is an instant in unix microseconds, the precision points are
+// stored with, and reads as RFC 3339 in UTC in JSON like every time of the
+// API. A history holds a hundred thousand of them: unlike time.Time they
+// hold no pointer, so the garbage collector never scans a series.
+type UnixMicro int64
+
+// Micros returns t as a UnixMicro.
+func Micros(t time.Time) UnixMicro { return UnixMicro(t.UnixMicro()) }
+
+// Time returns the instant in UTC.
+func (u UnixMicro) Time() time.Time { return time.UnixMicro(int64(u)).UTC() }
+
+// MarshalJSON writes the instant as time.Time does.
+func (u UnixMicro) MarshalJSON() ([]byte, error) { return u.Time().MarshalJSON() }
+
+// UnmarshalJSON reads an RFC 3339 time.
+func (u *UnixMicro) UnmarshalJSON(b []byte) error {
+	var t time.Time
+	if err := t.UnmarshalJSON(b); err != nil {
+		return err
+	}
+	*u = Micros(t)
+	return nil
 }
 
 // MetricSeries is the history of one key, sorted by step.

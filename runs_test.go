@@ -1,6 +1,7 @@
 package modellab_test
 
 import (
+	"encoding/json"
 	"math"
 	"strings"
 	"testing"
@@ -132,5 +133,30 @@ func TestMetricQueryValid(t *testing.T) {
 		if err := tc.q.Valid(); modellab.ErrorField(err) != tc.field {
 			t.Errorf("%+v: %v, want an error about %s", tc.q, err, tc.field)
 		}
+	}
+}
+
+// TestUnixMicroJSON: a point's time reads and writes as time.Time does.
+func TestUnixMicroJSON(t *testing.T) {
+	at := time.Date(2025, 3, 1, 12, 0, 0, 123456000, time.UTC)
+	s := modellab.MetricSample{Step: 3, Value: 1.5, Timestamp: modellab.Micros(at)}
+	b, err := json.Marshal(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(struct {
+		Step      int64     `json:"step"`
+		Value     float64   `json:"value"`
+		Timestamp time.Time `json:"timestamp"`
+	}{3, 1.5, at})
+	if string(b) != string(want) {
+		t.Errorf("Marshal = %s, want %s", b, want)
+	}
+	var back modellab.MetricSample
+	if err := json.Unmarshal(b, &back); err != nil || back != s || !back.Timestamp.Time().Equal(at) {
+		t.Errorf("round trip: %+v, %v; want %+v", back, err, s)
+	}
+	if err := json.Unmarshal([]byte(`{"timestamp": "yesterday"}`), &back); err == nil {
+		t.Errorf("a time that is not RFC 3339 was accepted")
 	}
 }

@@ -143,7 +143,7 @@ func TestAPIRunMetrics(t *testing.T) {
 		if k := []string{h.Series[0].Key, h.Series[1].Key, h.Series[2].Key}; strings.Join(k, ",") != "eval/acc,loss,lr" {
 			t.Errorf("series order %v", k)
 		}
-		if got := h.Series[0].Points[0]; got.Step != 1500 || got.Value != 0.7 || !got.Timestamp.Equal(time.Date(2025, 3, 1, 12, 0, 0, 123456000, time.UTC)) {
+		if got := h.Series[0].Points[0]; got.Step != 1500 || got.Value != 0.7 || !got.Timestamp.Time().Equal(time.Date(2025, 3, 1, 12, 0, 0, 123456000, time.UTC)) {
 			t.Errorf("eval point read back as %+v", got)
 		}
 		// The default bound is 1,000 points, first and last kept.

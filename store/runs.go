@@ -534,7 +534,7 @@ func (b *historyBuilder) point(key []byte, step int64, value float64, ts int64) 
 		b.cur = i
 	}
 	s := &b.h.Series[b.cur]
-	s.Points = append(s.Points, modellab.MetricSample{Step: step, Value: value, Timestamp: fromMicros(ts)})
+	s.Points = append(s.Points, modellab.MetricSample{Step: step, Value: value, Timestamp: modellab.UnixMicro(ts)})
 }
 
 // finish sorts what the rows' order did not: steps within a series (the

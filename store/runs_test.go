@@ -263,7 +263,7 @@ func testMetricHistory(t *testing.T, open opener) {
 		}
 	}
 	h, err := db.MetricHistory(ctx, run.ID, modellab.MetricQuery{Keys: []string{"loss"}, AfterStep: 98})
-	if err != nil || len(h.Series) != 1 || h.Series[0].Points[0] != (modellab.MetricSample{Step: 99, Value: 2.0 / 100, Timestamp: runEpoch.Add(99 * time.Second)}) {
+	if err != nil || len(h.Series) != 1 || h.Series[0].Points[0] != (modellab.MetricSample{Step: 99, Value: 2.0 / 100, Timestamp: modellab.Micros(runEpoch.Add(99 * time.Second))}) {
 		t.Errorf("last point read back: %+v, %v", h.Series, err)
 	}
 	h, err = db.MetricHistory(ctx, empty.ID, allPoints())

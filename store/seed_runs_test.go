@@ -67,8 +67,8 @@ func checkSeededRuns(t *testing.T, engine string, db *store.DB, runs []modellab.
 				t.Errorf("%s: failed run %s does not diverge: %v then %v", engine, r.Name, loss[len(loss)/2].Value, loss[len(loss)-1].Value)
 			}
 		case modellab.RunRunning:
-			if r.EndedAt != nil || opts.Now.Sub(loss[len(loss)-1].Timestamp) > time.Minute {
-				t.Errorf("%s: running run %s: ended %v, last point at %v", engine, r.Name, r.EndedAt, loss[len(loss)-1].Timestamp)
+			if r.EndedAt != nil || opts.Now.Sub(loss[len(loss)-1].Timestamp.Time()) > time.Minute {
+				t.Errorf("%s: running run %s: ended %v, last point at %v", engine, r.Name, r.EndedAt, loss[len(loss)-1].Timestamp.Time())
 			}
 		}
 		// Warm-up, then a decay to a tenth of the peak.

@@ -230,7 +230,7 @@ func newRunLive(h *modellab.RunHistory) runLive {
 			c.Low, c.High = fmtValue(st.minimum.Value), fmtValue(st.maximum.Value)
 		}
 		for _, p := range modellab.LTTB(s.Points, runTableRows) {
-			c.Rows = append(c.Rows, sampleRow{Step: fmtInt(p.Step), Value: fmtValue(p.Value), Time: fmtTime(p.Timestamp)})
+			c.Rows = append(c.Rows, sampleRow{Step: fmtInt(p.Step), Value: fmtValue(p.Value), Time: fmtTime(p.Timestamp.Time())})
 		}
 		d.Charts = append(d.Charts, c)
 	}
