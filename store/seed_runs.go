@@ -68,18 +68,18 @@ func (rs *runSeeder) seed(ctx context.Context, res *SeedResult) error {
 	}
 	err := rs.db.inTx(ctx, 0, func(t *tx) error {
 		points := rs.pointRows(plans)
-		if err := bulkInsert(ctx, t, "metric_points", pointCols, points.next); err != nil {
+		if err := bulkInsert(t, "metric_points", pointCols, points.next); err != nil {
 			return fmt.Errorf("metric points: %w", err)
 		}
 		res.MetricPoints = points.n
-		if err := bulkInsert(ctx, t, "runs", runSeedCols, rowsOf(len(plans), func(i int) []any { return plans[i].row() })); err != nil {
+		if err := bulkInsert(t, "runs", runSeedCols, rowsOf(len(plans), func(i int) []any { return plans[i].row() })); err != nil {
 			return fmt.Errorf("runs: %w", err)
 		}
 		var latest [][]any
 		for i := range plans {
 			latest = append(latest, plans[i].latestRows()...)
 		}
-		return bulkInsert(ctx, t, "run_latest", latestCols, rowsOf(len(latest), func(i int) []any { return latest[i] }))
+		return bulkInsert(t, "run_latest", latestCols, rowsOf(len(latest), func(i int) []any { return latest[i] }))
 	})
 	if err != nil {
 		return fail(err, "seed runs")
@@ -308,12 +308,12 @@ func rowsOf(n int, row func(i int) []any) func() ([]any, bool) {
 
 // bulkInsert writes the rows next yields into table: one COPY on
 // PostgreSQL, INSERTs of many rows at a time on SQLite.
-func bulkInsert(ctx context.Context, t *tx, table string, cols []string, next func() ([]any, bool)) error {
+func bulkInsert(t *tx, table string, cols []string, next func() ([]any, bool)) error {
 	if t.pg != nil {
 		if t.db.opts.OnQuery != nil {
 			t.db.opts.OnQuery()
 		}
-		_, err := t.pg.CopyFrom(ctx, pgx.Identifier{table}, cols, pgx.CopyFromFunc(func() ([]any, error) {
+		_, err := t.pg.CopyFrom(t.ctx, pgx.Identifier{table}, cols, pgx.CopyFromFunc(func() ([]any, error) {
 			row, ok := next()
 			if !ok {
 				return nil, nil
