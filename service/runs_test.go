@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"math"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -100,5 +101,63 @@ func TestMetricInputDecoding(t *testing.T) {
 		if tc.valueSet && (finite == tc.nonFinite || finite && in.Value.V != tc.value) {
 			t.Errorf("%s: value %v, want %v", tc.json, in.Value.V, tc.value)
 		}
+	}
+}
+
+func samples(steps ...int64) []modellab.MetricSample {
+	out := make([]modellab.MetricSample, len(steps))
+	for i, s := range steps {
+		out[i] = modellab.MetricSample{Step: s, Value: float64(s)}
+	}
+	return out
+}
+
+func TestExtend(t *testing.T) {
+	old := []modellab.MetricSeries{{Key: "a", Points: samples(1, 2, 5)}, {Key: "c", Points: samples(1)}}
+	newer := []modellab.MetricSeries{{Key: "a", Points: samples(5, 6)}, {Key: "b", Points: samples(5)}}
+	got := extend(old, newer, 5)
+	want := "a:1,2,5,6 b:5 c:1"
+	var b strings.Builder
+	for i, s := range got {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		b.WriteString(s.Key + ":")
+		for j, p := range s.Points {
+			if j > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(strconv.FormatInt(p.Step, 10))
+		}
+	}
+	if b.String() != want {
+		t.Errorf("extend = %s, want %s", b.String(), want)
+	}
+	if len(old[0].Points) != 3 || old[0].Points[2].Step != 5 {
+		t.Errorf("extend changed the old tail: %v", old[0].Points)
+	}
+}
+
+func TestTailCacheBound(t *testing.T) {
+	c := newTailCache()
+	big := func(n int) *tail { return &tail{series: []modellab.MetricSeries{{Key: "k"}}, points: n} }
+	c.put("r1", nil, big(maxTailPoints/4))
+	c.put("r2", []string{"loss"}, big(maxTailPoints/4))
+	if c.get("r1", nil) == nil || c.get("r2", []string{"loss"}) == nil || c.get("r2", nil) != nil {
+		t.Fatalf("get after put")
+	}
+	c.put("r3", nil, big(maxTailPoints/4+1)) // too big to keep
+	if c.get("r3", nil) != nil || c.points != maxTailPoints/2 {
+		t.Errorf("an oversized tail was kept (%d points held)", c.points)
+	}
+	c.put("r4", nil, big(maxTailPoints/4))
+	c.put("r5", nil, big(maxTailPoints/4))
+	c.put("r6", nil, big(maxTailPoints/4)) // over the bound: the others go
+	if c.get("r1", nil) != nil || c.get("r6", nil) == nil || c.points != maxTailPoints/4 {
+		t.Errorf("past the bound: r1 %v, r6 %v, %d points", c.get("r1", nil) != nil, c.get("r6", nil) != nil, c.points)
+	}
+	c.drop("r6")
+	if c.get("r6", nil) != nil || c.points != 0 {
+		t.Errorf("after drop: %d points", c.points)
 	}
 }

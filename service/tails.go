@@ -22,9 +22,9 @@ import (
 // stays on the cheap path. The tails are this process's; the database
 // stays the truth, so instances need not agree.
 
-// maxTailPoints bounds the points held by all tails together (about 40
-// bytes each).
-const maxTailPoints = 1_000_000
+// maxTailPoints bounds the points held by all tails together (24 bytes
+// each: 48 MB at most).
+const maxTailPoints = 2_000_000
 
 // tail is the raw history of one selection of a run as of one read. Its
 // series are never modified: a newer tail copies what it extends.
