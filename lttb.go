@@ -1,11 +1,10 @@
 package modellab
 
 // LTTB downsamples a series sorted by step to n points with
-// largest-triangle-three-buckets (Steinarsson, "Downsampling Time Series
-// for Visual Representation", 2013): the first and the last point are
-// kept, the points between are split into n-2 buckets, and each bucket
-// keeps the point that forms the largest triangle with the point kept
-// before it and the average of the next bucket. Peaks and troughs survive,
+// largest-triangle-three-buckets: the first and the last point are kept,
+// the points between are split into n-2 buckets, and each bucket keeps
+// the point that forms the largest triangle with the point kept before it
+// and the average of the next bucket. Peaks and troughs survive,
 // which is what a loss curve is read for. A series of at most n points,
 // or n < 2, is returned as it is; otherwise the result is a new slice of
 // exactly n points in step order.
