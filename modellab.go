@@ -1,6 +1,6 @@
 // Package modellab holds the domain of the model lab: users, language models,
-// inference servers and usage events, their validation rules and the error
-// type shared by every layer. It depends on the standard library only;
+// inference servers, usage events and training runs, their validation rules
+// and the error type shared by every layer. It depends on the standard library only;
 // implementations (store, cache, server) live in their own packages.
 package modellab
 

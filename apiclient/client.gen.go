@@ -333,6 +333,78 @@ func (e ReadyDatabase) Valid() bool {
 	}
 }
 
+// Defines values for RunStatus.
+const (
+	RunStatusFailed   RunStatus = "failed"
+	RunStatusFinished RunStatus = "finished"
+	RunStatusKilled   RunStatus = "killed"
+	RunStatusRunning  RunStatus = "running"
+)
+
+// Valid indicates whether the value is a known member of the RunStatus enum.
+func (e RunStatus) Valid() bool {
+	switch e {
+	case RunStatusFailed:
+		return true
+	case RunStatusFinished:
+		return true
+	case RunStatusKilled:
+		return true
+	case RunStatusRunning:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RunMetricsStatus.
+const (
+	RunMetricsStatusFailed   RunMetricsStatus = "failed"
+	RunMetricsStatusFinished RunMetricsStatus = "finished"
+	RunMetricsStatusKilled   RunMetricsStatus = "killed"
+	RunMetricsStatusRunning  RunMetricsStatus = "running"
+)
+
+// Valid indicates whether the value is a known member of the RunMetricsStatus enum.
+func (e RunMetricsStatus) Valid() bool {
+	switch e {
+	case RunMetricsStatusFailed:
+		return true
+	case RunMetricsStatusFinished:
+		return true
+	case RunMetricsStatusKilled:
+		return true
+	case RunMetricsStatusRunning:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RunPatchStatus.
+const (
+	RunPatchStatusFailed   RunPatchStatus = "failed"
+	RunPatchStatusFinished RunPatchStatus = "finished"
+	RunPatchStatusKilled   RunPatchStatus = "killed"
+	RunPatchStatusRunning  RunPatchStatus = "running"
+)
+
+// Valid indicates whether the value is a known member of the RunPatchStatus enum.
+func (e RunPatchStatus) Valid() bool {
+	switch e {
+	case RunPatchStatusFailed:
+		return true
+	case RunPatchStatusFinished:
+		return true
+	case RunPatchStatusKilled:
+		return true
+	case RunPatchStatusRunning:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ServerStatus.
 const (
 	ServerStatusError    ServerStatus = "error"
@@ -552,6 +624,27 @@ type CreateModelRequest struct {
 // CreateModelRequestVisibility global only for admins
 type CreateModelRequestVisibility string
 
+// CreateRunRequest A run to start.
+type CreateRunRequest struct {
+	ModelID nullable.Nullable[string]                                `json:"model_id,omitempty"`
+	Name    string                                                   `json:"name"`
+	Params  *map[string]CreateRunRequest_Params_AdditionalProperties `json:"params,omitempty"`
+}
+
+// CreateRunRequestParams0 defines model for CreateRunRequest.Params.0.
+type CreateRunRequestParams0 = string
+
+// CreateRunRequestParams1 defines model for CreateRunRequest.Params.1.
+type CreateRunRequestParams1 = float32
+
+// CreateRunRequestParams2 defines model for CreateRunRequest.Params.2.
+type CreateRunRequestParams2 = bool
+
+// CreateRunRequest_Params_AdditionalProperties defines model for CreateRunRequest.params.AdditionalProperties.
+type CreateRunRequest_Params_AdditionalProperties struct {
+	union json.RawMessage
+}
+
 // CreateServerRequest defines model for CreateServerRequest.
 type CreateServerRequest struct {
 	Endpoint      *string                      `json:"endpoint,omitempty"`
@@ -660,6 +753,41 @@ type LessonSummary struct {
 	Title   string `json:"title"`
 }
 
+// MetricPoint One value of one metric at one step.
+type MetricPoint struct {
+	Key  string `json:"key"`
+	Step int    `json:"step"`
+
+	// Timestamp defaults to now
+	Timestamp *time.Time `json:"timestamp,omitempty"`
+
+	// Value finite
+	Value float32 `json:"value"`
+}
+
+// MetricSample A point of a series.
+type MetricSample struct {
+	Step      int       `json:"step"`
+	Timestamp time.Time `json:"timestamp"`
+	Value     float32   `json:"value"`
+}
+
+// MetricSeries The points of one key, sorted by step.
+type MetricSeries struct {
+	Key    string         `json:"key"`
+	Points []MetricSample `json:"points"`
+}
+
+// MetricsAccepted How many points were stored.
+type MetricsAccepted struct {
+	Accepted int `json:"accepted"`
+}
+
+// MetricsRequest Points to record, all or nothing.
+type MetricsRequest struct {
+	Points []MetricPoint `json:"points"`
+}
+
 // Model A registered language model.
 type Model struct {
 	BaseModel string `json:"base_model"`
@@ -735,6 +863,74 @@ type ReadyCacheRedis string
 
 // ReadyDatabase defines model for Ready.Database.
 type ReadyDatabase string
+
+// Run A training run.
+type Run struct {
+	CreatedAt time.Time `json:"created_at"`
+
+	// EndedAt when the status left running
+	EndedAt nullable.Nullable[time.Time] `json:"ended_at"`
+
+	// ID run_… identifier
+	ID string `json:"id"`
+
+	// LastStep the highest step of any point; null before the first
+	LastStep nullable.Nullable[int] `json:"last_step"`
+
+	// Latest per metric key, the value at its highest step
+	Latest map[string]float32 `json:"latest"`
+
+	// ModelID null when none, or once the model is deleted
+	ModelID   nullable.Nullable[string]                  `json:"model_id"`
+	Name      string                                     `json:"name"`
+	OwnerID   string                                     `json:"owner_id"`
+	Params    map[string]Run_Params_AdditionalProperties `json:"params"`
+	Status    RunStatus                                  `json:"status"`
+	UpdatedAt time.Time                                  `json:"updated_at"`
+}
+
+// RunParams0 defines model for Run.Params.0.
+type RunParams0 = string
+
+// RunParams1 defines model for Run.Params.1.
+type RunParams1 = float32
+
+// RunParams2 defines model for Run.Params.2.
+type RunParams2 = bool
+
+// Run_Params_AdditionalProperties defines model for Run.params.AdditionalProperties.
+type Run_Params_AdditionalProperties struct {
+	union json.RawMessage
+}
+
+// RunStatus defines model for Run.Status.
+type RunStatus string
+
+// RunList The caller's runs, newest first.
+type RunList struct {
+	Runs []Run `json:"runs"`
+}
+
+// RunMetrics A run's metric history. status says whether more may come.
+type RunMetrics struct {
+	// LastStep the run's highest step: pass it as after_step to fetch only newer points
+	LastStep nullable.Nullable[int] `json:"last_step"`
+	RunID    string                 `json:"run_id"`
+	Series   []MetricSeries         `json:"series"`
+	Status   RunMetricsStatus       `json:"status"`
+}
+
+// RunMetricsStatus defines model for RunMetrics.Status.
+type RunMetricsStatus string
+
+// RunPatch A partial update of a run: fields left out are unchanged.
+type RunPatch struct {
+	Name   *string         `json:"name,omitempty"`
+	Status *RunPatchStatus `json:"status,omitempty"`
+}
+
+// RunPatchStatus defines model for RunPatch.Status.
+type RunPatchStatus string
 
 // SeriesPoint defines model for SeriesPoint.
 type SeriesPoint struct {
@@ -841,6 +1037,9 @@ type IfNoneMatch = string
 // ModelID defines model for ModelID.
 type ModelID = string
 
+// RunID defines model for RunID.
+type RunID = string
+
 // ServerID defines model for ServerID.
 type ServerID = string
 
@@ -919,6 +1118,27 @@ type ListModelsParams struct {
 	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
 }
 
+// ListRunsParams defines parameters for ListRuns.
+type ListRunsParams struct {
+	// IfNoneMatch an ETag from a previous response: 304 when unchanged
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+}
+
+// GetRunMetricsParams defines parameters for GetRunMetrics.
+type GetRunMetricsParams struct {
+	// Keys comma-separated metric keys; all when absent
+	Keys *string `form:"keys,omitempty" json:"keys,omitempty"`
+
+	// AfterStep only points with a greater step
+	AfterStep *int `form:"after_step,omitempty" json:"after_step,omitempty"`
+
+	// MaxPoints points per series at most (downsampled beyond)
+	MaxPoints *int `form:"max_points,omitempty" json:"max_points,omitempty"`
+
+	// IfNoneMatch an ETag from a previous response: 304 when unchanged
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+}
+
 // GetServersStatusParams defines parameters for GetServersStatus.
 type GetServersStatusParams struct {
 	// IfNoneMatch an ETag from a previous response: 304 when unchanged
@@ -937,6 +1157,15 @@ type CreateModelJSONRequestBody = CreateModelRequest
 // UpdateModelJSONRequestBody defines body for UpdateModel for application/json ContentType.
 type UpdateModelJSONRequestBody = ModelPatch
 
+// CreateRunJSONRequestBody defines body for CreateRun for application/json ContentType.
+type CreateRunJSONRequestBody = CreateRunRequest
+
+// UpdateRunJSONRequestBody defines body for UpdateRun for application/json ContentType.
+type UpdateRunJSONRequestBody = RunPatch
+
+// IngestMetricsJSONRequestBody defines body for IngestMetrics for application/json ContentType.
+type IngestMetricsJSONRequestBody = MetricsRequest
+
 // CreateServerJSONRequestBody defines body for CreateServer for application/json ContentType.
 type CreateServerJSONRequestBody = CreateServerRequest
 
@@ -945,6 +1174,182 @@ type UpdateServerJSONRequestBody = ServerPatch
 
 // CreateUserJSONRequestBody defines body for CreateUser for application/json ContentType.
 type CreateUserJSONRequestBody = CreateUserRequest
+
+// AsCreateRunRequestParams0 returns the union data inside the CreateRunRequest_Params_AdditionalProperties as a CreateRunRequestParams0
+func (t CreateRunRequest_Params_AdditionalProperties) AsCreateRunRequestParams0() (CreateRunRequestParams0, error) {
+	var body CreateRunRequestParams0
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromCreateRunRequestParams0 overwrites any union data inside the CreateRunRequest_Params_AdditionalProperties as the provided CreateRunRequestParams0
+func (t *CreateRunRequest_Params_AdditionalProperties) FromCreateRunRequestParams0(v CreateRunRequestParams0) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeCreateRunRequestParams0 performs a merge with any union data inside the CreateRunRequest_Params_AdditionalProperties, using the provided CreateRunRequestParams0
+func (t *CreateRunRequest_Params_AdditionalProperties) MergeCreateRunRequestParams0(v CreateRunRequestParams0) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsCreateRunRequestParams1 returns the union data inside the CreateRunRequest_Params_AdditionalProperties as a CreateRunRequestParams1
+func (t CreateRunRequest_Params_AdditionalProperties) AsCreateRunRequestParams1() (CreateRunRequestParams1, error) {
+	var body CreateRunRequestParams1
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromCreateRunRequestParams1 overwrites any union data inside the CreateRunRequest_Params_AdditionalProperties as the provided CreateRunRequestParams1
+func (t *CreateRunRequest_Params_AdditionalProperties) FromCreateRunRequestParams1(v CreateRunRequestParams1) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeCreateRunRequestParams1 performs a merge with any union data inside the CreateRunRequest_Params_AdditionalProperties, using the provided CreateRunRequestParams1
+func (t *CreateRunRequest_Params_AdditionalProperties) MergeCreateRunRequestParams1(v CreateRunRequestParams1) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsCreateRunRequestParams2 returns the union data inside the CreateRunRequest_Params_AdditionalProperties as a CreateRunRequestParams2
+func (t CreateRunRequest_Params_AdditionalProperties) AsCreateRunRequestParams2() (CreateRunRequestParams2, error) {
+	var body CreateRunRequestParams2
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromCreateRunRequestParams2 overwrites any union data inside the CreateRunRequest_Params_AdditionalProperties as the provided CreateRunRequestParams2
+func (t *CreateRunRequest_Params_AdditionalProperties) FromCreateRunRequestParams2(v CreateRunRequestParams2) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeCreateRunRequestParams2 performs a merge with any union data inside the CreateRunRequest_Params_AdditionalProperties, using the provided CreateRunRequestParams2
+func (t *CreateRunRequest_Params_AdditionalProperties) MergeCreateRunRequestParams2(v CreateRunRequestParams2) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t CreateRunRequest_Params_AdditionalProperties) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *CreateRunRequest_Params_AdditionalProperties) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
+
+// AsRunParams0 returns the union data inside the Run_Params_AdditionalProperties as a RunParams0
+func (t Run_Params_AdditionalProperties) AsRunParams0() (RunParams0, error) {
+	var body RunParams0
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromRunParams0 overwrites any union data inside the Run_Params_AdditionalProperties as the provided RunParams0
+func (t *Run_Params_AdditionalProperties) FromRunParams0(v RunParams0) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeRunParams0 performs a merge with any union data inside the Run_Params_AdditionalProperties, using the provided RunParams0
+func (t *Run_Params_AdditionalProperties) MergeRunParams0(v RunParams0) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsRunParams1 returns the union data inside the Run_Params_AdditionalProperties as a RunParams1
+func (t Run_Params_AdditionalProperties) AsRunParams1() (RunParams1, error) {
+	var body RunParams1
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromRunParams1 overwrites any union data inside the Run_Params_AdditionalProperties as the provided RunParams1
+func (t *Run_Params_AdditionalProperties) FromRunParams1(v RunParams1) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeRunParams1 performs a merge with any union data inside the Run_Params_AdditionalProperties, using the provided RunParams1
+func (t *Run_Params_AdditionalProperties) MergeRunParams1(v RunParams1) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsRunParams2 returns the union data inside the Run_Params_AdditionalProperties as a RunParams2
+func (t Run_Params_AdditionalProperties) AsRunParams2() (RunParams2, error) {
+	var body RunParams2
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromRunParams2 overwrites any union data inside the Run_Params_AdditionalProperties as the provided RunParams2
+func (t *Run_Params_AdditionalProperties) FromRunParams2(v RunParams2) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeRunParams2 performs a merge with any union data inside the Run_Params_AdditionalProperties, using the provided RunParams2
+func (t *Run_Params_AdditionalProperties) MergeRunParams2(v RunParams2) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t Run_Params_AdditionalProperties) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *Run_Params_AdditionalProperties) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
 
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
@@ -1152,6 +1557,86 @@ type ClientInterface interface {
 	//
 	// Corresponds with PATCH /api/models/{id} (the `UpdateModel` operationId).
 	UpdateModel(ctx context.Context, id ModelID, body UpdateModelJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListRuns The caller's training runs, newest first
+	//
+	// Each run with its last step and the latest value of every metric. Cached under api:runs:user:{id} (TTL SERVERS_CACHE_TTL_MS); creating, changing or deleting a run, or ingesting its metrics, invalidates it.
+	//
+	// Corresponds with GET /api/runs (the `ListRuns` operationId).
+	ListRuns(ctx context.Context, params *ListRunsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateRunWithBody Start a training run
+	//
+	// The run starts in status running. A model_id the caller cannot see is a 400.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/runs (the `CreateRun` operationId).
+	CreateRunWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateRun Start a training run
+	//
+	// The run starts in status running. A model_id the caller cannot see is a 400.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/runs (the `CreateRun` operationId).
+	CreateRun(ctx context.Context, body CreateRunJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteRun Delete a run and its metrics
+	//
+	// Corresponds with DELETE /api/runs/{id} (the `DeleteRun` operationId).
+	DeleteRun(ctx context.Context, id RunID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetRun Get one of the caller's runs
+	//
+	// Another user's run is a 404.
+	//
+	// Corresponds with GET /api/runs/{id} (the `GetRun` operationId).
+	GetRun(ctx context.Context, id RunID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateRunWithBody Rename a run or change its status
+	//
+	// Leaving running sets ended_at; going back to running clears it.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PATCH /api/runs/{id} (the `UpdateRun` operationId).
+	UpdateRunWithBody(ctx context.Context, id RunID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UpdateRun Rename a run or change its status
+	//
+	// Leaving running sets ended_at; going back to running clears it.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PATCH /api/runs/{id} (the `UpdateRun` operationId).
+	UpdateRun(ctx context.Context, id RunID, body UpdateRunJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetRunMetrics History of a run's metrics
+	//
+	// Points with step > after_step (default: all), sorted by step, one series per key (sorted). A series longer than max_points is downsampled with largest-triangle-three-buckets, first and last points kept. Poll with after_step = the last_step of the previous answer to fetch only what is new. Cached under api:runs:{runId}:metrics:{canonical params}: equivalent spellings share one entry, and an ingest into the run invalidates all of them, so a poll between two ingests is a hit or a 304.
+	//
+	// Corresponds with GET /api/runs/{id}/metrics (the `GetRunMetrics` operationId).
+	GetRunMetrics(ctx context.Context, id RunID, params *GetRunMetricsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// IngestMetricsWithBody Record metric points of a run
+	//
+	// 1 to 10,000 points, all or nothing: one bad point is a 400 naming it (points[12].value) and none is stored. key matches [A-Za-z0-9_./-]{1,100}, step is a non-negative integer, value a finite number (NaN and infinities are refused); timestamp defaults to now. A second point for the same (key, step) replaces the first. The run's last_step and latest values follow, and its cached histories and the owner's run list are invalidated on every instance.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/runs/{id}/metrics (the `IngestMetrics` operationId).
+	IngestMetricsWithBody(ctx context.Context, id RunID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// IngestMetrics Record metric points of a run
+	//
+	// 1 to 10,000 points, all or nothing: one bad point is a 400 naming it (points[12].value) and none is stored. key matches [A-Za-z0-9_./-]{1,100}, step is a non-negative integer, value a finite number (NaN and infinities are refused); timestamp defaults to now. A second point for the same (key, step) replaces the first. The run's last_step and latest values follow, and its cached histories and the owner's run list are invalidated on every instance.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/runs/{id}/metrics (the `IngestMetrics` operationId).
+	IngestMetrics(ctx context.Context, id RunID, body IngestMetricsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// CreateServerWithBody Register an inference server
 	//
@@ -1533,6 +2018,186 @@ func (c *Client) UpdateModelWithBody(ctx context.Context, id ModelID, contentTyp
 // Corresponds with PATCH /api/models/{id} (the `UpdateModel` operationId).
 func (c *Client) UpdateModel(ctx context.Context, id ModelID, body UpdateModelJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewUpdateModelRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListRuns The caller's training runs, newest first
+//
+// Each run with its last step and the latest value of every metric. Cached under api:runs:user:{id} (TTL SERVERS_CACHE_TTL_MS); creating, changing or deleting a run, or ingesting its metrics, invalidates it.
+//
+// Corresponds with GET /api/runs (the `ListRuns` operationId).
+func (c *Client) ListRuns(ctx context.Context, params *ListRunsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListRunsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateRunWithBody Start a training run
+//
+// The run starts in status running. A model_id the caller cannot see is a 400.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/runs (the `CreateRun` operationId).
+func (c *Client) CreateRunWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateRunRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateRun Start a training run
+//
+// The run starts in status running. A model_id the caller cannot see is a 400.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/runs (the `CreateRun` operationId).
+func (c *Client) CreateRun(ctx context.Context, body CreateRunJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateRunRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteRun Delete a run and its metrics
+//
+// Corresponds with DELETE /api/runs/{id} (the `DeleteRun` operationId).
+func (c *Client) DeleteRun(ctx context.Context, id RunID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteRunRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetRun Get one of the caller's runs
+//
+// Another user's run is a 404.
+//
+// Corresponds with GET /api/runs/{id} (the `GetRun` operationId).
+func (c *Client) GetRun(ctx context.Context, id RunID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetRunRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateRunWithBody Rename a run or change its status
+//
+// Leaving running sets ended_at; going back to running clears it.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PATCH /api/runs/{id} (the `UpdateRun` operationId).
+func (c *Client) UpdateRunWithBody(ctx context.Context, id RunID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateRunRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UpdateRun Rename a run or change its status
+//
+// Leaving running sets ended_at; going back to running clears it.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PATCH /api/runs/{id} (the `UpdateRun` operationId).
+func (c *Client) UpdateRun(ctx context.Context, id RunID, body UpdateRunJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateRunRequest(c.Server, id, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetRunMetrics History of a run's metrics
+//
+// Points with step > after_step (default: all), sorted by step, one series per key (sorted). A series longer than max_points is downsampled with largest-triangle-three-buckets, first and last points kept. Poll with after_step = the last_step of the previous answer to fetch only what is new. Cached under api:runs:{runId}:metrics:{canonical params}: equivalent spellings share one entry, and an ingest into the run invalidates all of them, so a poll between two ingests is a hit or a 304.
+//
+// Corresponds with GET /api/runs/{id}/metrics (the `GetRunMetrics` operationId).
+func (c *Client) GetRunMetrics(ctx context.Context, id RunID, params *GetRunMetricsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetRunMetricsRequest(c.Server, id, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// IngestMetricsWithBody Record metric points of a run
+//
+// 1 to 10,000 points, all or nothing: one bad point is a 400 naming it (points[12].value) and none is stored. key matches [A-Za-z0-9_./-]{1,100}, step is a non-negative integer, value a finite number (NaN and infinities are refused); timestamp defaults to now. A second point for the same (key, step) replaces the first. The run's last_step and latest values follow, and its cached histories and the owner's run list are invalidated on every instance.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/runs/{id}/metrics (the `IngestMetrics` operationId).
+func (c *Client) IngestMetricsWithBody(ctx context.Context, id RunID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewIngestMetricsRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// IngestMetrics Record metric points of a run
+//
+// 1 to 10,000 points, all or nothing: one bad point is a 400 naming it (points[12].value) and none is stored. key matches [A-Za-z0-9_./-]{1,100}, step is a non-negative integer, value a finite number (NaN and infinities are refused); timestamp defaults to now. A second point for the same (key, step) replaces the first. The run's last_step and latest values follow, and its cached histories and the owner's run list are invalidated on every instance.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/runs/{id}/metrics (the `IngestMetrics` operationId).
+func (c *Client) IngestMetrics(ctx context.Context, id RunID, body IngestMetricsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewIngestMetricsRequest(c.Server, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2364,6 +3029,350 @@ func NewUpdateModelRequestWithBody(server string, id ModelID, contentType string
 	return req, nil
 }
 
+// NewListRunsRequest constructs an http.Request for the ListRuns method
+func NewListRunsRequest(server string, params *ListRunsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/runs")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IfNoneMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-None-Match", *params.IfNoneMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-None-Match", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewCreateRunRequest calls the generic CreateRun builder with application/json body
+func NewCreateRunRequest(server string, body CreateRunJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateRunRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateRunRequestWithBody constructs an http.Request for the CreateRun method, with any body, and a specified content type
+func NewCreateRunRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/runs")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteRunRequest constructs an http.Request for the DeleteRun method
+func NewDeleteRunRequest(server string, id RunID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/runs/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetRunRequest constructs an http.Request for the GetRun method
+func NewGetRunRequest(server string, id RunID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/runs/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUpdateRunRequest calls the generic UpdateRun builder with application/json body
+func NewUpdateRunRequest(server string, id RunID, body UpdateRunJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUpdateRunRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewUpdateRunRequestWithBody constructs an http.Request for the UpdateRun method, with any body, and a specified content type
+func NewUpdateRunRequestWithBody(server string, id RunID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/runs/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPatch, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewGetRunMetricsRequest constructs an http.Request for the GetRunMetrics method
+func NewGetRunMetricsRequest(server string, id RunID, params *GetRunMetricsParams) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/runs/%s/metrics", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if params.Keys != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "keys", *params.Keys, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.AfterStep != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "after_step", *params.AfterStep, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.MaxPoints != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "max_points", *params.MaxPoints, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IfNoneMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-None-Match", *params.IfNoneMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-None-Match", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewIngestMetricsRequest calls the generic IngestMetrics builder with application/json body
+func NewIngestMetricsRequest(server string, id RunID, body IngestMetricsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewIngestMetricsRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewIngestMetricsRequestWithBody constructs an http.Request for the IngestMetrics method, with any body, and a specified content type
+func NewIngestMetricsRequestWithBody(server string, id RunID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/runs/%s/metrics", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewCreateServerRequest calls the generic CreateServer builder with application/json body
 func NewCreateServerRequest(server string, body CreateServerJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -2876,6 +3885,94 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with PATCH /api/models/{id} (the `UpdateModel` operationId).
 	UpdateModelWithResponse(ctx context.Context, id ModelID, body UpdateModelJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateModelResponse, error)
+
+	// ListRunsWithResponse The caller's training runs, newest first
+	//
+	// Each run with its last step and the latest value of every metric. Cached under api:runs:user:{id} (TTL SERVERS_CACHE_TTL_MS); creating, changing or deleting a run, or ingesting its metrics, invalidates it.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/runs (the `ListRuns` operationId).
+	ListRunsWithResponse(ctx context.Context, params *ListRunsParams, reqEditors ...RequestEditorFn) (*ListRunsResponse, error)
+
+	// CreateRunWithBodyWithResponse Start a training run
+	//
+	// The run starts in status running. A model_id the caller cannot see is a 400.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/runs (the `CreateRun` operationId).
+	CreateRunWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateRunResponse, error)
+
+	// CreateRunWithResponse Start a training run
+	//
+	// The run starts in status running. A model_id the caller cannot see is a 400.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/runs (the `CreateRun` operationId).
+	CreateRunWithResponse(ctx context.Context, body CreateRunJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateRunResponse, error)
+
+	// DeleteRunWithResponse Delete a run and its metrics
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/runs/{id} (the `DeleteRun` operationId).
+	DeleteRunWithResponse(ctx context.Context, id RunID, reqEditors ...RequestEditorFn) (*DeleteRunResponse, error)
+
+	// GetRunWithResponse Get one of the caller's runs
+	//
+	// Another user's run is a 404.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/runs/{id} (the `GetRun` operationId).
+	GetRunWithResponse(ctx context.Context, id RunID, reqEditors ...RequestEditorFn) (*GetRunResponse, error)
+
+	// UpdateRunWithBodyWithResponse Rename a run or change its status
+	//
+	// Leaving running sets ended_at; going back to running clears it.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /api/runs/{id} (the `UpdateRun` operationId).
+	UpdateRunWithBodyWithResponse(ctx context.Context, id RunID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateRunResponse, error)
+
+	// UpdateRunWithResponse Rename a run or change its status
+	//
+	// Leaving running sets ended_at; going back to running clears it.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PATCH /api/runs/{id} (the `UpdateRun` operationId).
+	UpdateRunWithResponse(ctx context.Context, id RunID, body UpdateRunJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateRunResponse, error)
+
+	// GetRunMetricsWithResponse History of a run's metrics
+	//
+	// Points with step > after_step (default: all), sorted by step, one series per key (sorted). A series longer than max_points is downsampled with largest-triangle-three-buckets, first and last points kept. Poll with after_step = the last_step of the previous answer to fetch only what is new. Cached under api:runs:{runId}:metrics:{canonical params}: equivalent spellings share one entry, and an ingest into the run invalidates all of them, so a poll between two ingests is a hit or a 304.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/runs/{id}/metrics (the `GetRunMetrics` operationId).
+	GetRunMetricsWithResponse(ctx context.Context, id RunID, params *GetRunMetricsParams, reqEditors ...RequestEditorFn) (*GetRunMetricsResponse, error)
+
+	// IngestMetricsWithBodyWithResponse Record metric points of a run
+	//
+	// 1 to 10,000 points, all or nothing: one bad point is a 400 naming it (points[12].value) and none is stored. key matches [A-Za-z0-9_./-]{1,100}, step is a non-negative integer, value a finite number (NaN and infinities are refused); timestamp defaults to now. A second point for the same (key, step) replaces the first. The run's last_step and latest values follow, and its cached histories and the owner's run list are invalidated on every instance.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/runs/{id}/metrics (the `IngestMetrics` operationId).
+	IngestMetricsWithBodyWithResponse(ctx context.Context, id RunID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*IngestMetricsResponse, error)
+
+	// IngestMetricsWithResponse Record metric points of a run
+	//
+	// 1 to 10,000 points, all or nothing: one bad point is a 400 naming it (points[12].value) and none is stored. key matches [A-Za-z0-9_./-]{1,100}, step is a non-negative integer, value a finite number (NaN and infinities are refused); timestamp defaults to now. A second point for the same (key, step) replaces the first. The run's last_step and latest values follow, and its cached histories and the owner's run list are invalidated on every instance.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/runs/{id}/metrics (the `IngestMetrics` operationId).
+	IngestMetricsWithResponse(ctx context.Context, id RunID, body IngestMetricsJSONRequestBody, reqEditors ...RequestEditorFn) (*IngestMetricsResponse, error)
 
 	// CreateServerWithBodyWithResponse Register an inference server
 	//
@@ -4182,6 +5279,658 @@ func (r UpdateModelResponse) ContentType() string {
 	return ""
 }
 
+// ListRunsResponse200Headers the declared response headers of an HTTP 200 response for ListRuns
+type ListRunsResponse200Headers struct {
+	CacheControl string
+	ETag         string
+	Vary         string
+	XCache       string
+}
+
+// ListRunsResponse304Headers the declared response headers of an HTTP 304 response for ListRuns
+type ListRunsResponse304Headers struct {
+	ETag   string
+	XCache string
+}
+
+// ListRunsResponse401Headers the declared response headers of an HTTP 401 response for ListRuns
+type ListRunsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ListRunsResponse503Headers the declared response headers of an HTTP 503 response for ListRuns
+type ListRunsResponse503Headers struct {
+	RetryAfter int
+}
+
+type ListRunsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RunList
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListRunsResponse200Headers
+	// Headers304 the parsed response headers for an HTTP 304 response
+	Headers304 *ListRunsResponse304Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListRunsResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListRunsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListRunsResponse) GetJSON200() *RunList {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListRunsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListRunsResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListRunsResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListRunsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListRunsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListRunsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListRunsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateRunResponse201Headers the declared response headers of an HTTP 201 response for CreateRun
+type CreateRunResponse201Headers struct {
+	Location string
+}
+
+// CreateRunResponse401Headers the declared response headers of an HTTP 401 response for CreateRun
+type CreateRunResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// CreateRunResponse503Headers the declared response headers of an HTTP 503 response for CreateRun
+type CreateRunResponse503Headers struct {
+	RetryAfter int
+}
+
+type CreateRunResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Run
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *PayloadTooLarge
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateRunResponse201Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CreateRunResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateRunResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateRunResponse) GetJSON201() *Run {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CreateRunResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CreateRunResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r CreateRunResponse) GetJSON413() *PayloadTooLarge {
+	return r.JSON413
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r CreateRunResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CreateRunResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateRunResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateRunResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateRunResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateRunResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteRunResponse401Headers the declared response headers of an HTTP 401 response for DeleteRun
+type DeleteRunResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// DeleteRunResponse503Headers the declared response headers of an HTTP 503 response for DeleteRun
+type DeleteRunResponse503Headers struct {
+	RetryAfter int
+}
+
+type DeleteRunResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *DeleteRunResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteRunResponse503Headers
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DeleteRunResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r DeleteRunResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r DeleteRunResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DeleteRunResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteRunResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteRunResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteRunResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteRunResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetRunResponse401Headers the declared response headers of an HTTP 401 response for GetRun
+type GetRunResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// GetRunResponse503Headers the declared response headers of an HTTP 503 response for GetRun
+type GetRunResponse503Headers struct {
+	RetryAfter int
+}
+
+type GetRunResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Run
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetRunResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetRunResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetRunResponse) GetJSON200() *Run {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetRunResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetRunResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetRunResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetRunResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetRunResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetRunResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetRunResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetRunResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UpdateRunResponse401Headers the declared response headers of an HTTP 401 response for UpdateRun
+type UpdateRunResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// UpdateRunResponse503Headers the declared response headers of an HTTP 503 response for UpdateRun
+type UpdateRunResponse503Headers struct {
+	RetryAfter int
+}
+
+type UpdateRunResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Run
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *PayloadTooLarge
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *UpdateRunResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *UpdateRunResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UpdateRunResponse) GetJSON200() *Run {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r UpdateRunResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r UpdateRunResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r UpdateRunResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r UpdateRunResponse) GetJSON413() *PayloadTooLarge {
+	return r.JSON413
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r UpdateRunResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r UpdateRunResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r UpdateRunResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UpdateRunResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UpdateRunResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UpdateRunResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetRunMetricsResponse200Headers the declared response headers of an HTTP 200 response for GetRunMetrics
+type GetRunMetricsResponse200Headers struct {
+	CacheControl string
+	ETag         string
+	Vary         string
+	XCache       string
+}
+
+// GetRunMetricsResponse304Headers the declared response headers of an HTTP 304 response for GetRunMetrics
+type GetRunMetricsResponse304Headers struct {
+	ETag   string
+	XCache string
+}
+
+// GetRunMetricsResponse401Headers the declared response headers of an HTTP 401 response for GetRunMetrics
+type GetRunMetricsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// GetRunMetricsResponse503Headers the declared response headers of an HTTP 503 response for GetRunMetrics
+type GetRunMetricsResponse503Headers struct {
+	RetryAfter int
+}
+
+type GetRunMetricsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *RunMetrics
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetRunMetricsResponse200Headers
+	// Headers304 the parsed response headers for an HTTP 304 response
+	Headers304 *GetRunMetricsResponse304Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetRunMetricsResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetRunMetricsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetRunMetricsResponse) GetJSON200() *RunMetrics {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r GetRunMetricsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetRunMetricsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetRunMetricsResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetRunMetricsResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetRunMetricsResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetRunMetricsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetRunMetricsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetRunMetricsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetRunMetricsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// IngestMetricsResponse401Headers the declared response headers of an HTTP 401 response for IngestMetrics
+type IngestMetricsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// IngestMetricsResponse503Headers the declared response headers of an HTTP 503 response for IngestMetrics
+type IngestMetricsResponse503Headers struct {
+	RetryAfter int
+}
+
+type IngestMetricsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON202 the response for an HTTP 202 `application/json` response
+	JSON202 *MetricsAccepted
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *PayloadTooLarge
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *IngestMetricsResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *IngestMetricsResponse503Headers
+}
+
+// GetJSON202 returns the response for an HTTP 202 `application/json` response
+func (r IngestMetricsResponse) GetJSON202() *MetricsAccepted {
+	return r.JSON202
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r IngestMetricsResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r IngestMetricsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r IngestMetricsResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r IngestMetricsResponse) GetJSON413() *PayloadTooLarge {
+	return r.JSON413
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r IngestMetricsResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r IngestMetricsResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r IngestMetricsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r IngestMetricsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r IngestMetricsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r IngestMetricsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // CreateServerResponse201Headers the declared response headers of an HTTP 201 response for CreateServer
 type CreateServerResponse201Headers struct {
 	Location string
@@ -5122,6 +6871,154 @@ func (c *ClientWithResponses) UpdateModelWithResponse(ctx context.Context, id Mo
 		return nil, err
 	}
 	return ParseUpdateModelResponse(rsp)
+}
+
+// ListRunsWithResponse The caller's training runs, newest first
+//
+// Each run with its last step and the latest value of every metric. Cached under api:runs:user:{id} (TTL SERVERS_CACHE_TTL_MS); creating, changing or deleting a run, or ingesting its metrics, invalidates it.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/runs (the `ListRuns` operationId).
+func (c *ClientWithResponses) ListRunsWithResponse(ctx context.Context, params *ListRunsParams, reqEditors ...RequestEditorFn) (*ListRunsResponse, error) {
+	rsp, err := c.ListRuns(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListRunsResponse(rsp)
+}
+
+// CreateRunWithBodyWithResponse Start a training run
+//
+// The run starts in status running. A model_id the caller cannot see is a 400.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/runs (the `CreateRun` operationId).
+func (c *ClientWithResponses) CreateRunWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateRunResponse, error) {
+	rsp, err := c.CreateRunWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateRunResponse(rsp)
+}
+
+// CreateRunWithResponse Start a training run
+//
+// The run starts in status running. A model_id the caller cannot see is a 400.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/runs (the `CreateRun` operationId).
+func (c *ClientWithResponses) CreateRunWithResponse(ctx context.Context, body CreateRunJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateRunResponse, error) {
+	rsp, err := c.CreateRun(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateRunResponse(rsp)
+}
+
+// DeleteRunWithResponse Delete a run and its metrics
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/runs/{id} (the `DeleteRun` operationId).
+func (c *ClientWithResponses) DeleteRunWithResponse(ctx context.Context, id RunID, reqEditors ...RequestEditorFn) (*DeleteRunResponse, error) {
+	rsp, err := c.DeleteRun(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteRunResponse(rsp)
+}
+
+// GetRunWithResponse Get one of the caller's runs
+//
+// Another user's run is a 404.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/runs/{id} (the `GetRun` operationId).
+func (c *ClientWithResponses) GetRunWithResponse(ctx context.Context, id RunID, reqEditors ...RequestEditorFn) (*GetRunResponse, error) {
+	rsp, err := c.GetRun(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetRunResponse(rsp)
+}
+
+// UpdateRunWithBodyWithResponse Rename a run or change its status
+//
+// Leaving running sets ended_at; going back to running clears it.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /api/runs/{id} (the `UpdateRun` operationId).
+func (c *ClientWithResponses) UpdateRunWithBodyWithResponse(ctx context.Context, id RunID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateRunResponse, error) {
+	rsp, err := c.UpdateRunWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateRunResponse(rsp)
+}
+
+// UpdateRunWithResponse Rename a run or change its status
+//
+// Leaving running sets ended_at; going back to running clears it.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PATCH /api/runs/{id} (the `UpdateRun` operationId).
+func (c *ClientWithResponses) UpdateRunWithResponse(ctx context.Context, id RunID, body UpdateRunJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateRunResponse, error) {
+	rsp, err := c.UpdateRun(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUpdateRunResponse(rsp)
+}
+
+// GetRunMetricsWithResponse History of a run's metrics
+//
+// Points with step > after_step (default: all), sorted by step, one series per key (sorted). A series longer than max_points is downsampled with largest-triangle-three-buckets, first and last points kept. Poll with after_step = the last_step of the previous answer to fetch only what is new. Cached under api:runs:{runId}:metrics:{canonical params}: equivalent spellings share one entry, and an ingest into the run invalidates all of them, so a poll between two ingests is a hit or a 304.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/runs/{id}/metrics (the `GetRunMetrics` operationId).
+func (c *ClientWithResponses) GetRunMetricsWithResponse(ctx context.Context, id RunID, params *GetRunMetricsParams, reqEditors ...RequestEditorFn) (*GetRunMetricsResponse, error) {
+	rsp, err := c.GetRunMetrics(ctx, id, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetRunMetricsResponse(rsp)
+}
+
+// IngestMetricsWithBodyWithResponse Record metric points of a run
+//
+// 1 to 10,000 points, all or nothing: one bad point is a 400 naming it (points[12].value) and none is stored. key matches [A-Za-z0-9_./-]{1,100}, step is a non-negative integer, value a finite number (NaN and infinities are refused); timestamp defaults to now. A second point for the same (key, step) replaces the first. The run's last_step and latest values follow, and its cached histories and the owner's run list are invalidated on every instance.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/runs/{id}/metrics (the `IngestMetrics` operationId).
+func (c *ClientWithResponses) IngestMetricsWithBodyWithResponse(ctx context.Context, id RunID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*IngestMetricsResponse, error) {
+	rsp, err := c.IngestMetricsWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseIngestMetricsResponse(rsp)
+}
+
+// IngestMetricsWithResponse Record metric points of a run
+//
+// 1 to 10,000 points, all or nothing: one bad point is a 400 naming it (points[12].value) and none is stored. key matches [A-Za-z0-9_./-]{1,100}, step is a non-negative integer, value a finite number (NaN and infinities are refused); timestamp defaults to now. A second point for the same (key, step) replaces the first. The run's last_step and latest values follow, and its cached histories and the owner's run list are invalidated on every instance.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/runs/{id}/metrics (the `IngestMetrics` operationId).
+func (c *ClientWithResponses) IngestMetricsWithResponse(ctx context.Context, id RunID, body IngestMetricsJSONRequestBody, reqEditors ...RequestEditorFn) (*IngestMetricsResponse, error) {
+	rsp, err := c.IngestMetrics(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseIngestMetricsResponse(rsp)
 }
 
 // CreateServerWithBodyWithResponse Register an inference server
@@ -6586,6 +8483,688 @@ func ParseUpdateModelResponse(rsp *http.Response) (*UpdateModelResponse, error) 
 		response.Headers401 = &headers
 	case rsp.StatusCode == 503:
 		var headers UpdateModelResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListRunsResponse parses an HTTP response from a ListRunsWithResponse call
+func ParseListRunsResponse(rsp *http.Response) (*ListRunsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListRunsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RunList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case rsp.StatusCode == 304:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListRunsResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		if values := rsp.Header.Values("Vary"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Vary", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Vary = value
+		}
+		if values := rsp.Header.Values("X-Cache"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Cache", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCache = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 304:
+		var headers ListRunsResponse304Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		if values := rsp.Header.Values("X-Cache"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Cache", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCache = value
+		}
+		response.Headers304 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListRunsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListRunsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateRunResponse parses an HTTP response from a CreateRunWithResponse call
+func ParseCreateRunResponse(rsp *http.Response) (*CreateRunResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateRunResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Run
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateRunResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 401:
+		var headers CreateRunResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers CreateRunResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteRunResponse parses an HTTP response from a DeleteRunWithResponse call
+func ParseDeleteRunResponse(rsp *http.Response) (*DeleteRunResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteRunResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers DeleteRunResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers DeleteRunResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetRunResponse parses an HTTP response from a GetRunWithResponse call
+func ParseGetRunResponse(rsp *http.Response) (*GetRunResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetRunResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Run
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetRunResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetRunResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUpdateRunResponse parses an HTTP response from a UpdateRunWithResponse call
+func ParseUpdateRunResponse(rsp *http.Response) (*UpdateRunResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UpdateRunResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Run
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers UpdateRunResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers UpdateRunResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetRunMetricsResponse parses an HTTP response from a GetRunMetricsWithResponse call
+func ParseGetRunMetricsResponse(rsp *http.Response) (*GetRunMetricsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetRunMetricsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest RunMetrics
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case rsp.StatusCode == 304:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers GetRunMetricsResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		if values := rsp.Header.Values("Vary"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Vary", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Vary = value
+		}
+		if values := rsp.Header.Values("X-Cache"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Cache", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCache = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 304:
+		var headers GetRunMetricsResponse304Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		if values := rsp.Header.Values("X-Cache"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Cache", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCache = value
+		}
+		response.Headers304 = &headers
+	case rsp.StatusCode == 401:
+		var headers GetRunMetricsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetRunMetricsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseIngestMetricsResponse parses an HTTP response from a IngestMetricsWithResponse call
+func ParseIngestMetricsResponse(rsp *http.Response) (*IngestMetricsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &IngestMetricsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 202:
+		var dest MetricsAccepted
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON202 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers IngestMetricsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers IngestMetricsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {

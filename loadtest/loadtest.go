@@ -74,11 +74,12 @@ var namedTargets = []Target{
 	{"api-models", "/api/models"},
 	{"api-servers", "/api/servers/status"},
 	{"api-analytics", "/api/analytics/data"},
+	{"api-runs", "/api/runs"},
 }
 
 // NamedTarget returns the target of a name of the contract: the pages home,
 // models, monitor, analytics, docs, academy, chat and the APIs api-models,
-// api-servers, api-analytics.
+// api-servers, api-analytics, api-runs.
 func NamedTarget(name string) (Target, bool) {
 	for _, t := range namedTargets {
 		if t.Name == name {

@@ -301,6 +301,7 @@ func TestNamedTarget(t *testing.T) {
 		"home": "/", "models": "/models", "monitor": "/monitor", "analytics": "/analytics", "docs": "/docs",
 		"academy": "/academy", "chat": "/chat",
 		"api-models": "/api/models", "api-servers": "/api/servers/status", "api-analytics": "/api/analytics/data",
+		"api-runs": "/api/runs",
 	}
 	for name, path := range want {
 		got, ok := NamedTarget(name)

@@ -326,9 +326,8 @@ func TestCacheStatusHeader(t *testing.T) {
 	}
 }
 
-// TestPurgeByTagAndKey: an admin purges by pattern or exact key (and tag:
-// the runs' tests show a tag purge taking effect), and a body naming none
-// or two of them is refused.
+// TestPurgeByTagAndKey: an admin purges by pattern, exact key or exact
+// tag, and a body naming none or two of them is refused.
 func TestPurgeByTagAndKey(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	alice, _ := e.user("alice")
@@ -341,7 +340,19 @@ func TestPurgeByTagAndKey(t *testing.T) {
 	if x := e.must(200, "GET", "/api/servers/status", alice, nil).header.Get("X-Cache"); x != "MISS" {
 		t.Errorf("status after purging its pattern: %s, want MISS", x)
 	}
-	e.must(200, "POST", "/api/cache/invalidate", adminToken, map[string]any{"tag": "no-entry-records-this"})
+	// A run's metrics entries record the tag run:{id}: purging it drops them.
+	var run struct{ ID string }
+	e.must(201, "POST", "/api/runs", alice, map[string]any{"name": "r"}).json(t, &run)
+	e.must(202, "POST", "/api/runs/"+run.ID+"/metrics", alice, map[string]any{"points": []map[string]any{{"key": "loss", "step": 1, "value": 2.5}}})
+	path := "/api/runs/" + run.ID + "/metrics"
+	e.must(200, "GET", path, alice, nil)
+	if x := e.must(200, "GET", path, alice, nil).header.Get("X-Cache"); x != "HIT" {
+		t.Fatalf("second metrics read %s", x)
+	}
+	e.must(200, "POST", "/api/cache/invalidate", adminToken, map[string]any{"tag": "run:" + run.ID})
+	if x := e.must(200, "GET", path, alice, nil).header.Get("X-Cache"); x != "MISS" {
+		t.Errorf("metrics after purging the run's tag: %s, want MISS", x)
+	}
 	e.must(200, "GET", "/api/models", "", nil)
 	e.must(200, "POST", "/api/cache/invalidate", adminToken, map[string]any{"key": "api:models:global"})
 	if x := e.must(200, "GET", "/api/models", "", nil).header.Get("X-Cache"); x != "MISS" {

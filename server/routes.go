@@ -30,6 +30,13 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /api/academy/lessons/{slug}", s.api(s.handleAcademyLesson))
 	mux.HandleFunc("POST /api/academy/lessons/{slug}/complete", s.api(s.handleCompleteLesson))
 	mux.HandleFunc("GET /api/academy/progress", s.api(s.handleAcademyProgress))
+	mux.HandleFunc("GET /api/runs", s.api(s.handleListRuns))
+	mux.HandleFunc("POST /api/runs", s.api(s.handleCreateRun))
+	mux.HandleFunc("GET /api/runs/{id}", s.api(s.handleGetRun))
+	mux.HandleFunc("PATCH /api/runs/{id}", s.api(s.handlePatchRun))
+	mux.HandleFunc("DELETE /api/runs/{id}", s.api(s.handleDeleteRun))
+	mux.HandleFunc("POST /api/runs/{id}/metrics", s.api(s.handleIngestMetrics))
+	mux.HandleFunc("GET /api/runs/{id}/metrics", s.api(s.handleRunMetrics))
 
 	mux.HandleFunc("GET /api/cache/stats", s.api(s.handleCacheStats))
 	mux.HandleFunc("POST /api/cache/invalidate", s.api(s.handleCacheInvalidate))

@@ -48,6 +48,13 @@ func (s *ServerSummary) Add(status string) {
 	}
 }
 
+// RunList is the body of GET /api/runs: the caller's runs, newest first.
+type RunList struct {
+	Runs []modellab.Run `json:"runs"`
+}
+
+// The body of GET /api/runs/{id}/metrics is modellab.RunHistory.
+
 func nonNil[T any](s []T) []T {
 	if s == nil {
 		return []T{}

@@ -23,10 +23,11 @@ const (
 	GroupServers   = "servers"
 	GroupAnalytics = "analytics"
 	GroupAcademy   = "academy"
+	GroupRuns      = "runs"
 )
 
 // Groups lists every group, for the metrics collector.
-var Groups = []string{GroupModels, GroupServers, GroupAnalytics, GroupAcademy}
+var Groups = []string{GroupModels, GroupServers, GroupAnalytics, GroupAcademy, GroupRuns}
 
 // PartGroup is the group of the cached parts of a composed answer of
 // group g: their lookups are not requests (the answer is counted once,
@@ -40,6 +41,36 @@ var (
 
 func keyModelsUser(userID string) string  { return "api:models:user:" + userID }
 func keyServersUser(userID string) string { return "api:servers:user:" + userID }
+func keyRunsUser(userID string) string    { return "api:runs:user:" + userID }
+
+// tagRun is recorded by every metrics entry of a run: an ingest (or any
+// write to the run) invalidates all of them, whatever their parameters, in
+// O(1) and on every instance.
+func tagRun(runID string) string { return "run:" + runID }
+
+// keyRunMetrics hashes the canonical parameters like keyAnalytics. The
+// reader is part of them: only the owner may read a run, and a key of
+// someone else's holds nothing (its load answers not found), so a cached
+// history can never be served to another user.
+func keyRunMetrics(userID, runID string, q modellab.MetricQuery) string {
+	sum := sha256.Sum256([]byte(canonicalMetrics(userID, q)))
+	return "api:runs:" + runID + ":metrics:" + hex.EncodeToString(sum[:16])
+}
+
+// canonicalMetrics is the one spelling of a parsed history query (keys
+// sorted and distinct).
+func canonicalMetrics(userID string, q modellab.MetricQuery) string {
+	var b strings.Builder
+	b.WriteString("v1|user=")
+	b.WriteString(userID)
+	b.WriteString("|keys=")
+	b.WriteString(strings.Join(q.Keys, ","))
+	b.WriteString("|after=")
+	b.WriteString(strconv.FormatInt(q.AfterStep, 10))
+	b.WriteString("|max=")
+	b.WriteString(strconv.Itoa(q.MaxPoints))
+	return b.String()
+}
 
 // Lab Academy: the courses and each lesson are public entries, the same
 // bytes for every reader; progress is per user. Lesson slugs come from the

@@ -68,6 +68,7 @@ type Service struct {
 	now   func() time.Time
 	auth  *authenticator
 	comp  *composer
+	tails *tailCache // raw histories of runs, for incremental reloads
 
 	dbSlots chan struct{}
 }
@@ -83,6 +84,11 @@ func New(cfg Config) *Service {
 		now:     cfg.Now,
 		dbSlots: make(chan struct{}, cfg.MaxDBInFlight),
 		comp:    newComposer(),
+	}
+	if cfg.Cache != nil && cfg.Cache.Mode() != "off" {
+		// With caching off (the "before" of the experiment), every read
+		// is a full read.
+		s.tails = newTailCache()
 	}
 	s.auth = newAuthenticator(authConfig{store: cfg.Store, adminToken: cfg.AdminToken, admin: cfg.AdminUser, now: cfg.Now})
 	return s

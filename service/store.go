@@ -43,4 +43,19 @@ type Store interface {
 	Analytics(ctx context.Context, userID string, q modellab.AnalyticsQuery) (modellab.AnalyticsResult, error)
 
 	AcademyStore
+	// ListRuns returns ownerID's runs, newest first, with their latest
+	// values.
+	ListRuns(ctx context.Context, ownerID string) ([]modellab.Run, error)
+	GetRun(ctx context.Context, id string) (modellab.Run, error)
+	CreateRun(ctx context.Context, r *modellab.Run) error
+	// UpdateRun writes the name, status, end and updated_at of a run.
+	UpdateRun(ctx context.Context, r *modellab.Run) error
+	// DeleteRun removes a run and its metrics.
+	DeleteRun(ctx context.Context, id string) error
+	// IngestMetrics stores all points or none, if the run is b.OwnerID's
+	// (else ENOTFOUND), and keeps the run's last_step and latest current.
+	IngestMetrics(ctx context.Context, b modellab.MetricBatch) error
+	// MetricHistory reads a run's owner, status, last step and the points
+	// q selects (not downsampled) in one statement.
+	MetricHistory(ctx context.Context, id string, q modellab.MetricQuery) (modellab.RunHistory, error)
 }

@@ -24,6 +24,8 @@ type SeedOptions struct {
 	Servers      int
 	Events       int
 	Days         int // events spread over the Days before Now
+	Runs         int // training runs, with their metrics
+	RunSteps     int // points per metric key of a finished run
 	Now          time.Time
 	RandSeed     int64
 	// IgnoreUsers are IDs of existing users that do not make the database
@@ -34,13 +36,13 @@ type SeedOptions struct {
 // DefaultSeedOptions is the realistic size the load tests run against.
 func DefaultSeedOptions() SeedOptions {
 	return SeedOptions{Users: 1000, Models: 5000, GlobalModels: 200, Servers: 2000,
-		Events: 1_000_000, Days: 90, Now: time.Now(), RandSeed: 1}
+		Events: 1_000_000, Days: 90, Runs: 200, RunSteps: 1000, Now: time.Now(), RandSeed: 1}
 }
 
 // DemoSeedOptions is small enough for `serve --demo` to seed at start.
 func DemoSeedOptions() SeedOptions {
 	return SeedOptions{Users: 20, Models: 300, GlobalModels: 40, Servers: 120,
-		Events: 20_000, Days: 14, Now: time.Now(), RandSeed: 1}
+		Events: 20_000, Days: 14, Runs: 12, RunSteps: 600, Now: time.Now(), RandSeed: 1}
 }
 
 // SeededUser is a created user with its plaintext token.
@@ -57,6 +59,9 @@ type SeedResult struct {
 	Models  int          `json:"models"`
 	Servers int          `json:"servers"`
 	Events  int          `json:"events"`
+	Runs    int          `json:"runs"`
+	// MetricPoints is the number of points of all the runs.
+	MetricPoints int `json:"metric_points"`
 }
 
 // demoEventShare is the demo user's share of events: a heavy user, so
@@ -162,6 +167,9 @@ func Seed(ctx context.Context, db *DB, opts SeedOptions) (SeedResult, error) {
 
 	loadStart := time.Now()
 	if err := db.bulkLoad(ctx, s.users, res.Users, s.models, servers, gen); err != nil {
+		return SeedResult{}, err
+	}
+	if err := (&runSeeder{db: db, s: s, users: s.users, models: s.models}).seed(ctx, &res); err != nil {
 		return SeedResult{}, err
 	}
 	res.Models, res.Servers, res.Events = len(s.models), len(servers), gen.n

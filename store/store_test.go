@@ -80,6 +80,9 @@ func testStore(t *testing.T, open opener) {
 		{"Servers", testServers},
 		{"InsertEvents", testInsertEvents},
 		{"Analytics", testAnalytics},
+		{"Runs", testRuns},
+		{"IngestMetrics", testIngestMetrics},
+		{"MetricHistory", testMetricHistory},
 		{"Unavailable", testUnavailable},
 	}
 	for _, tt := range tests {

@@ -16,7 +16,8 @@ import (
 // The browser test drives the pages in headless Chromium, as a person
 // would: log in, create and delete a model through the form, watch the
 // monitor pick up a status change made through the API without a reload,
-// and find the analytics chart. It saves a screenshot of each page:
+// watch a run's chart grow while its points are ingested, and find the
+// analytics chart. It saves a screenshot of each page:
 //
 //	MODELLAB_SCREENSHOTS=docs/screenshots go test ./web -run TestBrowser
 //
@@ -229,6 +230,46 @@ func TestBrowser(t *testing.T) {
 		t.Errorf("running count after the change = %q, want 3", got)
 	}
 	do("screenshot the monitor", shot("monitor", true))
+
+	// A running run's chart grows while points arrive through the API,
+	// without a reload; once the run ends, the page says so.
+	run := d.runs[0]
+	loss := `document.querySelector('figure[data-key="loss"]')`
+	do("open the run",
+		chromedp.Click(chromedp.CSS(`#run-`+run.ID+` a`)),
+		chromedp.WaitVisible(chromedp.CSS(`figure[data-key="loss"] svg path.line`)),
+		chromedp.Evaluate[chromedp.Void](`window.__sameDocument = 43; undefined`),
+	)
+	if got := get(t, ctx, "read the last step", chromedp.Evaluate[string](loss+`.dataset.lastStep`)); got != "2990" {
+		t.Fatalf("the loss chart ends at step %q, want 2990", got)
+	}
+	before := get(t, ctx, "read the path", chromedp.Evaluate[string](loss+`.querySelector("path.line").getAttribute("d")`))
+	for batch := 0; batch < 3; batch++ {
+		var pts []map[string]any
+		for s := 0; s < 20; s++ {
+			step := 3000 + batch*200 + s*10
+			pts = append(pts, map[string]any{"key": "loss", "step": step, "value": 0.3 - float64(step)/1e5})
+		}
+		e.api("POST", "/api/runs/"+run.ID+"/metrics", d.token, map[string]any{"points": pts}, 202)
+		want := fmt.Sprint(3000 + batch*200 + 190)
+		get(t, ctx, "wait for the chart to grow to step "+want, chromedp.Poll[bool](
+			loss+`.dataset.lastStep === "`+want+`"`,
+			chromedp.WithPollingTimeout(15*time.Second), chromedp.WithPollingInterval(200*time.Millisecond)))
+	}
+	if after := get(t, ctx, "read the path", chromedp.Evaluate[string](loss+`.querySelector("path.line").getAttribute("d")`)); after == before {
+		t.Errorf("the loss line did not change")
+	}
+	if got := text(`[data-k="last-step"]`); got != "3,590" {
+		t.Errorf("the last step shown is %q, want 3,590", got)
+	}
+	if marker := get(t, ctx, "read the marker", chromedp.Evaluate[int](`window.__sameDocument || 0`)); marker != 43 {
+		t.Fatalf("the run page reloaded to show new points")
+	}
+	do("screenshot the run", shot("run", true))
+	e.api("PATCH", "/api/runs/"+run.ID, d.token, map[string]any{"status": "finished"}, 200)
+	get(t, ctx, "wait for the page to see the end", chromedp.Poll[bool](
+		`!!document.querySelector("#run-live[data-final]") && document.getElementById("live-text").textContent === "Run finished"`,
+		chromedp.WithPollingTimeout(15*time.Second), chromedp.WithPollingInterval(200*time.Millisecond)))
 
 	// Analytics draws the series as SVG, and the range picker works.
 	do("open analytics",

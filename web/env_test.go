@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"math"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -176,6 +177,7 @@ type demo struct {
 	token   string // alice's
 	models  []modellab.Model
 	servers []modellab.Server
+	runs    []modellab.Run // running, finished, failed
 }
 
 // seedDemo fills e through the API with a small, deterministic lab for
@@ -233,6 +235,7 @@ func seedDemo(e *env, now time.Time) demo {
 		e.api("POST", "/api/analytics/events", d.token, map[string]any{"events": events[:n]}, 202)
 		events = events[n:]
 	}
+	d.runs = seedRuns(e, d, now)
 	return d
 }
 
@@ -241,4 +244,45 @@ func seedDemo(e *env, now time.Time) demo {
 func (e *env) getHeader(path, name string) string {
 	e.t.Helper()
 	return e.apiClient().Must(200, "GET", path, "", nil).Header.Get(name)
+}
+
+// seedRuns gives alice three training runs with deterministic curves: one
+// running, one finished, one failed early.
+func seedRuns(e *env, d demo, now time.Time) []modellab.Run {
+	e.t.Helper()
+	var runs []modellab.Run
+	for i, spec := range []struct {
+		name, status string
+		steps        int
+		params       map[string]any
+	}{
+		{"support-bot-sweep-lr3e-4", "running", 300, map[string]any{"lr": 3e-4, "batch_size": 32, "optimizer": "adamw", "fp16": true}},
+		{"support-bot-baseline", "finished", 400, map[string]any{"lr": 1e-4, "batch_size": 16, "optimizer": "adamw"}},
+		{"summarizer-lr1e-2", "failed", 60, map[string]any{"lr": 1e-2, "batch_size": 64}},
+	} {
+		var r modellab.Run
+		body := map[string]any{"name": spec.name, "model_id": d.models[i%2].ID, "params": spec.params}
+		e.apiClient().Must(201, "POST", "/api/runs", d.token, body).JSON(e.t, &r)
+		start := now.Add(-time.Duration(spec.steps) * 10 * time.Second)
+		var pts []map[string]any
+		for s := 0; s < spec.steps; s++ {
+			ts := start.Add(time.Duration(s) * 10 * time.Second).UTC().Format(time.RFC3339)
+			loss := 0.35 + 2.2*math.Exp(-float64(s)/(60+40*float64(i))) + 0.04*math.Sin(float64(s)*1.3)
+			if spec.status == "failed" && s > 40 {
+				loss += float64(s-40) * 0.3
+			}
+			lr := spec.params["lr"].(float64) * math.Min(1, float64(s+1)/30)
+			pts = append(pts, map[string]any{"key": "loss", "step": s * 10, "value": math.Round(loss*1e4) / 1e4, "timestamp": ts},
+				map[string]any{"key": "lr", "step": s * 10, "value": lr, "timestamp": ts})
+			if s%50 == 49 {
+				pts = append(pts, map[string]any{"key": "eval/loss", "step": s * 10, "value": math.Round((loss+0.08)*1e4) / 1e4, "timestamp": ts})
+			}
+		}
+		e.api("POST", "/api/runs/"+r.ID+"/metrics", d.token, map[string]any{"points": pts}, 202)
+		if spec.status != "running" {
+			e.api("PATCH", "/api/runs/"+r.ID, d.token, map[string]any{"status": spec.status}, 200)
+		}
+		runs = append(runs, r)
+	}
+	return runs
 }

@@ -25,8 +25,10 @@ var update = flag.Bool("update", false, "rewrite the golden files of the page te
 var goldenNow = time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC)
 
 var (
-	idRE    = regexp.MustCompile(`\b(mdl|srv|usr)_[0-9a-z]{20}\b`)
+	idRE    = regexp.MustCompile(`\b(mdl|srv|usr|run)_[0-9a-z]{20}\b`)
 	assetRE = regexp.MustCompile(`\?v=[0-9a-f]{12}`)
+	// The tags of live parts hash bodies that hold random IDs.
+	liveTagRE = regexp.MustCompile(`W/&#34;(mon|run)-[0-9a-f]+&#34;`)
 )
 
 // normalise replaces what differs between runs by stable placeholders.
@@ -35,6 +37,7 @@ var (
 func normalise(body string) string {
 	body = csrfRE.ReplaceAllString(body, `name="csrf" value="CSRF"`)
 	body = assetRE.ReplaceAllString(body, "?v=HASH")
+	body = liveTagRE.ReplaceAllString(body, "W/&#34;$1-TAG&#34;")
 	seen := map[string]string{}
 	counts := map[string]int{}
 	return idRE.ReplaceAllStringFunc(body, func(id string) string {
@@ -124,6 +127,10 @@ func TestGolden(t *testing.T) {
 		{"monitor", c, "GET", "/monitor", nil, 200},
 		{"monitor-data", c, "GET", "/monitor/data", nil, 200},
 		{"monitor-empty", ec, "GET", "/monitor", nil, 200},
+		{"run", c, "GET", "/monitor/runs/" + d.runs[0].ID, nil, 200},
+		{"run-live", c, "GET", "/monitor/runs/" + d.runs[0].ID + "/live", nil, 200},
+		{"run-finished", c, "GET", "/monitor/runs/" + d.runs[1].ID, nil, 200},
+		{"run-not-found", ec, "GET", "/monitor/runs/" + d.runs[0].ID, nil, 404},
 		{"analytics", c, "GET", "/analytics", nil, 200},
 		{"analytics-hourly-model", c, "GET", "/analytics?from=2025-03-13&to=2025-03-14&interval=hour&model_id=" + d.models[0].ID, nil, 200},
 		{"analytics-invalid", c, "GET", "/analytics?from=2025-03-14&to=2025-03-01", nil, 400},

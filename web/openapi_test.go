@@ -278,6 +278,33 @@ func TestOpenAPI(t *testing.T) {
 	o.json("GET", "/api/academy/progress", alice, nil, 304, "If-None-Match", r.header.Get("ETag"))
 	o.json("GET", "/api/academy/progress", "", nil, 401)
 
+	// Training runs.
+	var run modellab.Run
+	r = o.json("POST", "/api/runs", alice, map[string]any{"name": "sweep-1", "model_id": m.ID, "params": map[string]any{"lr": 3e-4, "batch_size": 32, "optimizer": "adamw", "fp16": true}}, 201)
+	if err := json.Unmarshal([]byte(r.body), &run); err != nil {
+		t.Fatal(err)
+	}
+	o.json("POST", "/api/runs", alice, map[string]any{"name": "x", "model_id": "mdl_nope0000000000000000"}, 400)
+	o.json("POST", "/api/runs", "", map[string]any{"name": "x"}, 401)
+	o.json("GET", "/api/runs/"+run.ID, alice, nil, 200)
+	o.json("GET", "/api/runs/"+run.ID, bob, nil, 404)
+	o.json("POST", "/api/runs/"+run.ID+"/metrics", alice, map[string]any{"points": []map[string]any{
+		{"key": "loss", "step": 0, "value": 2.5}, {"key": "loss", "step": 10, "value": 2.1, "timestamp": now.Add(-time.Minute).Format(time.RFC3339)},
+		{"key": "lr", "step": 10, "value": 3e-4},
+	}}, 202)
+	o.json("POST", "/api/runs/"+run.ID+"/metrics", alice, []byte(`{"points": [{"key": "loss", "step": 20, "value": NaN}]}`), 400)
+	o.json("POST", "/api/runs/"+run.ID+"/metrics", bob, map[string]any{"points": []map[string]any{{"key": "loss", "step": 1, "value": 1}}}, 404)
+	r = o.json("GET", "/api/runs", alice, nil, 200)
+	o.json("GET", "/api/runs", alice, nil, 304, "If-None-Match", r.header.Get("ETag"))
+	o.json("GET", "/api/runs", "", nil, 401)
+	r = o.json("GET", "/api/runs/"+run.ID+"/metrics?keys=loss,lr&after_step=0&max_points=2", alice, nil, 200)
+	o.json("GET", "/api/runs/"+run.ID+"/metrics?keys=loss,lr&after_step=0&max_points=2", alice, nil, 304, "If-None-Match", r.header.Get("ETag"))
+	o.json("GET", "/api/runs/"+run.ID+"/metrics", alice, nil, 200)
+	o.json("GET", "/api/runs/"+run.ID+"/metrics?max_points=1", alice, nil, 400)
+	o.json("GET", "/api/runs/"+run.ID+"/metrics", bob, nil, 404)
+	o.json("PATCH", "/api/runs/"+run.ID, alice, map[string]any{"name": "sweep-1b"}, 200)
+	o.json("PATCH", "/api/runs/"+run.ID, alice, map[string]any{"status": "paused"}, 400)
+
 	// Cache and operations.
 	o.json("GET", "/api/cache/stats", adminToken, nil, 200)
 	o.json("GET", "/api/cache/stats", alice, nil, 403)
@@ -320,6 +347,13 @@ func TestOpenAPI(t *testing.T) {
 	mon := o.exchange(c, "GET", "/monitor/data", "", "", nil, 200)
 	o.exchange(c, "GET", "/monitor/data", "", "", nil, 304, "If-None-Match", mon.header.Get("ETag"))
 	o.exchange(e.client(), "GET", "/monitor/data", "", "", nil, 401)
+	o.exchange(c, "GET", "/monitor/runs/"+run.ID, "", "", nil, 200)
+	o.exchange(c, "GET", "/monitor/runs/run_nope00000000000000000", "", "", nil, 404)
+	live := o.exchange(c, "GET", "/monitor/runs/"+run.ID+"/live", "", "", nil, 200)
+	o.exchange(c, "GET", "/monitor/runs/"+run.ID+"/live", "", "", nil, 304, "If-None-Match", live.header.Get("ETag"))
+	o.exchange(c, "GET", "/monitor/runs/run_nope00000000000000000/live", "", "", nil, 404)
+	o.exchange(e.client(), "GET", "/monitor/runs/"+run.ID+"/live", "", "", nil, 401)
+	o.exchange(e.client(), "GET", "/monitor/runs/"+run.ID, "", "", nil, 303)
 	o.exchange(c, "GET", "/analytics?interval=hour", "", "", nil, 200)
 	o.exchange(c, "GET", "/analytics?interval=week", "", "", nil, 400)
 	o.exchange(c, "GET", "/docs", "", "", nil, 200)
@@ -349,6 +383,9 @@ func TestOpenAPI(t *testing.T) {
 	o.form(c, "/logout", url.Values{"csrf": {csrf}}, 303)
 
 	// Deletes last: they remove what the rest used.
+	o.json("PATCH", "/api/runs/"+run.ID, alice, map[string]any{"status": "finished"}, 200)
+	o.json("DELETE", "/api/runs/"+run.ID, bob, nil, 404)
+	o.json("DELETE", "/api/runs/"+run.ID, alice, nil, 204)
 	o.json("DELETE", "/api/servers/"+s.ID, alice, nil, 204)
 	o.json("DELETE", "/api/servers/"+s.ID, alice, nil, 404)
 	m2 := e.model(alice, map[string]any{"name": "m2", "provider": "x"})

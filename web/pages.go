@@ -330,27 +330,19 @@ func (a *app) deleteModel(w http.ResponseWriter, r *http.Request, v *view) error
 const monitorRefresh = 3
 
 type monitorData struct {
-	Servers  []serverRow
-	Summary  service.ServerSummary
-	StateBar template.HTML
-	AsOf     time.Time
-	Refresh  int
+	Runs      []runRow
+	RunsTotal int
+	Servers   []serverRow
+	Summary   service.ServerSummary
+	StateBar  template.HTML
+	AsOf      time.Time
+	Refresh   int
+	ETag      string // of the live part, for the first poll
 }
 
-func (a *app) monitorView(r *http.Request, u *modellab.User) (monitorData, string, cache.Result, error) {
-	e, err := a.svc.ServersStatus(r.Context(), u)
-	if err != nil {
-		return monitorData{}, "", e.Result, err
-	}
-	etag, res := e.ETag, e.Result
-	d, err := a.monitorOf(&e)
-	return d, etag, res, err
-}
-
-// monitorOf builds the monitor's live part from one status answer, and
-// releases it.
-func (a *app) monitorOf(e *service.Answer) (monitorData, error) {
-	body, err := decodeEntry[service.ServerStatus](a.decode, "servers", e)
+// monitorOf builds the monitor's live part from the entries one view read.
+func (a *app) monitorOf(m *monitorRead) (monitorData, error) {
+	body, err := decodeEntry[service.ServerStatus](a.decode, "servers", m.servers)
 	if err != nil {
 		return monitorData{}, err
 	}
@@ -358,28 +350,44 @@ func (a *app) monitorOf(e *service.Answer) (monitorData, error) {
 	for i := range body.Servers {
 		rows[i] = newServerRow(&body.Servers[i])
 	}
-	return monitorData{Servers: rows, Summary: body.Summary, StateBar: stateBar(body.Summary),
-		AsOf: a.now(), Refresh: monitorRefresh}, nil
+	runs, err := a.runRows(m)
+	if err != nil {
+		return monitorData{}, err
+	}
+	return monitorData{Runs: runs, RunsTotal: len(m.runs.Runs), Servers: rows, Summary: body.Summary,
+		StateBar: stateBar(body.Summary), AsOf: a.now(), Refresh: monitorRefresh}, nil
 }
 
 func (a *app) monitor(w http.ResponseWriter, r *http.Request, v *view) error {
-	d, etag, res, err := a.monitorView(r, v.User)
+	m, err := a.readMonitor(r.Context(), v.User)
 	if err != nil {
 		return err
 	}
-	setXCache(w, res)
-	v.Title, v.Nav, v.Data = "Training monitor", "monitor", d
-	a.renderCached(w, r, http.StatusOK, "monitor", "layout", v,
-		pageKey("monitor", v, etag, strconv.FormatInt(d.AsOf.Unix(), 10)))
+	setXCache(w, m.res)
+	v.Title, v.Nav = "Training monitor", "monitor"
+	key := pageKey("monitor", v, m.version(), strconv.FormatInt(a.now().Unix(), 10))
+	if a.writeRendered(w, r, http.StatusOK, key) {
+		return nil
+	}
+	d, err := a.monitorOf(&m)
+	if err != nil {
+		return err
+	}
+	d.ETag = monitorETag(m.version())
+	v.Data = d
+	a.renderCached(w, r, http.StatusOK, "monitor", "layout", v, key)
 	return nil
 }
 
+// monitorETag is the tag of the monitor's live part of one version.
+func monitorETag(version string) string { return `W/"mon-` + version + `"` }
+
 // monitorData answers the monitor's polling with the live part of the page
 // as an HTML fragment, rendered by the same template as the page from the
-// one status entry read here. Its ETag follows the cache entry's, so an
-// unchanged status costs the browser a 304 and us no rendering. No
-// session: 401, for the script to say so (a redirect would hand it the
-// login page as a fragment).
+// entries read here (the status, the run list and the runs' sparklines,
+// each read once). Its ETag names those entries, so an unchanged monitor
+// costs the browser a 304 and us no rendering. No session: 401, for the
+// script to say so (a redirect would hand it the login page as a fragment).
 func (a *app) monitorData(w http.ResponseWriter, r *http.Request) {
 	u, err := a.authenticate(r)
 	if u == nil || err != nil {
@@ -390,28 +398,31 @@ func (a *app) monitorData(w http.ResponseWriter, r *http.Request) {
 		fragmentError(w, r, status)
 		return
 	}
-	e, err := a.svc.ServersStatus(r.Context(), u)
+	m, err := a.readMonitor(r.Context(), u)
 	if err != nil {
 		fragmentError(w, r, transport.StatusOf(err))
 		return
 	}
-	defer e.Release()
-	entryTag := e.ETag
-	etag := `W/"mon-` + strings.Trim(entryTag, `"`) + `"`
+	ver := m.version()
+	etag := monitorETag(ver)
 	h := w.Header()
 	h.Set("ETag", etag)
 	h.Set("Cache-Control", "private, no-cache")
 	h.Set("Vary", "Authorization, Cookie")
-	setXCache(w, e.Result)
+	setXCache(w, m.res)
 	if transport.NotModified(w, r, etag) {
 		return
 	}
-	d, err := a.monitorOf(&e)
+	key := pageKey("monitor_live", &view{User: u}, ver)
+	if a.writeRendered(w, r, http.StatusOK, key) {
+		return
+	}
+	d, err := a.monitorOf(&m)
 	if err != nil {
 		fragmentError(w, r, transport.StatusOf(err))
 		return
 	}
-	a.renderCached(w, r, http.StatusOK, "monitor", "monitor_live", d, pageKey("monitor_live", &view{User: u}, entryTag))
+	a.renderCached(w, r, http.StatusOK, "monitor", "monitor_live", d, key)
 }
 
 // fragmentError answers a polled fragment with a bare status the script

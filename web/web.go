@@ -124,6 +124,8 @@ func (a *app) routes(mux *http.ServeMux) {
 	mux.Handle("POST /models/{id}/delete", a.form(a.deleteModel))
 	mux.HandleFunc("GET /monitor", a.page(a.monitor))
 	mux.HandleFunc("GET /monitor/data", a.monitorData)
+	mux.HandleFunc("GET /monitor/runs/{id}", a.page(a.runPage))
+	mux.HandleFunc("GET /monitor/runs/{id}/live", a.runLiveData)
 	mux.HandleFunc("GET /analytics", a.page(a.analytics))
 	mux.HandleFunc("GET /academy", a.academyIndex)
 	mux.HandleFunc("GET /academy/{lesson}", a.lessonPage)

@@ -153,11 +153,17 @@ func TestServeDemoEndToEnd(t *testing.T) {
 	if p.token == "" {
 		t.Fatalf("no demo token printed")
 	}
-	for _, path := range []string{"/api/servers/status", "/api/analytics/data", "/api/models"} {
+	for _, path := range []string{"/api/servers/status", "/api/analytics/data", "/api/models", "/api/runs"} {
 		res, body := get(t, p.url+path, p.token)
 		if res.StatusCode != 200 {
 			t.Fatalf("GET %s as demo: %d %s", path, res.StatusCode, body)
 		}
+	}
+	var runs struct {
+		Runs []struct{ Status string } `json:"runs"`
+	}
+	if _, body := get(t, p.url+"/api/runs", p.token); json.Unmarshal(body, &runs) != nil || len(runs.Runs) < 6 {
+		t.Errorf("the demo user has %d training runs, want at least 6: %s", len(runs.Runs), body)
 	}
 	_, body = get(t, p.url+"/readyz", "")
 	if !strings.Contains(string(body), `"mode":"memory"`) || !strings.Contains(string(body), `"redis":"disabled"`) {

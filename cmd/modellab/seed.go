@@ -24,6 +24,8 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 	fs.IntVar(&opts.Servers, "servers", opts.Servers, "number of inference servers")
 	fs.IntVar(&opts.Events, "events", opts.Events, "number of usage events")
 	fs.IntVar(&opts.Days, "days", opts.Days, "days of history the events span")
+	fs.IntVar(&opts.Runs, "runs", opts.Runs, "number of training runs (with their metrics)")
+	fs.IntVar(&opts.RunSteps, "run-steps", opts.RunSteps, "points per metric of a finished run (loss and lr each step, evals every 50)")
 	fs.Int64Var(&opts.RandSeed, "seed", opts.RandSeed, "random seed (same seed, same data)")
 	if code, ok := parseFlags(fs, cmdSeed, args, stdout, stderr); !ok {
 		return code
@@ -41,7 +43,8 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 	if err := checkDatabaseURL("--database", cfg.DatabaseURL); err != nil {
 		return usageError(stderr, cmdSeed, "%v", err)
 	}
-	if opts.Users < 1 || opts.Models < opts.GlobalModels || opts.GlobalModels < 0 || opts.Servers < 0 || opts.Events < 0 || opts.Days < 1 {
+	if opts.Users < 1 || opts.Models < opts.GlobalModels || opts.GlobalModels < 0 || opts.Servers < 0 || opts.Events < 0 || opts.Days < 1 ||
+		opts.Runs < 0 || opts.RunSteps < 0 {
 		return usageError(stderr, cmdSeed, "sizes must be non-negative, with at least 1 user, 1 day, and global-models <= models")
 	}
 	log := newLogger(stderr, cfg)
@@ -62,7 +65,8 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 		return 1
 	}
 	log.Info("seeded", "engine", db.Engine(), "users", len(res.Users), "models", res.Models,
-		"servers", res.Servers, "events", res.Events, "took", time.Since(start).Round(time.Millisecond))
+		"servers", res.Servers, "events", res.Events, "runs", res.Runs, "metric_points", res.MetricPoints,
+		"took", time.Since(start).Round(time.Millisecond))
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	if err := enc.Encode(res); err != nil {
