@@ -16,6 +16,11 @@ const (
 	ETOOLARGE     = "payload_too_large"
 	EUNAVAILABLE  = "unavailable"
 	EINTERNAL     = "internal"
+	// EBADGATEWAY: an inference server refused the connection, answered
+	// 5xx or sent a body that is not what the API promises.
+	EBADGATEWAY = "bad_gateway"
+	// EGATEWAYTIMEOUT: an inference server did not answer in time.
+	EGATEWAYTIMEOUT = "gateway_timeout"
 )
 
 // Error is the one error type of the domain. Code is machine-readable, Message

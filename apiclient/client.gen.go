@@ -237,6 +237,48 @@ func (e HealthStatus) Valid() bool {
 	}
 }
 
+// Defines values for MessageRole.
+const (
+	MessageRoleAssistant MessageRole = "assistant"
+	MessageRoleUser      MessageRole = "user"
+)
+
+// Valid indicates whether the value is a known member of the MessageRole enum.
+func (e MessageRole) Valid() bool {
+	switch e {
+	case MessageRoleAssistant:
+		return true
+	case MessageRoleUser:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for MessageStatus.
+const (
+	MessageStatusCanceled  MessageStatus = "canceled"
+	MessageStatusDone      MessageStatus = "done"
+	MessageStatusError     MessageStatus = "error"
+	MessageStatusStreaming MessageStatus = "streaming"
+)
+
+// Valid indicates whether the value is a known member of the MessageStatus enum.
+func (e MessageStatus) Valid() bool {
+	switch e {
+	case MessageStatusCanceled:
+		return true
+	case MessageStatusDone:
+		return true
+	case MessageStatusError:
+		return true
+	case MessageStatusStreaming:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ModelVisibility.
 const (
 	ModelVisibilityGlobal  ModelVisibility = "global"
@@ -267,6 +309,105 @@ func (e ModelPatchVisibility) Valid() bool {
 	case ModelPatchVisibilityGlobal:
 		return true
 	case ModelPatchVisibilityPrivate:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for OpenAIErrorErrorCode.
+const (
+	OpenAIErrorErrorCodeBadGateway      OpenAIErrorErrorCode = "bad_gateway"
+	OpenAIErrorErrorCodeConflict        OpenAIErrorErrorCode = "conflict"
+	OpenAIErrorErrorCodeForbidden       OpenAIErrorErrorCode = "forbidden"
+	OpenAIErrorErrorCodeGatewayTimeout  OpenAIErrorErrorCode = "gateway_timeout"
+	OpenAIErrorErrorCodeInternal        OpenAIErrorErrorCode = "internal"
+	OpenAIErrorErrorCodeInvalidArgument OpenAIErrorErrorCode = "invalid_argument"
+	OpenAIErrorErrorCodeNotFound        OpenAIErrorErrorCode = "not_found"
+	OpenAIErrorErrorCodePayloadTooLarge OpenAIErrorErrorCode = "payload_too_large"
+	OpenAIErrorErrorCodeUnauthorized    OpenAIErrorErrorCode = "unauthorized"
+	OpenAIErrorErrorCodeUnavailable     OpenAIErrorErrorCode = "unavailable"
+)
+
+// Valid indicates whether the value is a known member of the OpenAIErrorErrorCode enum.
+func (e OpenAIErrorErrorCode) Valid() bool {
+	switch e {
+	case OpenAIErrorErrorCodeBadGateway:
+		return true
+	case OpenAIErrorErrorCodeConflict:
+		return true
+	case OpenAIErrorErrorCodeForbidden:
+		return true
+	case OpenAIErrorErrorCodeGatewayTimeout:
+		return true
+	case OpenAIErrorErrorCodeInternal:
+		return true
+	case OpenAIErrorErrorCodeInvalidArgument:
+		return true
+	case OpenAIErrorErrorCodeNotFound:
+		return true
+	case OpenAIErrorErrorCodePayloadTooLarge:
+		return true
+	case OpenAIErrorErrorCodeUnauthorized:
+		return true
+	case OpenAIErrorErrorCodeUnavailable:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for OpenAIErrorErrorType.
+const (
+	AuthenticationError OpenAIErrorErrorType = "authentication_error"
+	InvalidRequestError OpenAIErrorErrorType = "invalid_request_error"
+	PermissionError     OpenAIErrorErrorType = "permission_error"
+	RateLimitError      OpenAIErrorErrorType = "rate_limit_error"
+	ServerError         OpenAIErrorErrorType = "server_error"
+)
+
+// Valid indicates whether the value is a known member of the OpenAIErrorErrorType enum.
+func (e OpenAIErrorErrorType) Valid() bool {
+	switch e {
+	case AuthenticationError:
+		return true
+	case InvalidRequestError:
+		return true
+	case PermissionError:
+		return true
+	case RateLimitError:
+		return true
+	case ServerError:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for OpenAIModelObject.
+const (
+	OpenAIModelObjectModel OpenAIModelObject = "model"
+)
+
+// Valid indicates whether the value is a known member of the OpenAIModelObject enum.
+func (e OpenAIModelObject) Valid() bool {
+	switch e {
+	case OpenAIModelObjectModel:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for OpenAIModelListObject.
+const (
+	List OpenAIModelListObject = "list"
+)
+
+// Valid indicates whether the value is a known member of the OpenAIModelListObject enum.
+func (e OpenAIModelListObject) Valid() bool {
+	switch e {
+	case List:
 		return true
 	default:
 		return false
@@ -594,6 +735,83 @@ type CacheStatsRedis string
 // CacheStatsRedisMode the Redis deployment discovered from the URL (present once connected)
 type CacheStatsRedisMode string
 
+// ChatCompletion The inference server's completion, as it answered it (OpenAI's chat.completion object).
+type ChatCompletion struct {
+	Choices              *[]map[string]interface{}               `json:"choices,omitempty"`
+	ID                   *string                                 `json:"id,omitempty"`
+	Model                *string                                 `json:"model,omitempty"`
+	Object               *string                                 `json:"object,omitempty"`
+	Usage                nullable.Nullable[ChatCompletion_Usage] `json:"usage,omitempty"`
+	AdditionalProperties map[string]interface{}                  `json:"-"`
+}
+
+// ChatCompletion_Usage defines model for ChatCompletion.Usage.
+type ChatCompletion_Usage struct {
+	CompletionTokens     *int                   `json:"completion_tokens,omitempty"`
+	PromptTokens         *int                   `json:"prompt_tokens,omitempty"`
+	AdditionalProperties map[string]interface{} `json:"-"`
+}
+
+// ChatCompletionRequest An OpenAI chat completion request; fields other than these go to the inference server untouched.
+type ChatCompletionRequest struct {
+	Messages *[]ChatCompletionRequest_Messages_Item `json:"messages,omitempty"`
+
+	// Model a model's name or id
+	Model                string                                                 `json:"model"`
+	Stream               nullable.Nullable[bool]                                `json:"stream,omitempty"`
+	StreamOptions        nullable.Nullable[ChatCompletionRequest_StreamOptions] `json:"stream_options,omitempty"`
+	AdditionalProperties map[string]interface{}                                 `json:"-"`
+}
+
+// ChatCompletionRequest_Messages_Item defines model for ChatCompletionRequest.messages.Item.
+type ChatCompletionRequest_Messages_Item struct {
+	Content              interface{}            `json:"content,omitempty"`
+	Role                 *string                `json:"role,omitempty"`
+	AdditionalProperties map[string]interface{} `json:"-"`
+}
+
+// ChatCompletionRequest_StreamOptions defines model for ChatCompletionRequest.StreamOptions.
+type ChatCompletionRequest_StreamOptions struct {
+	IncludeUsage         *bool                  `json:"include_usage,omitempty"`
+	AdditionalProperties map[string]interface{} `json:"-"`
+}
+
+// Conversation A conversation of the caller with one model.
+type Conversation struct {
+	CreatedAt time.Time `json:"created_at"`
+
+	// ID cnv_… identifier
+	ID      string `json:"id"`
+	ModelID string `json:"model_id"`
+
+	// Title empty until the first message names it
+	Title string `json:"title"`
+
+	// UpdatedAt when the last turn began
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// ConversationDetail A conversation and its messages in order.
+type ConversationDetail struct {
+	CreatedAt time.Time `json:"created_at"`
+
+	// ID cnv_… identifier
+	ID       string    `json:"id"`
+	Messages []Message `json:"messages"`
+	ModelID  string    `json:"model_id"`
+
+	// Title empty until the first message names it
+	Title string `json:"title"`
+
+	// UpdatedAt when the last turn began
+	UpdatedAt time.Time `json:"updated_at"`
+}
+
+// ConversationList defines model for ConversationList.
+type ConversationList struct {
+	Conversations []Conversation `json:"conversations"`
+}
+
 // CourseProgress defines model for CourseProgress.
 type CourseProgress struct {
 	Done  int    `json:"done"`
@@ -607,6 +825,12 @@ type CourseSummary struct {
 	Slug    string          `json:"slug"`
 	Summary string          `json:"summary"`
 	Title   string          `json:"title"`
+}
+
+// CreateConversationRequest defines model for CreateConversationRequest.
+type CreateConversationRequest struct {
+	ModelID string  `json:"model_id"`
+	Title   *string `json:"title,omitempty"`
 }
 
 // CreateModelRequest defines model for CreateModelRequest.
@@ -753,6 +977,23 @@ type LessonSummary struct {
 	Title   string `json:"title"`
 }
 
+// Message One turn of a conversation. A reply is streaming while it is written, then done, canceled (its reader left) or error (the inference server failed or timed out), with what had arrived.
+type Message struct {
+	Content   string    `json:"content"`
+	CreatedAt time.Time `json:"created_at"`
+
+	// ID msg_… identifier
+	ID     string        `json:"id"`
+	Role   MessageRole   `json:"role"`
+	Status MessageStatus `json:"status"`
+}
+
+// MessageRole defines model for Message.Role.
+type MessageRole string
+
+// MessageStatus defines model for Message.Status.
+type MessageStatus string
+
 // MetricPoint One value of one metric at one step.
 type MetricPoint struct {
 	Key  string `json:"key"`
@@ -846,6 +1087,46 @@ type ModelUsage struct {
 	Requests     int64   `json:"requests"`
 }
 
+// OpenAIError The error shape of /v1, which OpenAI clients read. code is a code of Error; type is OpenAI's: invalid_request_error, authentication_error, permission_error, rate_limit_error or server_error.
+type OpenAIError struct {
+	Error struct {
+		Code    OpenAIErrorErrorCode `json:"code"`
+		Message string               `json:"message"`
+		Type    OpenAIErrorErrorType `json:"type"`
+	} `json:"error"`
+}
+
+// OpenAIErrorErrorCode defines model for OpenAIError.Error.Code.
+type OpenAIErrorErrorCode string
+
+// OpenAIErrorErrorType defines model for OpenAIError.Error.Type.
+type OpenAIErrorErrorType string
+
+// OpenAIModel defines model for OpenAIModel.
+type OpenAIModel struct {
+	// Created unix seconds
+	Created int64 `json:"created"`
+
+	// ID the model's name
+	ID     string            `json:"id"`
+	Object OpenAIModelObject `json:"object"`
+
+	// OwnedBy the model's provider
+	OwnedBy string `json:"owned_by"`
+}
+
+// OpenAIModelObject defines model for OpenAIModel.Object.
+type OpenAIModelObject string
+
+// OpenAIModelList defines model for OpenAIModelList.
+type OpenAIModelList struct {
+	Data   []OpenAIModel         `json:"data"`
+	Object OpenAIModelListObject `json:"object"`
+}
+
+// OpenAIModelListObject defines model for OpenAIModelList.Object.
+type OpenAIModelListObject string
+
 // Ready defines model for Ready.
 type Ready struct {
 	Cache struct {
@@ -931,6 +1212,11 @@ type RunPatch struct {
 
 // RunPatchStatus defines model for RunPatch.Status.
 type RunPatchStatus string
+
+// SendMessageRequest defines model for SendMessageRequest.
+type SendMessageRequest struct {
+	Content string `json:"content"`
+}
 
 // SeriesPoint defines model for SeriesPoint.
 type SeriesPoint struct {
@@ -1031,6 +1317,9 @@ type User struct {
 	Name      string    `json:"name"`
 }
 
+// ConversationID defines model for ConversationID.
+type ConversationID = string
+
 // IfNoneMatch defines model for IfNoneMatch.
 type IfNoneMatch = string
 
@@ -1057,6 +1346,24 @@ type Internal = Error
 
 // NotFound Every error has this shape; the code maps to the HTTP status.
 type NotFound = Error
+
+// OpenAIBadGateway The error shape of /v1, which OpenAI clients read. code is a code of Error; type is OpenAI's: invalid_request_error, authentication_error, permission_error, rate_limit_error or server_error.
+type OpenAIBadGateway = OpenAIError
+
+// OpenAIBadRequest The error shape of /v1, which OpenAI clients read. code is a code of Error; type is OpenAI's: invalid_request_error, authentication_error, permission_error, rate_limit_error or server_error.
+type OpenAIBadRequest = OpenAIError
+
+// OpenAIGatewayTimeout The error shape of /v1, which OpenAI clients read. code is a code of Error; type is OpenAI's: invalid_request_error, authentication_error, permission_error, rate_limit_error or server_error.
+type OpenAIGatewayTimeout = OpenAIError
+
+// OpenAINotFound The error shape of /v1, which OpenAI clients read. code is a code of Error; type is OpenAI's: invalid_request_error, authentication_error, permission_error, rate_limit_error or server_error.
+type OpenAINotFound = OpenAIError
+
+// OpenAIUnauthorized The error shape of /v1, which OpenAI clients read. code is a code of Error; type is OpenAI's: invalid_request_error, authentication_error, permission_error, rate_limit_error or server_error.
+type OpenAIUnauthorized = OpenAIError
+
+// OpenAIUnavailable The error shape of /v1, which OpenAI clients read. code is a code of Error; type is OpenAI's: invalid_request_error, authentication_error, permission_error, rate_limit_error or server_error.
+type OpenAIUnavailable = OpenAIError
 
 // PayloadTooLarge Every error has this shape; the code maps to the HTTP status.
 type PayloadTooLarge = Error
@@ -1106,6 +1413,12 @@ type GetAnalyticsParams struct {
 // GetAnalyticsParamsInterval defines parameters for GetAnalytics.
 type GetAnalyticsParamsInterval string
 
+// ListConversationsParams defines parameters for ListConversations.
+type ListConversationsParams struct {
+	// IfNoneMatch an ETag from a previous response: 304 when unchanged
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+}
+
 // ListModelsParams defines parameters for ListModels.
 type ListModelsParams struct {
 	// Limit Page the list: at most this many models (1–1000); the answer adds next_page_token when more follow. Without it the whole list is returned.
@@ -1145,11 +1458,23 @@ type GetServersStatusParams struct {
 	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
 }
 
+// ListChatModelsParams defines parameters for ListChatModels.
+type ListChatModelsParams struct {
+	// IfNoneMatch an ETag from a previous response: 304 when unchanged
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+}
+
 // IngestEventsJSONRequestBody defines body for IngestEvents for application/json ContentType.
 type IngestEventsJSONRequestBody = EventsRequest
 
 // InvalidateCacheJSONRequestBody defines body for InvalidateCache for application/json ContentType.
 type InvalidateCacheJSONRequestBody = InvalidateRequest
+
+// CreateConversationJSONRequestBody defines body for CreateConversation for application/json ContentType.
+type CreateConversationJSONRequestBody = CreateConversationRequest
+
+// SendMessageJSONRequestBody defines body for SendMessage for application/json ContentType.
+type SendMessageJSONRequestBody = SendMessageRequest
 
 // CreateModelJSONRequestBody defines body for CreateModel for application/json ContentType.
 type CreateModelJSONRequestBody = CreateModelRequest
@@ -1174,6 +1499,480 @@ type UpdateServerJSONRequestBody = ServerPatch
 
 // CreateUserJSONRequestBody defines body for CreateUser for application/json ContentType.
 type CreateUserJSONRequestBody = CreateUserRequest
+
+// CreateChatCompletionJSONRequestBody defines body for CreateChatCompletion for application/json ContentType.
+type CreateChatCompletionJSONRequestBody = ChatCompletionRequest
+
+// Getter for additional properties for ChatCompletion. Returns the specified
+// element and whether it was found
+func (a ChatCompletion) Get(fieldName string) (value interface{}, found bool) {
+	if a.AdditionalProperties != nil {
+		value, found = a.AdditionalProperties[fieldName]
+	}
+	return
+}
+
+// Setter for additional properties for ChatCompletion
+func (a *ChatCompletion) Set(fieldName string, value interface{}) {
+	if a.AdditionalProperties == nil {
+		a.AdditionalProperties = make(map[string]interface{})
+	}
+	a.AdditionalProperties[fieldName] = value
+}
+
+// Override default JSON handling for ChatCompletion to handle AdditionalProperties
+func (a *ChatCompletion) UnmarshalJSON(b []byte) error {
+	object := make(map[string]json.RawMessage)
+	err := json.Unmarshal(b, &object)
+	if err != nil {
+		return err
+	}
+
+	if raw, found := object["choices"]; found {
+		err = json.Unmarshal(raw, &a.Choices)
+		if err != nil {
+			return fmt.Errorf("error reading 'choices': %w", err)
+		}
+		delete(object, "choices")
+	}
+
+	if raw, found := object["id"]; found {
+		err = json.Unmarshal(raw, &a.ID)
+		if err != nil {
+			return fmt.Errorf("error reading 'id': %w", err)
+		}
+		delete(object, "id")
+	}
+
+	if raw, found := object["model"]; found {
+		err = json.Unmarshal(raw, &a.Model)
+		if err != nil {
+			return fmt.Errorf("error reading 'model': %w", err)
+		}
+		delete(object, "model")
+	}
+
+	if raw, found := object["object"]; found {
+		err = json.Unmarshal(raw, &a.Object)
+		if err != nil {
+			return fmt.Errorf("error reading 'object': %w", err)
+		}
+		delete(object, "object")
+	}
+
+	if raw, found := object["usage"]; found {
+		err = json.Unmarshal(raw, &a.Usage)
+		if err != nil {
+			return fmt.Errorf("error reading 'usage': %w", err)
+		}
+		delete(object, "usage")
+	}
+
+	if len(object) != 0 {
+		a.AdditionalProperties = make(map[string]interface{})
+		for fieldName, fieldBuf := range object {
+			var fieldVal interface{}
+			err := json.Unmarshal(fieldBuf, &fieldVal)
+			if err != nil {
+				return fmt.Errorf("error unmarshaling field %s: %w", fieldName, err)
+			}
+			a.AdditionalProperties[fieldName] = fieldVal
+		}
+	}
+	return nil
+}
+
+// Override default JSON handling for ChatCompletion to handle AdditionalProperties
+func (a ChatCompletion) MarshalJSON() ([]byte, error) {
+	var err error
+	object := make(map[string]json.RawMessage)
+
+	if a.Choices != nil {
+		object["choices"], err = json.Marshal(a.Choices)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'choices': %w", err)
+		}
+	}
+
+	if a.ID != nil {
+		object["id"], err = json.Marshal(a.ID)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'id': %w", err)
+		}
+	}
+
+	if a.Model != nil {
+		object["model"], err = json.Marshal(a.Model)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'model': %w", err)
+		}
+	}
+
+	if a.Object != nil {
+		object["object"], err = json.Marshal(a.Object)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'object': %w", err)
+		}
+	}
+
+	if a.Usage != nil {
+		object["usage"], err = json.Marshal(a.Usage)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'usage': %w", err)
+		}
+	}
+
+	for fieldName, field := range a.AdditionalProperties {
+		object[fieldName], err = json.Marshal(field)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling '%s': %w", fieldName, err)
+		}
+	}
+	return json.Marshal(object)
+}
+
+// Getter for additional properties for ChatCompletion_Usage. Returns the specified
+// element and whether it was found
+func (a ChatCompletion_Usage) Get(fieldName string) (value interface{}, found bool) {
+	if a.AdditionalProperties != nil {
+		value, found = a.AdditionalProperties[fieldName]
+	}
+	return
+}
+
+// Setter for additional properties for ChatCompletion_Usage
+func (a *ChatCompletion_Usage) Set(fieldName string, value interface{}) {
+	if a.AdditionalProperties == nil {
+		a.AdditionalProperties = make(map[string]interface{})
+	}
+	a.AdditionalProperties[fieldName] = value
+}
+
+// Override default JSON handling for ChatCompletion_Usage to handle AdditionalProperties
+func (a *ChatCompletion_Usage) UnmarshalJSON(b []byte) error {
+	object := make(map[string]json.RawMessage)
+	err := json.Unmarshal(b, &object)
+	if err != nil {
+		return err
+	}
+
+	if raw, found := object["completion_tokens"]; found {
+		err = json.Unmarshal(raw, &a.CompletionTokens)
+		if err != nil {
+			return fmt.Errorf("error reading 'completion_tokens': %w", err)
+		}
+		delete(object, "completion_tokens")
+	}
+
+	if raw, found := object["prompt_tokens"]; found {
+		err = json.Unmarshal(raw, &a.PromptTokens)
+		if err != nil {
+			return fmt.Errorf("error reading 'prompt_tokens': %w", err)
+		}
+		delete(object, "prompt_tokens")
+	}
+
+	if len(object) != 0 {
+		a.AdditionalProperties = make(map[string]interface{})
+		for fieldName, fieldBuf := range object {
+			var fieldVal interface{}
+			err := json.Unmarshal(fieldBuf, &fieldVal)
+			if err != nil {
+				return fmt.Errorf("error unmarshaling field %s: %w", fieldName, err)
+			}
+			a.AdditionalProperties[fieldName] = fieldVal
+		}
+	}
+	return nil
+}
+
+// Override default JSON handling for ChatCompletion_Usage to handle AdditionalProperties
+func (a ChatCompletion_Usage) MarshalJSON() ([]byte, error) {
+	var err error
+	object := make(map[string]json.RawMessage)
+
+	if a.CompletionTokens != nil {
+		object["completion_tokens"], err = json.Marshal(a.CompletionTokens)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'completion_tokens': %w", err)
+		}
+	}
+
+	if a.PromptTokens != nil {
+		object["prompt_tokens"], err = json.Marshal(a.PromptTokens)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'prompt_tokens': %w", err)
+		}
+	}
+
+	for fieldName, field := range a.AdditionalProperties {
+		object[fieldName], err = json.Marshal(field)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling '%s': %w", fieldName, err)
+		}
+	}
+	return json.Marshal(object)
+}
+
+// Getter for additional properties for ChatCompletionRequest. Returns the specified
+// element and whether it was found
+func (a ChatCompletionRequest) Get(fieldName string) (value interface{}, found bool) {
+	if a.AdditionalProperties != nil {
+		value, found = a.AdditionalProperties[fieldName]
+	}
+	return
+}
+
+// Setter for additional properties for ChatCompletionRequest
+func (a *ChatCompletionRequest) Set(fieldName string, value interface{}) {
+	if a.AdditionalProperties == nil {
+		a.AdditionalProperties = make(map[string]interface{})
+	}
+	a.AdditionalProperties[fieldName] = value
+}
+
+// Override default JSON handling for ChatCompletionRequest to handle AdditionalProperties
+func (a *ChatCompletionRequest) UnmarshalJSON(b []byte) error {
+	object := make(map[string]json.RawMessage)
+	err := json.Unmarshal(b, &object)
+	if err != nil {
+		return err
+	}
+
+	if raw, found := object["messages"]; found {
+		err = json.Unmarshal(raw, &a.Messages)
+		if err != nil {
+			return fmt.Errorf("error reading 'messages': %w", err)
+		}
+		delete(object, "messages")
+	}
+
+	if raw, found := object["model"]; found {
+		err = json.Unmarshal(raw, &a.Model)
+		if err != nil {
+			return fmt.Errorf("error reading 'model': %w", err)
+		}
+		delete(object, "model")
+	}
+
+	if raw, found := object["stream"]; found {
+		err = json.Unmarshal(raw, &a.Stream)
+		if err != nil {
+			return fmt.Errorf("error reading 'stream': %w", err)
+		}
+		delete(object, "stream")
+	}
+
+	if raw, found := object["stream_options"]; found {
+		err = json.Unmarshal(raw, &a.StreamOptions)
+		if err != nil {
+			return fmt.Errorf("error reading 'stream_options': %w", err)
+		}
+		delete(object, "stream_options")
+	}
+
+	if len(object) != 0 {
+		a.AdditionalProperties = make(map[string]interface{})
+		for fieldName, fieldBuf := range object {
+			var fieldVal interface{}
+			err := json.Unmarshal(fieldBuf, &fieldVal)
+			if err != nil {
+				return fmt.Errorf("error unmarshaling field %s: %w", fieldName, err)
+			}
+			a.AdditionalProperties[fieldName] = fieldVal
+		}
+	}
+	return nil
+}
+
+// Override default JSON handling for ChatCompletionRequest to handle AdditionalProperties
+func (a ChatCompletionRequest) MarshalJSON() ([]byte, error) {
+	var err error
+	object := make(map[string]json.RawMessage)
+
+	if a.Messages != nil {
+		object["messages"], err = json.Marshal(a.Messages)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'messages': %w", err)
+		}
+	}
+
+	object["model"], err = json.Marshal(a.Model)
+	if err != nil {
+		return nil, fmt.Errorf("error marshaling 'model': %w", err)
+	}
+
+	if a.Stream != nil {
+		object["stream"], err = json.Marshal(a.Stream)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'stream': %w", err)
+		}
+	}
+
+	if a.StreamOptions != nil {
+		object["stream_options"], err = json.Marshal(a.StreamOptions)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'stream_options': %w", err)
+		}
+	}
+
+	for fieldName, field := range a.AdditionalProperties {
+		object[fieldName], err = json.Marshal(field)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling '%s': %w", fieldName, err)
+		}
+	}
+	return json.Marshal(object)
+}
+
+// Getter for additional properties for ChatCompletionRequest_Messages_Item. Returns the specified
+// element and whether it was found
+func (a ChatCompletionRequest_Messages_Item) Get(fieldName string) (value interface{}, found bool) {
+	if a.AdditionalProperties != nil {
+		value, found = a.AdditionalProperties[fieldName]
+	}
+	return
+}
+
+// Setter for additional properties for ChatCompletionRequest_Messages_Item
+func (a *ChatCompletionRequest_Messages_Item) Set(fieldName string, value interface{}) {
+	if a.AdditionalProperties == nil {
+		a.AdditionalProperties = make(map[string]interface{})
+	}
+	a.AdditionalProperties[fieldName] = value
+}
+
+// Override default JSON handling for ChatCompletionRequest_Messages_Item to handle AdditionalProperties
+func (a *ChatCompletionRequest_Messages_Item) UnmarshalJSON(b []byte) error {
+	object := make(map[string]json.RawMessage)
+	err := json.Unmarshal(b, &object)
+	if err != nil {
+		return err
+	}
+
+	if raw, found := object["content"]; found {
+		err = json.Unmarshal(raw, &a.Content)
+		if err != nil {
+			return fmt.Errorf("error reading 'content': %w", err)
+		}
+		delete(object, "content")
+	}
+
+	if raw, found := object["role"]; found {
+		err = json.Unmarshal(raw, &a.Role)
+		if err != nil {
+			return fmt.Errorf("error reading 'role': %w", err)
+		}
+		delete(object, "role")
+	}
+
+	if len(object) != 0 {
+		a.AdditionalProperties = make(map[string]interface{})
+		for fieldName, fieldBuf := range object {
+			var fieldVal interface{}
+			err := json.Unmarshal(fieldBuf, &fieldVal)
+			if err != nil {
+				return fmt.Errorf("error unmarshaling field %s: %w", fieldName, err)
+			}
+			a.AdditionalProperties[fieldName] = fieldVal
+		}
+	}
+	return nil
+}
+
+// Override default JSON handling for ChatCompletionRequest_Messages_Item to handle AdditionalProperties
+func (a ChatCompletionRequest_Messages_Item) MarshalJSON() ([]byte, error) {
+	var err error
+	object := make(map[string]json.RawMessage)
+
+	object["content"], err = json.Marshal(a.Content)
+	if err != nil {
+		return nil, fmt.Errorf("error marshaling 'content': %w", err)
+	}
+
+	if a.Role != nil {
+		object["role"], err = json.Marshal(a.Role)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'role': %w", err)
+		}
+	}
+
+	for fieldName, field := range a.AdditionalProperties {
+		object[fieldName], err = json.Marshal(field)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling '%s': %w", fieldName, err)
+		}
+	}
+	return json.Marshal(object)
+}
+
+// Getter for additional properties for ChatCompletionRequest_StreamOptions. Returns the specified
+// element and whether it was found
+func (a ChatCompletionRequest_StreamOptions) Get(fieldName string) (value interface{}, found bool) {
+	if a.AdditionalProperties != nil {
+		value, found = a.AdditionalProperties[fieldName]
+	}
+	return
+}
+
+// Setter for additional properties for ChatCompletionRequest_StreamOptions
+func (a *ChatCompletionRequest_StreamOptions) Set(fieldName string, value interface{}) {
+	if a.AdditionalProperties == nil {
+		a.AdditionalProperties = make(map[string]interface{})
+	}
+	a.AdditionalProperties[fieldName] = value
+}
+
+// Override default JSON handling for ChatCompletionRequest_StreamOptions to handle AdditionalProperties
+func (a *ChatCompletionRequest_StreamOptions) UnmarshalJSON(b []byte) error {
+	object := make(map[string]json.RawMessage)
+	err := json.Unmarshal(b, &object)
+	if err != nil {
+		return err
+	}
+
+	if raw, found := object["include_usage"]; found {
+		err = json.Unmarshal(raw, &a.IncludeUsage)
+		if err != nil {
+			return fmt.Errorf("error reading 'include_usage': %w", err)
+		}
+		delete(object, "include_usage")
+	}
+
+	if len(object) != 0 {
+		a.AdditionalProperties = make(map[string]interface{})
+		for fieldName, fieldBuf := range object {
+			var fieldVal interface{}
+			err := json.Unmarshal(fieldBuf, &fieldVal)
+			if err != nil {
+				return fmt.Errorf("error unmarshaling field %s: %w", fieldName, err)
+			}
+			a.AdditionalProperties[fieldName] = fieldVal
+		}
+	}
+	return nil
+}
+
+// Override default JSON handling for ChatCompletionRequest_StreamOptions to handle AdditionalProperties
+func (a ChatCompletionRequest_StreamOptions) MarshalJSON() ([]byte, error) {
+	var err error
+	object := make(map[string]json.RawMessage)
+
+	if a.IncludeUsage != nil {
+		object["include_usage"], err = json.Marshal(a.IncludeUsage)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling 'include_usage': %w", err)
+		}
+	}
+
+	for fieldName, field := range a.AdditionalProperties {
+		object[fieldName], err = json.Marshal(field)
+		if err != nil {
+			return nil, fmt.Errorf("error marshaling '%s': %w", fieldName, err)
+		}
+	}
+	return json.Marshal(object)
+}
 
 // AsCreateRunRequestParams0 returns the union data inside the CreateRunRequest_Params_AdditionalProperties as a CreateRunRequestParams0
 func (t CreateRunRequest_Params_AdditionalProperties) AsCreateRunRequestParams0() (CreateRunRequestParams0, error) {
@@ -1501,6 +2300,61 @@ type ClientInterface interface {
 	// Corresponds with GET /api/cache/stats (the `GetCacheStats` operationId).
 	GetCacheStats(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ListConversations List the caller's conversations, newest first
+	//
+	// Cached under api:conversations:user:{id}; every change of a conversation invalidates it.
+	//
+	// Corresponds with GET /api/conversations (the `ListConversations` operationId).
+	ListConversations(ctx context.Context, params *ListConversationsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateConversationWithBody Start a conversation with a model
+	//
+	// model_id must name a model the caller can see (else 400). Without a title, the first message names the conversation.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/conversations (the `CreateConversation` operationId).
+	CreateConversationWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateConversation Start a conversation with a model
+	//
+	// model_id must name a model the caller can see (else 400). Without a title, the first message names the conversation.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/conversations (the `CreateConversation` operationId).
+	CreateConversation(ctx context.Context, body CreateConversationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteConversation Delete a conversation and its messages
+	//
+	// Corresponds with DELETE /api/conversations/{id} (the `DeleteConversation` operationId).
+	DeleteConversation(ctx context.Context, id ConversationID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetConversation Get one conversation with its messages
+	//
+	// Another user's conversation is a 404.
+	//
+	// Corresponds with GET /api/conversations/{id} (the `GetConversation` operationId).
+	GetConversation(ctx context.Context, id ConversationID, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SendMessageWithBody Send a message and stream the reply
+	//
+	// Stores the message and an empty reply (status streaming), sends the conversation through the gateway, and answers text/event-stream: data: {"delta": "…"} events as the reply arrives, a data: {"error": {"code", "message"}} event when it was cut short by a failure (bad_gateway, gateway_timeout), then data: {"done": true, "message": Message} with the reply as stored. The reply is stored as it streams and ends done, or canceled (its client left) or error with what had arrived. Failures before anything is stored (invalid content, no running server for the model) are JSON errors.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /api/conversations/{id}/messages (the `SendMessage` operationId).
+	SendMessageWithBody(ctx context.Context, id ConversationID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SendMessage Send a message and stream the reply
+	//
+	// Stores the message and an empty reply (status streaming), sends the conversation through the gateway, and answers text/event-stream: data: {"delta": "…"} events as the reply arrives, a data: {"error": {"code", "message"}} event when it was cut short by a failure (bad_gateway, gateway_timeout), then data: {"done": true, "message": Message} with the reply as stored. The reply is stored as it streams and ends done, or canceled (its client left) or error with what had arrived. Failures before anything is stored (invalid content, no running server for the model) are JSON errors.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /api/conversations/{id}/messages (the `SendMessage` operationId).
+	SendMessage(ctx context.Context, id ConversationID, body SendMessageJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// ListModels List the models the caller can see
 	//
 	// Anonymous: the global models (cached under api:models:global, Cache-Control public). With a token: the global models and the caller's private ones (api:models:user:{id}). With limit, one page of that list: pages are cut from the same cached parts.
@@ -1723,6 +2577,31 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /readyz (the `Readyz` operationId).
 	Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateChatCompletionWithBody Create a chat completion through one of the model's running servers
+	//
+	// An OpenAI chat completion request. model is the name or id of a model the caller can see (the caller's private model wins over a global one of the same name). The request goes to one of the caller's running servers of that model (round robin; a server that just refused the connection is skipped for a few seconds), with model rewritten to the model's base_model when it has one, else its name; every other field is sent as it came. stream: true is relayed as server-sent events as they arrive (Cache-Control: no-store, X-Accel-Buffering: no), each a data: line holding a chunk, then data: [DONE]; the gateway asks the upstream for the usage chunk and hides it unless stream_options.include_usage was set. A failure after the stream began ends it with a data: event holding an OpenAIError object, and no [DONE]. Otherwise the upstream's status and body are answered as they came. The upstream request is canceled when the client leaves. Each completion that reached an upstream records one analytics event for the caller (tokens from the upstream's usage, latency, status ok or error).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /v1/chat/completions (the `CreateChatCompletion` operationId).
+	CreateChatCompletionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// CreateChatCompletion Create a chat completion through one of the model's running servers
+	//
+	// An OpenAI chat completion request. model is the name or id of a model the caller can see (the caller's private model wins over a global one of the same name). The request goes to one of the caller's running servers of that model (round robin; a server that just refused the connection is skipped for a few seconds), with model rewritten to the model's base_model when it has one, else its name; every other field is sent as it came. stream: true is relayed as server-sent events as they arrive (Cache-Control: no-store, X-Accel-Buffering: no), each a data: line holding a chunk, then data: [DONE]; the gateway asks the upstream for the usage chunk and hides it unless stream_options.include_usage was set. A failure after the stream began ends it with a data: event holding an OpenAIError object, and no [DONE]. Otherwise the upstream's status and body are answered as they came. The upstream request is canceled when the client leaves. Each completion that reached an upstream records one analytics event for the caller (tokens from the upstream's usage, latency, status ok or error).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /v1/chat/completions (the `CreateChatCompletion` operationId).
+	CreateChatCompletion(ctx context.Context, body CreateChatCompletionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ListChatModels List the models the caller can chat with (OpenAI shape)
+	//
+	// The models the caller can see that run on one of the caller's servers with status running and an endpoint; id is the model's name. Cached per user (api:v1:models:user:{id}); a change of one of the caller's servers, or of a model it shows, is visible to the next read.
+	//
+	// Corresponds with GET /v1/models (the `ListChatModels` operationId).
+	ListChatModels(ctx context.Context, params *ListChatModelsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 }
 
 // ListAcademyCourses List the Lab Academy courses and their lessons
@@ -1891,6 +2770,131 @@ func (c *Client) InvalidateCache(ctx context.Context, body InvalidateCacheJSONRe
 // Corresponds with GET /api/cache/stats (the `GetCacheStats` operationId).
 func (c *Client) GetCacheStats(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetCacheStatsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListConversations List the caller's conversations, newest first
+//
+// Cached under api:conversations:user:{id}; every change of a conversation invalidates it.
+//
+// Corresponds with GET /api/conversations (the `ListConversations` operationId).
+func (c *Client) ListConversations(ctx context.Context, params *ListConversationsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListConversationsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateConversationWithBody Start a conversation with a model
+//
+// model_id must name a model the caller can see (else 400). Without a title, the first message names the conversation.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/conversations (the `CreateConversation` operationId).
+func (c *Client) CreateConversationWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateConversationRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateConversation Start a conversation with a model
+//
+// model_id must name a model the caller can see (else 400). Without a title, the first message names the conversation.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/conversations (the `CreateConversation` operationId).
+func (c *Client) CreateConversation(ctx context.Context, body CreateConversationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateConversationRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteConversation Delete a conversation and its messages
+//
+// Corresponds with DELETE /api/conversations/{id} (the `DeleteConversation` operationId).
+func (c *Client) DeleteConversation(ctx context.Context, id ConversationID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteConversationRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetConversation Get one conversation with its messages
+//
+// Another user's conversation is a 404.
+//
+// Corresponds with GET /api/conversations/{id} (the `GetConversation` operationId).
+func (c *Client) GetConversation(ctx context.Context, id ConversationID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetConversationRequest(c.Server, id)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SendMessageWithBody Send a message and stream the reply
+//
+// Stores the message and an empty reply (status streaming), sends the conversation through the gateway, and answers text/event-stream: data: {"delta": "…"} events as the reply arrives, a data: {"error": {"code", "message"}} event when it was cut short by a failure (bad_gateway, gateway_timeout), then data: {"done": true, "message": Message} with the reply as stored. The reply is stored as it streams and ends done, or canceled (its client left) or error with what had arrived. Failures before anything is stored (invalid content, no running server for the model) are JSON errors.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /api/conversations/{id}/messages (the `SendMessage` operationId).
+func (c *Client) SendMessageWithBody(ctx context.Context, id ConversationID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSendMessageRequestWithBody(c.Server, id, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SendMessage Send a message and stream the reply
+//
+// Stores the message and an empty reply (status streaming), sends the conversation through the gateway, and answers text/event-stream: data: {"delta": "…"} events as the reply arrives, a data: {"error": {"code", "message"}} event when it was cut short by a failure (bad_gateway, gateway_timeout), then data: {"done": true, "message": Message} with the reply as stored. The reply is stored as it streams and ends done, or canceled (its client left) or error with what had arrived. Failures before anything is stored (invalid content, no running server for the model) are JSON errors.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /api/conversations/{id}/messages (the `SendMessage` operationId).
+func (c *Client) SendMessage(ctx context.Context, id ConversationID, body SendMessageJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSendMessageRequest(c.Server, id, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2414,6 +3418,61 @@ func (c *Client) Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*ht
 	return c.Client.Do(req)
 }
 
+// CreateChatCompletionWithBody Create a chat completion through one of the model's running servers
+//
+// An OpenAI chat completion request. model is the name or id of a model the caller can see (the caller's private model wins over a global one of the same name). The request goes to one of the caller's running servers of that model (round robin; a server that just refused the connection is skipped for a few seconds), with model rewritten to the model's base_model when it has one, else its name; every other field is sent as it came. stream: true is relayed as server-sent events as they arrive (Cache-Control: no-store, X-Accel-Buffering: no), each a data: line holding a chunk, then data: [DONE]; the gateway asks the upstream for the usage chunk and hides it unless stream_options.include_usage was set. A failure after the stream began ends it with a data: event holding an OpenAIError object, and no [DONE]. Otherwise the upstream's status and body are answered as they came. The upstream request is canceled when the client leaves. Each completion that reached an upstream records one analytics event for the caller (tokens from the upstream's usage, latency, status ok or error).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /v1/chat/completions (the `CreateChatCompletion` operationId).
+func (c *Client) CreateChatCompletionWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateChatCompletionRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// CreateChatCompletion Create a chat completion through one of the model's running servers
+//
+// An OpenAI chat completion request. model is the name or id of a model the caller can see (the caller's private model wins over a global one of the same name). The request goes to one of the caller's running servers of that model (round robin; a server that just refused the connection is skipped for a few seconds), with model rewritten to the model's base_model when it has one, else its name; every other field is sent as it came. stream: true is relayed as server-sent events as they arrive (Cache-Control: no-store, X-Accel-Buffering: no), each a data: line holding a chunk, then data: [DONE]; the gateway asks the upstream for the usage chunk and hides it unless stream_options.include_usage was set. A failure after the stream began ends it with a data: event holding an OpenAIError object, and no [DONE]. Otherwise the upstream's status and body are answered as they came. The upstream request is canceled when the client leaves. Each completion that reached an upstream records one analytics event for the caller (tokens from the upstream's usage, latency, status ok or error).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /v1/chat/completions (the `CreateChatCompletion` operationId).
+func (c *Client) CreateChatCompletion(ctx context.Context, body CreateChatCompletionJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewCreateChatCompletionRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ListChatModels List the models the caller can chat with (OpenAI shape)
+//
+// The models the caller can see that run on one of the caller's servers with status running and an endpoint; id is the model's name. Cached per user (api:v1:models:user:{id}); a change of one of the caller's servers, or of a model it shows, is visible to the next read.
+//
+// Corresponds with GET /v1/models (the `ListChatModels` operationId).
+func (c *Client) ListChatModels(ctx context.Context, params *ListChatModelsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewListChatModelsRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // NewListAcademyCoursesRequest constructs an http.Request for the ListAcademyCourses method
 func NewListAcademyCoursesRequest(server string, params *ListAcademyCoursesParams) (*http.Request, error) {
 	var err error
@@ -2789,6 +3848,203 @@ func NewGetCacheStatsRequest(server string) (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewListConversationsRequest constructs an http.Request for the ListConversations method
+func NewListConversationsRequest(server string, params *ListConversationsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/conversations")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IfNoneMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-None-Match", *params.IfNoneMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-None-Match", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewCreateConversationRequest calls the generic CreateConversation builder with application/json body
+func NewCreateConversationRequest(server string, body CreateConversationJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateConversationRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateConversationRequestWithBody constructs an http.Request for the CreateConversation method, with any body, and a specified content type
+func NewCreateConversationRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/conversations")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewDeleteConversationRequest constructs an http.Request for the DeleteConversation method
+func NewDeleteConversationRequest(server string, id ConversationID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/conversations/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewGetConversationRequest constructs an http.Request for the GetConversation method
+func NewGetConversationRequest(server string, id ConversationID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/conversations/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewSendMessageRequest calls the generic SendMessage builder with application/json body
+func NewSendMessageRequest(server string, id ConversationID, body SendMessageJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSendMessageRequestWithBody(server, id, "application/json", bodyReader)
+}
+
+// NewSendMessageRequestWithBody constructs an http.Request for the SendMessage method, with any body, and a specified content type
+func NewSendMessageRequestWithBody(server string, id ConversationID, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/api/conversations/%s/messages", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -3691,6 +4947,88 @@ func NewReadyzRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewCreateChatCompletionRequest calls the generic CreateChatCompletion builder with application/json body
+func NewCreateChatCompletionRequest(server string, body CreateChatCompletionJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewCreateChatCompletionRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewCreateChatCompletionRequestWithBody constructs an http.Request for the CreateChatCompletion method, with any body, and a specified content type
+func NewCreateChatCompletionRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/chat/completions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewListChatModelsRequest constructs an http.Request for the ListChatModels method
+func NewListChatModelsRequest(server string, params *ListChatModelsParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/v1/models")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IfNoneMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-None-Match", *params.IfNoneMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-None-Match", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
 func (c *Client) applyEditors(ctx context.Context, req *http.Request, additionalEditors []RequestEditorFn) error {
 	for _, r := range c.RequestEditors {
 		if err := r(ctx, req); err != nil {
@@ -3822,6 +5160,67 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /api/cache/stats (the `GetCacheStats` operationId).
 	GetCacheStatsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetCacheStatsResponse, error)
+
+	// ListConversationsWithResponse List the caller's conversations, newest first
+	//
+	// Cached under api:conversations:user:{id}; every change of a conversation invalidates it.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/conversations (the `ListConversations` operationId).
+	ListConversationsWithResponse(ctx context.Context, params *ListConversationsParams, reqEditors ...RequestEditorFn) (*ListConversationsResponse, error)
+
+	// CreateConversationWithBodyWithResponse Start a conversation with a model
+	//
+	// model_id must name a model the caller can see (else 400). Without a title, the first message names the conversation.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/conversations (the `CreateConversation` operationId).
+	CreateConversationWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateConversationResponse, error)
+
+	// CreateConversationWithResponse Start a conversation with a model
+	//
+	// model_id must name a model the caller can see (else 400). Without a title, the first message names the conversation.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/conversations (the `CreateConversation` operationId).
+	CreateConversationWithResponse(ctx context.Context, body CreateConversationJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateConversationResponse, error)
+
+	// DeleteConversationWithResponse Delete a conversation and its messages
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /api/conversations/{id} (the `DeleteConversation` operationId).
+	DeleteConversationWithResponse(ctx context.Context, id ConversationID, reqEditors ...RequestEditorFn) (*DeleteConversationResponse, error)
+
+	// GetConversationWithResponse Get one conversation with its messages
+	//
+	// Another user's conversation is a 404.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /api/conversations/{id} (the `GetConversation` operationId).
+	GetConversationWithResponse(ctx context.Context, id ConversationID, reqEditors ...RequestEditorFn) (*GetConversationResponse, error)
+
+	// SendMessageWithBodyWithResponse Send a message and stream the reply
+	//
+	// Stores the message and an empty reply (status streaming), sends the conversation through the gateway, and answers text/event-stream: data: {"delta": "…"} events as the reply arrives, a data: {"error": {"code", "message"}} event when it was cut short by a failure (bad_gateway, gateway_timeout), then data: {"done": true, "message": Message} with the reply as stored. The reply is stored as it streams and ends done, or canceled (its client left) or error with what had arrived. Failures before anything is stored (invalid content, no running server for the model) are JSON errors.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/conversations/{id}/messages (the `SendMessage` operationId).
+	SendMessageWithBodyWithResponse(ctx context.Context, id ConversationID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SendMessageResponse, error)
+
+	// SendMessageWithResponse Send a message and stream the reply
+	//
+	// Stores the message and an empty reply (status streaming), sends the conversation through the gateway, and answers text/event-stream: data: {"delta": "…"} events as the reply arrives, a data: {"error": {"code", "message"}} event when it was cut short by a failure (bad_gateway, gateway_timeout), then data: {"done": true, "message": Message} with the reply as stored. The reply is stored as it streams and ends done, or canceled (its client left) or error with what had arrived. Failures before anything is stored (invalid content, no running server for the model) are JSON errors.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /api/conversations/{id}/messages (the `SendMessage` operationId).
+	SendMessageWithResponse(ctx context.Context, id ConversationID, body SendMessageJSONRequestBody, reqEditors ...RequestEditorFn) (*SendMessageResponse, error)
 
 	// ListModelsWithResponse List the models the caller can see
 	//
@@ -4071,6 +5470,33 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /readyz (the `Readyz` operationId).
 	ReadyzWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*ReadyzResponse, error)
+
+	// CreateChatCompletionWithBodyWithResponse Create a chat completion through one of the model's running servers
+	//
+	// An OpenAI chat completion request. model is the name or id of a model the caller can see (the caller's private model wins over a global one of the same name). The request goes to one of the caller's running servers of that model (round robin; a server that just refused the connection is skipped for a few seconds), with model rewritten to the model's base_model when it has one, else its name; every other field is sent as it came. stream: true is relayed as server-sent events as they arrive (Cache-Control: no-store, X-Accel-Buffering: no), each a data: line holding a chunk, then data: [DONE]; the gateway asks the upstream for the usage chunk and hides it unless stream_options.include_usage was set. A failure after the stream began ends it with a data: event holding an OpenAIError object, and no [DONE]. Otherwise the upstream's status and body are answered as they came. The upstream request is canceled when the client leaves. Each completion that reached an upstream records one analytics event for the caller (tokens from the upstream's usage, latency, status ok or error).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/chat/completions (the `CreateChatCompletion` operationId).
+	CreateChatCompletionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateChatCompletionResponse, error)
+
+	// CreateChatCompletionWithResponse Create a chat completion through one of the model's running servers
+	//
+	// An OpenAI chat completion request. model is the name or id of a model the caller can see (the caller's private model wins over a global one of the same name). The request goes to one of the caller's running servers of that model (round robin; a server that just refused the connection is skipped for a few seconds), with model rewritten to the model's base_model when it has one, else its name; every other field is sent as it came. stream: true is relayed as server-sent events as they arrive (Cache-Control: no-store, X-Accel-Buffering: no), each a data: line holding a chunk, then data: [DONE]; the gateway asks the upstream for the usage chunk and hides it unless stream_options.include_usage was set. A failure after the stream began ends it with a data: event holding an OpenAIError object, and no [DONE]. Otherwise the upstream's status and body are answered as they came. The upstream request is canceled when the client leaves. Each completion that reached an upstream records one analytics event for the caller (tokens from the upstream's usage, latency, status ok or error).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /v1/chat/completions (the `CreateChatCompletion` operationId).
+	CreateChatCompletionWithResponse(ctx context.Context, body CreateChatCompletionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateChatCompletionResponse, error)
+
+	// ListChatModelsWithResponse List the models the caller can chat with (OpenAI shape)
+	//
+	// The models the caller can see that run on one of the caller's servers with status running and an endpoint; id is the model's name. Cached per user (api:v1:models:user:{id}); a change of one of the caller's servers, or of a model it shows, is visible to the next read.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /v1/models (the `ListChatModels` operationId).
+	ListChatModelsWithResponse(ctx context.Context, params *ListChatModelsParams, reqEditors ...RequestEditorFn) (*ListChatModelsResponse, error)
 }
 
 // ListAcademyCoursesResponse200Headers the declared response headers of an HTTP 200 response for ListAcademyCourses
@@ -4783,6 +6209,453 @@ func (r GetCacheStatsResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r GetCacheStatsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListConversationsResponse200Headers the declared response headers of an HTTP 200 response for ListConversations
+type ListConversationsResponse200Headers struct {
+	CacheControl string
+	ETag         string
+	Vary         string
+	XCache       string
+}
+
+// ListConversationsResponse304Headers the declared response headers of an HTTP 304 response for ListConversations
+type ListConversationsResponse304Headers struct {
+	ETag   string
+	XCache string
+}
+
+// ListConversationsResponse401Headers the declared response headers of an HTTP 401 response for ListConversations
+type ListConversationsResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// ListConversationsResponse503Headers the declared response headers of an HTTP 503 response for ListConversations
+type ListConversationsResponse503Headers struct {
+	RetryAfter int
+}
+
+type ListConversationsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ConversationList
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListConversationsResponse200Headers
+	// Headers304 the parsed response headers for an HTTP 304 response
+	Headers304 *ListConversationsResponse304Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ListConversationsResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListConversationsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListConversationsResponse) GetJSON200() *ConversationList {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListConversationsResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListConversationsResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListConversationsResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListConversationsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListConversationsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListConversationsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListConversationsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// CreateConversationResponse201Headers the declared response headers of an HTTP 201 response for CreateConversation
+type CreateConversationResponse201Headers struct {
+	Location string
+}
+
+// CreateConversationResponse401Headers the declared response headers of an HTTP 401 response for CreateConversation
+type CreateConversationResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// CreateConversationResponse503Headers the declared response headers of an HTTP 503 response for CreateConversation
+type CreateConversationResponse503Headers struct {
+	RetryAfter int
+}
+
+type CreateConversationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *Conversation
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *PayloadTooLarge
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *CreateConversationResponse201Headers
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *CreateConversationResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateConversationResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r CreateConversationResponse) GetJSON201() *Conversation {
+	return r.JSON201
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CreateConversationResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CreateConversationResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r CreateConversationResponse) GetJSON413() *PayloadTooLarge {
+	return r.JSON413
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r CreateConversationResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CreateConversationResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateConversationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateConversationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateConversationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateConversationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteConversationResponse401Headers the declared response headers of an HTTP 401 response for DeleteConversation
+type DeleteConversationResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// DeleteConversationResponse503Headers the declared response headers of an HTTP 503 response for DeleteConversation
+type DeleteConversationResponse503Headers struct {
+	RetryAfter int
+}
+
+type DeleteConversationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *DeleteConversationResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteConversationResponse503Headers
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r DeleteConversationResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r DeleteConversationResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r DeleteConversationResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r DeleteConversationResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteConversationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteConversationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteConversationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteConversationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetConversationResponse401Headers the declared response headers of an HTTP 401 response for GetConversation
+type GetConversationResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// GetConversationResponse503Headers the declared response headers of an HTTP 503 response for GetConversation
+type GetConversationResponse503Headers struct {
+	RetryAfter int
+}
+
+type GetConversationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ConversationDetail
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetConversationResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetConversationResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetConversationResponse) GetJSON200() *ConversationDetail {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r GetConversationResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r GetConversationResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r GetConversationResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r GetConversationResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetConversationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetConversationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetConversationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetConversationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SendMessageResponse401Headers the declared response headers of an HTTP 401 response for SendMessage
+type SendMessageResponse401Headers struct {
+	WWWAuthenticate *string
+}
+
+// SendMessageResponse503Headers the declared response headers of an HTTP 503 response for SendMessage
+type SendMessageResponse503Headers struct {
+	RetryAfter int
+}
+
+type SendMessageResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *BadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *Unauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *NotFound
+	// JSON409 the response for an HTTP 409 `application/json` response
+	JSON409 *Conflict
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *PayloadTooLarge
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *Internal
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *SendMessageResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SendMessageResponse503Headers
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r SendMessageResponse) GetJSON400() *BadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r SendMessageResponse) GetJSON401() *Unauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r SendMessageResponse) GetJSON404() *NotFound {
+	return r.JSON404
+}
+
+// GetJSON409 returns the response for an HTTP 409 `application/json` response
+func (r SendMessageResponse) GetJSON409() *Conflict {
+	return r.JSON409
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r SendMessageResponse) GetJSON413() *PayloadTooLarge {
+	return r.JSON413
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r SendMessageResponse) GetJSON500() *Internal {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r SendMessageResponse) GetJSON503() *Unavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r SendMessageResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SendMessageResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SendMessageResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SendMessageResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -6620,6 +8493,197 @@ func (r ReadyzResponse) ContentType() string {
 	return ""
 }
 
+// CreateChatCompletionResponse503Headers the declared response headers of an HTTP 503 response for CreateChatCompletion
+type CreateChatCompletionResponse503Headers struct {
+	RetryAfter int
+}
+
+type CreateChatCompletionResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ChatCompletion
+	// JSON400 the response for an HTTP 400 `application/json` response
+	JSON400 *OpenAIBadRequest
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *OpenAIUnauthorized
+	// JSON404 the response for an HTTP 404 `application/json` response
+	JSON404 *OpenAINotFound
+	// JSON413 the response for an HTTP 413 `application/json` response
+	JSON413 *OpenAIBadRequest
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *OpenAIError
+	// JSON502 the response for an HTTP 502 `application/json` response
+	JSON502 *OpenAIBadGateway
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *OpenAIUnavailable
+	// JSON504 the response for an HTTP 504 `application/json` response
+	JSON504 *OpenAIGatewayTimeout
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *CreateChatCompletionResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r CreateChatCompletionResponse) GetJSON200() *ChatCompletion {
+	return r.JSON200
+}
+
+// GetJSON400 returns the response for an HTTP 400 `application/json` response
+func (r CreateChatCompletionResponse) GetJSON400() *OpenAIBadRequest {
+	return r.JSON400
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r CreateChatCompletionResponse) GetJSON401() *OpenAIUnauthorized {
+	return r.JSON401
+}
+
+// GetJSON404 returns the response for an HTTP 404 `application/json` response
+func (r CreateChatCompletionResponse) GetJSON404() *OpenAINotFound {
+	return r.JSON404
+}
+
+// GetJSON413 returns the response for an HTTP 413 `application/json` response
+func (r CreateChatCompletionResponse) GetJSON413() *OpenAIBadRequest {
+	return r.JSON413
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r CreateChatCompletionResponse) GetJSON500() *OpenAIError {
+	return r.JSON500
+}
+
+// GetJSON502 returns the response for an HTTP 502 `application/json` response
+func (r CreateChatCompletionResponse) GetJSON502() *OpenAIBadGateway {
+	return r.JSON502
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r CreateChatCompletionResponse) GetJSON503() *OpenAIUnavailable {
+	return r.JSON503
+}
+
+// GetJSON504 returns the response for an HTTP 504 `application/json` response
+func (r CreateChatCompletionResponse) GetJSON504() *OpenAIGatewayTimeout {
+	return r.JSON504
+}
+
+// GetBody returns the raw response body bytes
+func (r CreateChatCompletionResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r CreateChatCompletionResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r CreateChatCompletionResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r CreateChatCompletionResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ListChatModelsResponse200Headers the declared response headers of an HTTP 200 response for ListChatModels
+type ListChatModelsResponse200Headers struct {
+	CacheControl string
+	ETag         string
+	Vary         string
+	XCache       string
+}
+
+// ListChatModelsResponse304Headers the declared response headers of an HTTP 304 response for ListChatModels
+type ListChatModelsResponse304Headers struct {
+	ETag   string
+	XCache string
+}
+
+// ListChatModelsResponse503Headers the declared response headers of an HTTP 503 response for ListChatModels
+type ListChatModelsResponse503Headers struct {
+	RetryAfter int
+}
+
+type ListChatModelsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *OpenAIModelList
+	// JSON401 the response for an HTTP 401 `application/json` response
+	JSON401 *OpenAIUnauthorized
+	// JSON500 the response for an HTTP 500 `application/json` response
+	JSON500 *OpenAIError
+	// JSON503 the response for an HTTP 503 `application/json` response
+	JSON503 *OpenAIUnavailable
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ListChatModelsResponse200Headers
+	// Headers304 the parsed response headers for an HTTP 304 response
+	Headers304 *ListChatModelsResponse304Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListChatModelsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ListChatModelsResponse) GetJSON200() *OpenAIModelList {
+	return r.JSON200
+}
+
+// GetJSON401 returns the response for an HTTP 401 `application/json` response
+func (r ListChatModelsResponse) GetJSON401() *OpenAIUnauthorized {
+	return r.JSON401
+}
+
+// GetJSON500 returns the response for an HTTP 500 `application/json` response
+func (r ListChatModelsResponse) GetJSON500() *OpenAIError {
+	return r.JSON500
+}
+
+// GetJSON503 returns the response for an HTTP 503 `application/json` response
+func (r ListChatModelsResponse) GetJSON503() *OpenAIUnavailable {
+	return r.JSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ListChatModelsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ListChatModelsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ListChatModelsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ListChatModelsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ListAcademyCoursesWithResponse List the Lab Academy courses and their lessons
 //
 // The same for every caller (credentials are not looked at): cached once under api:academy:courses, Cache-Control public, varying by encoding only.
@@ -6766,6 +8830,109 @@ func (c *ClientWithResponses) GetCacheStatsWithResponse(ctx context.Context, req
 		return nil, err
 	}
 	return ParseGetCacheStatsResponse(rsp)
+}
+
+// ListConversationsWithResponse List the caller's conversations, newest first
+//
+// Cached under api:conversations:user:{id}; every change of a conversation invalidates it.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/conversations (the `ListConversations` operationId).
+func (c *ClientWithResponses) ListConversationsWithResponse(ctx context.Context, params *ListConversationsParams, reqEditors ...RequestEditorFn) (*ListConversationsResponse, error) {
+	rsp, err := c.ListConversations(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListConversationsResponse(rsp)
+}
+
+// CreateConversationWithBodyWithResponse Start a conversation with a model
+//
+// model_id must name a model the caller can see (else 400). Without a title, the first message names the conversation.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/conversations (the `CreateConversation` operationId).
+func (c *ClientWithResponses) CreateConversationWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateConversationResponse, error) {
+	rsp, err := c.CreateConversationWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateConversationResponse(rsp)
+}
+
+// CreateConversationWithResponse Start a conversation with a model
+//
+// model_id must name a model the caller can see (else 400). Without a title, the first message names the conversation.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/conversations (the `CreateConversation` operationId).
+func (c *ClientWithResponses) CreateConversationWithResponse(ctx context.Context, body CreateConversationJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateConversationResponse, error) {
+	rsp, err := c.CreateConversation(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateConversationResponse(rsp)
+}
+
+// DeleteConversationWithResponse Delete a conversation and its messages
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /api/conversations/{id} (the `DeleteConversation` operationId).
+func (c *ClientWithResponses) DeleteConversationWithResponse(ctx context.Context, id ConversationID, reqEditors ...RequestEditorFn) (*DeleteConversationResponse, error) {
+	rsp, err := c.DeleteConversation(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteConversationResponse(rsp)
+}
+
+// GetConversationWithResponse Get one conversation with its messages
+//
+// Another user's conversation is a 404.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /api/conversations/{id} (the `GetConversation` operationId).
+func (c *ClientWithResponses) GetConversationWithResponse(ctx context.Context, id ConversationID, reqEditors ...RequestEditorFn) (*GetConversationResponse, error) {
+	rsp, err := c.GetConversation(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetConversationResponse(rsp)
+}
+
+// SendMessageWithBodyWithResponse Send a message and stream the reply
+//
+// Stores the message and an empty reply (status streaming), sends the conversation through the gateway, and answers text/event-stream: data: {"delta": "…"} events as the reply arrives, a data: {"error": {"code", "message"}} event when it was cut short by a failure (bad_gateway, gateway_timeout), then data: {"done": true, "message": Message} with the reply as stored. The reply is stored as it streams and ends done, or canceled (its client left) or error with what had arrived. Failures before anything is stored (invalid content, no running server for the model) are JSON errors.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/conversations/{id}/messages (the `SendMessage` operationId).
+func (c *ClientWithResponses) SendMessageWithBodyWithResponse(ctx context.Context, id ConversationID, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SendMessageResponse, error) {
+	rsp, err := c.SendMessageWithBody(ctx, id, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSendMessageResponse(rsp)
+}
+
+// SendMessageWithResponse Send a message and stream the reply
+//
+// Stores the message and an empty reply (status streaming), sends the conversation through the gateway, and answers text/event-stream: data: {"delta": "…"} events as the reply arrives, a data: {"error": {"code", "message"}} event when it was cut short by a failure (bad_gateway, gateway_timeout), then data: {"done": true, "message": Message} with the reply as stored. The reply is stored as it streams and ends done, or canceled (its client left) or error with what had arrived. Failures before anything is stored (invalid content, no running server for the model) are JSON errors.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /api/conversations/{id}/messages (the `SendMessage` operationId).
+func (c *ClientWithResponses) SendMessageWithResponse(ctx context.Context, id ConversationID, body SendMessageJSONRequestBody, reqEditors ...RequestEditorFn) (*SendMessageResponse, error) {
+	rsp, err := c.SendMessage(ctx, id, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSendMessageResponse(rsp)
 }
 
 // ListModelsWithResponse List the models the caller can see
@@ -7189,6 +9356,51 @@ func (c *ClientWithResponses) ReadyzWithResponse(ctx context.Context, reqEditors
 		return nil, err
 	}
 	return ParseReadyzResponse(rsp)
+}
+
+// CreateChatCompletionWithBodyWithResponse Create a chat completion through one of the model's running servers
+//
+// An OpenAI chat completion request. model is the name or id of a model the caller can see (the caller's private model wins over a global one of the same name). The request goes to one of the caller's running servers of that model (round robin; a server that just refused the connection is skipped for a few seconds), with model rewritten to the model's base_model when it has one, else its name; every other field is sent as it came. stream: true is relayed as server-sent events as they arrive (Cache-Control: no-store, X-Accel-Buffering: no), each a data: line holding a chunk, then data: [DONE]; the gateway asks the upstream for the usage chunk and hides it unless stream_options.include_usage was set. A failure after the stream began ends it with a data: event holding an OpenAIError object, and no [DONE]. Otherwise the upstream's status and body are answered as they came. The upstream request is canceled when the client leaves. Each completion that reached an upstream records one analytics event for the caller (tokens from the upstream's usage, latency, status ok or error).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/chat/completions (the `CreateChatCompletion` operationId).
+func (c *ClientWithResponses) CreateChatCompletionWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*CreateChatCompletionResponse, error) {
+	rsp, err := c.CreateChatCompletionWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateChatCompletionResponse(rsp)
+}
+
+// CreateChatCompletionWithResponse Create a chat completion through one of the model's running servers
+//
+// An OpenAI chat completion request. model is the name or id of a model the caller can see (the caller's private model wins over a global one of the same name). The request goes to one of the caller's running servers of that model (round robin; a server that just refused the connection is skipped for a few seconds), with model rewritten to the model's base_model when it has one, else its name; every other field is sent as it came. stream: true is relayed as server-sent events as they arrive (Cache-Control: no-store, X-Accel-Buffering: no), each a data: line holding a chunk, then data: [DONE]; the gateway asks the upstream for the usage chunk and hides it unless stream_options.include_usage was set. A failure after the stream began ends it with a data: event holding an OpenAIError object, and no [DONE]. Otherwise the upstream's status and body are answered as they came. The upstream request is canceled when the client leaves. Each completion that reached an upstream records one analytics event for the caller (tokens from the upstream's usage, latency, status ok or error).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /v1/chat/completions (the `CreateChatCompletion` operationId).
+func (c *ClientWithResponses) CreateChatCompletionWithResponse(ctx context.Context, body CreateChatCompletionJSONRequestBody, reqEditors ...RequestEditorFn) (*CreateChatCompletionResponse, error) {
+	rsp, err := c.CreateChatCompletion(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseCreateChatCompletionResponse(rsp)
+}
+
+// ListChatModelsWithResponse List the models the caller can chat with (OpenAI shape)
+//
+// The models the caller can see that run on one of the caller's servers with status running and an endpoint; id is the model's name. Cached per user (api:v1:models:user:{id}); a change of one of the caller's servers, or of a model it shows, is visible to the next read.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /v1/models (the `ListChatModels` operationId).
+func (c *ClientWithResponses) ListChatModelsWithResponse(ctx context.Context, params *ListChatModelsParams, reqEditors ...RequestEditorFn) (*ListChatModelsResponse, error) {
+	rsp, err := c.ListChatModels(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseListChatModelsResponse(rsp)
 }
 
 // ParseListAcademyCoursesResponse parses an HTTP response from a ListAcademyCoursesWithResponse call
@@ -7978,6 +10190,462 @@ func ParseGetCacheStatsResponse(rsp *http.Response) (*GetCacheStatsResponse, err
 		response.Headers401 = &headers
 	case rsp.StatusCode == 503:
 		var headers GetCacheStatsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListConversationsResponse parses an HTTP response from a ListConversationsWithResponse call
+func ParseListConversationsResponse(rsp *http.Response) (*ListConversationsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListConversationsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ConversationList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case rsp.StatusCode == 304:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListConversationsResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		if values := rsp.Header.Values("Vary"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Vary", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Vary = value
+		}
+		if values := rsp.Header.Values("X-Cache"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Cache", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCache = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 304:
+		var headers ListConversationsResponse304Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		if values := rsp.Header.Values("X-Cache"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Cache", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCache = value
+		}
+		response.Headers304 = &headers
+	case rsp.StatusCode == 401:
+		var headers ListConversationsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListConversationsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateConversationResponse parses an HTTP response from a CreateConversationWithResponse call
+func ParseCreateConversationResponse(rsp *http.Response) (*CreateConversationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateConversationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest Conversation
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 201:
+		var headers CreateConversationResponse201Headers
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Location = value
+		}
+		response.Headers201 = &headers
+	case rsp.StatusCode == 401:
+		var headers CreateConversationResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers CreateConversationResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteConversationResponse parses an HTTP response from a DeleteConversationWithResponse call
+func ParseDeleteConversationResponse(rsp *http.Response) (*DeleteConversationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteConversationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers DeleteConversationResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers DeleteConversationResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseGetConversationResponse parses an HTTP response from a GetConversationWithResponse call
+func ParseGetConversationResponse(rsp *http.Response) (*GetConversationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetConversationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ConversationDetail
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetConversationResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetConversationResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSendMessageResponse parses an HTTP response from a SendMessageWithResponse call
+func ParseSendMessageResponse(rsp *http.Response) (*SendMessageResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SendMessageResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 409:
+		var dest Conflict
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON409 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest Internal
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers SendMessageResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers SendMessageResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
@@ -9821,6 +12489,215 @@ func ParseReadyzResponse(rsp *http.Response) (*ReadyzResponse, error) {
 	switch {
 	case rsp.StatusCode == 503:
 		var headers ReadyzResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseCreateChatCompletionResponse parses an HTTP response from a CreateChatCompletionWithResponse call
+func ParseCreateChatCompletionResponse(rsp *http.Response) (*CreateChatCompletionResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &CreateChatCompletionResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ChatCompletion
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest OpenAIBadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest OpenAIUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest OpenAINotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest OpenAIBadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest OpenAIError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 502:
+		var dest OpenAIBadGateway
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON502 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest OpenAIUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 504:
+		var dest OpenAIGatewayTimeout
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON504 = &dest
+
+	case rsp.StatusCode == 200:
+		// Content-type (text/event-stream) unsupported
+
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers CreateChatCompletionResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseListChatModelsResponse parses an HTTP response from a ListChatModelsWithResponse call
+func ParseListChatModelsResponse(rsp *http.Response) (*ListChatModelsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ListChatModelsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest OpenAIModelList
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case rsp.StatusCode == 304:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest OpenAIUnauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest OpenAIError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest OpenAIUnavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ListChatModelsResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		if values := rsp.Header.Values("Vary"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Vary", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Vary = value
+		}
+		if values := rsp.Header.Values("X-Cache"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Cache", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCache = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 304:
+		var headers ListChatModelsResponse304Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		if values := rsp.Header.Values("X-Cache"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Cache", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XCache = value
+		}
+		response.Headers304 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListChatModelsResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
 			var value int
 			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {

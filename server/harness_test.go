@@ -15,6 +15,7 @@ import (
 
 	"github.com/modellab/modellab"
 	"github.com/modellab/modellab/cache"
+	"github.com/modellab/modellab/gateway"
 	"github.com/modellab/modellab/internal/testenv"
 	"github.com/modellab/modellab/internal/testpg"
 	"github.com/modellab/modellab/server"
@@ -54,6 +55,11 @@ type envOpts struct {
 	wrap func(service.Store) service.Store
 	// logs, when set, receives the server's log lines.
 	logs io.Writer
+	// gateway, when set, is the service's chat gateway.
+	gateway *gateway.Gateway
+	// httpTimeout, when set, is the test server's ReadTimeout and
+	// WriteTimeout (serve sets them too).
+	httpTimeout time.Duration
 }
 
 func randHex(n int) string {
@@ -118,10 +124,13 @@ func newEnv(t *testing.T, o envOpts) *env {
 		Service: service.Config{
 			Store: st0, Cache: c, Logger: log, AdminToken: adminToken, Now: o.now,
 			ModelsTTL: ttl, ServersTTL: ttl, AnalyticsTTL: ttl, MaxDBInFlight: o.maxDB, OnShed: metrics.Shed,
+			Gateway: o.gateway,
 		},
 		Server: server.Config{Metrics: metrics, Logger: log},
 	})
-	hs := httptest.NewServer(st.Handler)
+	hs := httptest.NewUnstartedServer(st.Handler)
+	hs.Config.ReadTimeout, hs.Config.WriteTimeout = o.httpTimeout, o.httpTimeout
+	hs.Start()
 	t.Cleanup(hs.Close)
 	return &env{t: t, srv: st.API, svc: st.Service, h: st.Handler, http: hs, db: db, cache: c, url: hs.URL, dbu: dbURL, pfx: copts.Prefix}
 }

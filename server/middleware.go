@@ -121,6 +121,15 @@ func (w *statusWriter) Flush() {
 	}
 }
 
+// FlushError is Flush that says when the client is gone (streams stop on
+// it); http.ResponseController prefers it to Flush.
+func (w *statusWriter) FlushError() error {
+	if f, ok := w.ResponseWriter.(interface{ FlushError() error }); ok {
+		return f.FlushError()
+	}
+	return http.NewResponseController(w.ResponseWriter).Flush()
+}
+
 // middleware wraps the mux with everything every request goes through. The
 // order matters: recovery is innermost around the mux so that a panic is
 // still counted and logged by the outer layers.

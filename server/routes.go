@@ -37,6 +37,14 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("DELETE /api/runs/{id}", s.api(s.handleDeleteRun))
 	mux.HandleFunc("POST /api/runs/{id}/metrics", s.api(s.handleIngestMetrics))
 	mux.HandleFunc("GET /api/runs/{id}/metrics", s.api(s.handleRunMetrics))
+	mux.HandleFunc("GET /v1/models", s.v1(s.handleV1Models))
+	mux.HandleFunc("POST /v1/chat/completions", s.v1(s.handleChatCompletions))
+	mux.HandleFunc(v1CatchAll, s.v1Fallback(mux))
+	mux.HandleFunc("GET /api/conversations", s.api(s.handleListConversations))
+	mux.HandleFunc("POST /api/conversations", s.api(s.handleCreateConversation))
+	mux.HandleFunc("GET /api/conversations/{id}", s.api(s.handleGetConversation))
+	mux.HandleFunc("DELETE /api/conversations/{id}", s.api(s.handleDeleteConversation))
+	mux.HandleFunc("POST /api/conversations/{id}/messages", s.api(s.handleSendMessage))
 
 	mux.HandleFunc("GET /api/cache/stats", s.api(s.handleCacheStats))
 	mux.HandleFunc("POST /api/cache/invalidate", s.api(s.handleCacheInvalidate))
@@ -67,7 +75,7 @@ func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
 		}
 		r2 := r.Clone(r.Context())
 		r2.Method = m
-		if _, pattern := mux.Handler(r2); pattern != "" && pattern != "/" {
+		if _, pattern := mux.Handler(r2); pattern != "" && pattern != "/" && pattern != v1CatchAll {
 			allow = append(allow, m)
 		}
 	}

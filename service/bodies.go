@@ -61,3 +61,54 @@ func nonNil[T any](s []T) []T {
 	}
 	return s
 }
+
+// OpenAIModelList is the body of GET /v1/models, in the OpenAI shape.
+type OpenAIModelList struct {
+	Object string        `json:"object"`
+	Data   []OpenAIModel `json:"data"`
+}
+
+// OpenAIModel is one model a user can chat with: id is its name.
+type OpenAIModel struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	OwnedBy string `json:"owned_by"`
+}
+
+// ConversationList is the body of GET /api/conversations.
+type ConversationList struct {
+	Conversations []modellab.Conversation `json:"conversations"`
+}
+
+// ConversationDetail is the body of GET /api/conversations/{id}.
+type ConversationDetail struct {
+	modellab.Conversation
+	Messages []modellab.Message `json:"messages"`
+}
+
+// The events of a message stream (POST /api/conversations/{id}/messages
+// and the chat page): deltas of the reply, an error when it was cut short
+// by a failure, then the stored reply.
+
+// ChatDelta is a piece of the reply.
+type ChatDelta struct {
+	Delta string `json:"delta"`
+}
+
+// ChatError says why the reply was cut short.
+type ChatError struct {
+	Error ChatErrorBody `json:"error"`
+}
+
+// ChatErrorBody is the error of a ChatError: a code of the API's table.
+type ChatErrorBody struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// ChatDone ends the stream with the reply as stored.
+type ChatDone struct {
+	Done    bool             `json:"done"`
+	Message modellab.Message `json:"message"`
+}

@@ -24,10 +24,13 @@ const (
 	GroupAnalytics = "analytics"
 	GroupAcademy   = "academy"
 	GroupRuns      = "runs"
+	// GroupChat is the chat's reads: the OpenAI model list and the
+	// conversation lists.
+	GroupChat = "chat"
 )
 
 // Groups lists every group, for the metrics collector.
-var Groups = []string{GroupModels, GroupServers, GroupAnalytics, GroupAcademy, GroupRuns}
+var Groups = []string{GroupModels, GroupServers, GroupAnalytics, GroupAcademy, GroupRuns, GroupChat}
 
 // PartGroup is the group of the cached parts of a composed answer of
 // group g: their lookups are not requests (the answer is counted once,
@@ -82,6 +85,12 @@ const keyAcademyCourses = "api:academy:courses"
 
 func keyAcademyLesson(slug string) string     { return "api:academy:lesson:" + slug }
 func keyAcademyProgress(userID string) string { return "api:academy:progress:user:" + userID }
+
+// The chat's keys: the models a user can chat with (GET /v1/models), which
+// follow the user's servers and the models they can see, and the user's
+// conversation list.
+func keyChatModels(userID string) string    { return "api:v1:models:user:" + userID }
+func keyConversations(userID string) string { return "api:conversations:user:" + userID }
 
 // keyAnalytics hashes the canonical parameters: equivalent spellings share
 // one entry and raw input never ends up in a key.

@@ -143,7 +143,7 @@ func (s *Service) visibleModelsOf(ctx context.Context, u *modellab.User, servers
 }
 
 func (s *Service) invalidateServers(ctx context.Context, ownerID string) {
-	s.cache.Invalidate(ctx, keyServersUser(ownerID))
+	s.cache.Invalidate(ctx, keyServersUser(ownerID), keyChatModels(ownerID))
 }
 
 // CreateServerInput is what a caller sends to register a server.

@@ -17,6 +17,7 @@ import (
 	"github.com/modellab/modellab"
 	"github.com/modellab/modellab/academy"
 	"github.com/modellab/modellab/cache"
+	"github.com/modellab/modellab/gateway"
 )
 
 // Config is everything a Service needs; cmd/modellab fills it in.
@@ -53,6 +54,10 @@ type Config struct {
 	OnSlotWait func()
 
 	Now func() time.Time
+
+	// Gateway sends chat completions to inference servers; nil means one
+	// with the contract's default timeouts.
+	Gateway *gateway.Gateway
 }
 
 // DefaultAdmin is the user the admin token acts as; serve creates its row
@@ -71,6 +76,10 @@ type Service struct {
 	tails *tailCache // raw histories of runs, for incremental reloads
 
 	dbSlots chan struct{}
+
+	gw     *gateway.Gateway
+	routes routeMemo
+	usage  *usageRecorder
 }
 
 // New builds the service; zero fields of cfg get the contract's defaults.
@@ -84,6 +93,7 @@ func New(cfg Config) *Service {
 		now:     cfg.Now,
 		dbSlots: make(chan struct{}, cfg.MaxDBInFlight),
 		comp:    newComposer(),
+		gw:      cfg.Gateway,
 	}
 	if cfg.Cache != nil && cfg.Cache.Mode() != "off" {
 		// With caching off (the "before" of the experiment), every read
@@ -91,6 +101,7 @@ func New(cfg Config) *Service {
 		s.tails = newTailCache()
 	}
 	s.auth = newAuthenticator(authConfig{store: cfg.Store, adminToken: cfg.AdminToken, admin: cfg.AdminUser, now: cfg.Now})
+	s.usage = newUsageRecorder(s)
 	return s
 }
 
@@ -132,12 +143,17 @@ func withDefaults(cfg Config) Config {
 	if cfg.OnSlotWait == nil {
 		cfg.OnSlotWait = func() {}
 	}
+	if cfg.Gateway == nil {
+		cfg.Gateway = gateway.New(gateway.Config{Logger: cfg.Logger})
+	}
 	return cfg
 }
 
 // Close stops the goroutines the service started (the token cache's
-// expiry). The store and cache it was given are the caller's to close.
+// expiry, the usage recorder, after it wrote what it holds). The store and
+// cache it was given are the caller's to close.
 func (s *Service) Close() {
+	s.usage.close()
 	s.auth.close()
 	s.comp.close()
 }

@@ -58,4 +58,19 @@ type Store interface {
 	// MetricHistory reads a run's owner, status, last step and the points
 	// q selects (not downsampled) in one statement.
 	MetricHistory(ctx context.Context, id string, q modellab.MetricQuery) (modellab.RunHistory, error)
+	// ModelByName returns the model of that name ownerID may see, their
+	// private one before a global one of the same name.
+	ModelByName(ctx context.Context, ownerID, name string) (modellab.Model, error)
+	CreateConversation(ctx context.Context, c *modellab.Conversation) error
+	// ListConversations returns ownerID's conversations, newest first.
+	ListConversations(ctx context.Context, ownerID string) ([]modellab.Conversation, error)
+	GetConversation(ctx context.Context, id string) (modellab.Conversation, error)
+	DeleteConversation(ctx context.Context, id string) error
+	// ListMessages returns a conversation's messages in order.
+	ListMessages(ctx context.Context, conversationID string) ([]modellab.Message, error)
+	// AddMessages appends msgs in one transaction (setting their IDs and
+	// times) and titles an untitled conversation with title.
+	AddMessages(ctx context.Context, conversationID string, msgs []modellab.Message, title string) error
+	// UpdateMessage writes a message's content and status.
+	UpdateMessage(ctx context.Context, m *modellab.Message) error
 }

@@ -31,6 +31,9 @@ type SeedOptions struct {
 	// IgnoreUsers are IDs of existing users that do not make the database
 	// non-empty (the admin user serve creates for ADMIN_TOKEN).
 	IgnoreUsers []string
+	// Inference is what the demo user's running servers point at (see
+	// InferenceSeed); zero: no endpoint.
+	Inference InferenceSeed
 }
 
 // DefaultSeedOptions is the realistic size the load tests run against.
@@ -163,6 +166,7 @@ func Seed(ctx context.Context, db *DB, opts SeedOptions) (SeedResult, error) {
 	res := SeedResult{Users: s.drawUsers()}
 	s.drawModels()
 	servers := s.drawServers()
+	s.models = seedInference(opts, s.users, s.models, servers)
 	gen := s.eventGen()
 
 	loadStart := time.Now()

@@ -84,6 +84,9 @@ func testStore(t *testing.T, open opener) {
 		{"IngestMetrics", testIngestMetrics},
 		{"MetricHistory", testMetricHistory},
 		{"Unavailable", testUnavailable},
+		{"Conversations", testConversations},
+		{"Messages", testMessages},
+		{"ModelByName", testModelByName},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

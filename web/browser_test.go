@@ -16,8 +16,9 @@ import (
 // The browser test drives the pages in headless Chromium, as a person
 // would: log in, create and delete a model through the form, watch the
 // monitor pick up a status change made through the API without a reload,
-// watch a run's chart grow while its points are ingested, and find the
-// analytics chart. It saves a screenshot of each page:
+// watch a run's chart grow while its points are ingested, find the
+// analytics chart, and watch a chat reply stream in. It saves a screenshot
+// of each page:
 //
 //	MODELLAB_SCREENSHOTS=docs/screenshots go test ./web -run TestBrowser
 //
@@ -320,6 +321,7 @@ func TestBrowser(t *testing.T) {
 	if got := text("#course-getting-started [data-done]"); got != "1 of 4 done" {
 		t.Errorf("the course index shows %q for getting started, want 1 of 4 done", got)
 	}
+	testBrowserChat(t, browserChat{ctx: ctx, e: e, token: d.token, do: do, shot: shot})
 
 	do("open the docs",
 		chromedp.Navigate(e.url+"/docs"),

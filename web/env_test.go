@@ -36,7 +36,9 @@ type env struct {
 	url   string
 }
 
-func newEnv(t *testing.T, now func() time.Time) *env {
+// newEnv starts the server; opts adjust the service's configuration (the
+// chat tests give it a gateway of their own).
+func newEnv(t *testing.T, now func() time.Time, opts ...func(*service.Config)) *env {
 	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -51,8 +53,12 @@ func newEnv(t *testing.T, now func() time.Time) *env {
 		t.Fatalf("cache: %v", err)
 	}
 	t.Cleanup(c.Close)
+	scfg := service.Config{Store: db, Cache: c, Logger: log, AdminToken: adminToken, Now: now}
+	for _, o := range opts {
+		o(&scfg)
+	}
 	st := testenv.NewStack(t, testenv.StackConfig{
-		Service: service.Config{Store: db, Cache: c, Logger: log, AdminToken: adminToken, Now: now},
+		Service: scfg,
 		Server:  server.Config{Logger: log},
 		Pages:   true,
 	})

@@ -25,7 +25,7 @@ var update = flag.Bool("update", false, "rewrite the golden files of the page te
 var goldenNow = time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC)
 
 var (
-	idRE    = regexp.MustCompile(`\b(mdl|srv|usr|run)_[0-9a-z]{20}\b`)
+	idRE    = regexp.MustCompile(`\b(mdl|srv|usr|run|cnv|msg)_[0-9a-z]{20}\b`)
 	assetRE = regexp.MustCompile(`\?v=[0-9a-f]{12}`)
 	// The tags of live parts hash bodies that hold random IDs.
 	liveTagRE = regexp.MustCompile(`W/&#34;(mon|run)-[0-9a-f]+&#34;`)

@@ -380,6 +380,7 @@ func TestOpenAPI(t *testing.T) {
 	o.exchange(c, "GET", "/static/monitor.js", "", "", nil, 200)
 	o.exchange(c, "GET", "/static/nope.js", "", "", nil, 404)
 	o.form(c, "/models/"+m.ID+"/delete", url.Values{"csrf": {csrf}}, 303)
+	exerciseChat(t, chatOA{o: o, c: c, csrf: csrf, alice: alice, bob: bob})
 	o.form(c, "/logout", url.Values{"csrf": {csrf}}, 303)
 
 	// Deletes last: they remove what the rest used.

@@ -1,5 +1,6 @@
 // Package web renders modellab's pages for people: home, models, the
-// training monitor, analytics, Lab Academy and the API reference, plus the
+// training monitor, analytics, the chat, Lab Academy and the API reference,
+// plus the
 // login form.
 //
 // The pages read through the same use cases as the JSON API (package
@@ -132,6 +133,11 @@ func (a *app) routes(mux *http.ServeMux) {
 	mux.Handle("POST /academy/{lesson}/complete", a.form(a.completeLesson))
 	mux.HandleFunc("GET /admin/cache", a.page(a.adminCache))
 	mux.Handle("POST /admin/cache/purge", a.form(a.adminPurge))
+	mux.HandleFunc("GET /chat", a.page(a.chat))
+	mux.Handle("POST /chat", a.form(a.createConversation))
+	mux.HandleFunc("GET /chat/{id}", a.page(a.chatConversation))
+	mux.Handle("POST /chat/{id}/messages", a.form(a.sendMessage))
+	mux.Handle("POST /chat/{id}/delete", a.form(a.deleteConversation))
 	mux.HandleFunc("GET /docs", a.docsPage)
 	mux.HandleFunc("GET /openapi.json", a.openAPI)
 	mux.HandleFunc("GET /login", a.loginForm)

@@ -36,6 +36,13 @@ type config struct {
 	DBTimeout     time.Duration
 	Shutdown      time.Duration
 	DebugAddr     string // "" = no profiling listener
+
+	// The chat gateway's timeouts, and the inference server the demo
+	// data's running servers point at ("" = none).
+	ChatFirstByte      time.Duration
+	ChatIdle           time.Duration
+	DemoInferenceURL   string
+	DemoInferenceModel string
 }
 
 // scope is the set of commands that read a variable.
@@ -96,7 +103,15 @@ var envVars = []envVar{
 	{"DB_MAX_CONNS", "0", "20 (PostgreSQL), 4 readers (SQLite)", "connection pool size", allServer},
 	{"DB_TIMEOUT_MS", "3000", "", "deadline of every database statement", allServer},
 	{"SHUTDOWN_TIMEOUT_MS", "20000", "", "how long SIGTERM waits for in-flight requests", inServe},
+	{"CHAT_FIRST_TOKEN_TIMEOUT_MS", "60000", "", "how long the gateway waits for an inference server's first byte", allServer},
+	{"CHAT_IDLE_TIMEOUT_MS", "30000", "", "how long the gateway waits between two chunks of a stream", allServer},
+	{"DEMO_INFERENCE_URL", "", "", "an OpenAI-compatible base URL (e.g. Ollama's `http://localhost:11434/v1`) the demo data's running servers point at", inServe | inDB},
+	{"DEMO_INFERENCE_MODEL", defaultDemoInferenceModel, "", "the model the demo asks `DEMO_INFERENCE_URL` for", inServe | inDB},
 }
+
+// defaultDemoInferenceModel is the model the demo asks DEMO_INFERENCE_URL
+// for unless DEMO_INFERENCE_MODEL names another: a small one Ollama serves.
+const defaultDemoInferenceModel = "llama3.2"
 
 // lookupEnv returns the entry of name; asking for a variable missing from
 // envVars is a programming error.
@@ -187,6 +202,7 @@ func loadConfigFor(getenv func(string) string, sc scope) (config, error) {
 	c.DBTimeout = e.millis("DB_TIMEOUT_MS")
 	c.Shutdown = e.millis("SHUTDOWN_TIMEOUT_MS")
 	c.DebugAddr = e.str("DEBUG_ADDR")
+	e.chat(&c)
 	c.LogLevel = e.logLevel()
 	c.LogFormat = strings.ToLower(e.str("LOG_FORMAT"))
 	if c.LogFormat != "text" && c.LogFormat != "json" {
@@ -203,6 +219,30 @@ func loadConfigFor(getenv func(string) string, sc scope) (config, error) {
 		return c, err
 	}
 	return c, nil
+}
+
+// chat reads the gateway's timeouts and the demo's inference server.
+func (e *envReader) chat(c *config) {
+	c.ChatFirstByte = e.millis("CHAT_FIRST_TOKEN_TIMEOUT_MS")
+	c.ChatIdle = e.millis("CHAT_IDLE_TIMEOUT_MS")
+	c.DemoInferenceURL = strings.TrimSpace(e.str("DEMO_INFERENCE_URL"))
+	c.DemoInferenceModel = strings.TrimSpace(e.str("DEMO_INFERENCE_MODEL"))
+	if err := checkInferenceURL("DEMO_INFERENCE_URL", c.DemoInferenceURL); err != nil {
+		e.fail(err)
+	}
+}
+
+// checkInferenceURL accepts "" (none) or the http(s) base URL of an
+// OpenAI-compatible API, e.g. http://localhost:11434/v1.
+func checkInferenceURL(name, v string) error {
+	if v == "" {
+		return nil
+	}
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%s=%q: want the http(s) base URL of an OpenAI-compatible API, e.g. http://localhost:11434/v1", name, v)
+	}
+	return nil
 }
 
 func (e *envReader) logLevel() slog.Level {

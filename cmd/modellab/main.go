@@ -24,7 +24,7 @@ const usage = `modellab — the API server of a model lab
 
 Usage:
   modellab serve     [--addr :8080] [--database URL] [--redis URL] [--demo|--demo=false]
-  modellab seed      [--database URL] [--users N] [--models N] [--global-models N] [--servers N] [--events N] [--days N]
+  modellab seed      [--database URL] [--users N] [--models N] [--global-models N] [--servers N] [--events N] [--days N] [--runs N] [--inference-url URL]
   modellab loadtest  --url URL [--connections 200] [--duration 30s] [--rate R] [--token T | --users FILE] [--targets a,b] [--path /x] [--json]
   modellab bench     [--connections 200] [--duration 20s] [--database URL] [--redis URL] [--targets a,b] [--users FILE] [--json]
   modellab migrate   [status|up] [--database URL]

@@ -50,6 +50,13 @@ func startServe(t *testing.T, env map[string]string, args ...string) *proc {
 
 // startServeArgs runs `modellab serve ARGS` with env and waits until it
 // listens.
+// listenWithin bounds how long serve may take to listen. Seeding the demo
+// set takes under a second in a normal build but 15–30 s under -race on
+// two loaded cores (the SQLite driver is translated C, which the race
+// detector instruments line by line), so the bound is generous: it catches
+// a serve that hangs, not a slow one.
+const listenWithin = 2 * time.Minute
+
 func startServeArgs(t *testing.T, env map[string]string, args ...string) *proc {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -80,8 +87,8 @@ func startServeArgs(t *testing.T, env map[string]string, args ...string) *proc {
 	case <-found:
 	case code := <-p.done:
 		t.Fatalf("serve exited with %d before listening: %s", code, p.logs())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("serve did not listen within 30s: %s", p.logs())
+	case <-time.After(listenWithin):
+		t.Fatalf("serve did not listen within %s: %s", listenWithin, p.logs())
 	}
 	t.Cleanup(func() { p.stop(t) })
 	return p

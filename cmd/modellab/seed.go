@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,6 +28,9 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 	fs.IntVar(&opts.Runs, "runs", opts.Runs, "number of training runs (with their metrics)")
 	fs.IntVar(&opts.RunSteps, "run-steps", opts.RunSteps, "points per metric of a finished run (loss and lr each step, evals every 50)")
 	fs.Int64Var(&opts.RandSeed, "seed", opts.RandSeed, "random seed (same seed, same data)")
+	fs.StringVar(&opts.Inference.URL, "inference-url", "",
+		"OpenAI-compatible base `URL` the demo user's running servers point at (default DEMO_INFERENCE_URL; none: no endpoint)")
+	fs.StringVar(&opts.Inference.Model, "inference-model", "", "the `model` to ask that server for (default DEMO_INFERENCE_MODEL)")
 	if code, ok := parseFlags(fs, cmdSeed, args, stdout, stderr); !ok {
 		return code
 	}
@@ -40,7 +44,13 @@ func runSeed(ctx context.Context, args []string, getenv func(string) string, std
 	if database != "" {
 		cfg.DatabaseURL = database
 	}
-	if err := checkDatabaseURL("--database", cfg.DatabaseURL); err != nil {
+	if opts.Inference.URL == "" {
+		opts.Inference.URL = cfg.DemoInferenceURL
+	}
+	if opts.Inference.Model == "" {
+		opts.Inference.Model = cfg.DemoInferenceModel
+	}
+	if err := errors.Join(checkDatabaseURL("--database", cfg.DatabaseURL), checkInferenceURL("--inference-url", opts.Inference.URL)); err != nil {
 		return usageError(stderr, cmdSeed, "%v", err)
 	}
 	if opts.Users < 1 || opts.Models < opts.GlobalModels || opts.GlobalModels < 0 || opts.Servers < 0 || opts.Events < 0 || opts.Days < 1 ||

@@ -14,6 +14,7 @@ import (
 
 	"github.com/modellab/modellab"
 	"github.com/modellab/modellab/cache"
+	"github.com/modellab/modellab/gateway"
 	"github.com/modellab/modellab/server"
 	"github.com/modellab/modellab/service"
 	"github.com/modellab/modellab/store"
@@ -123,6 +124,7 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, logOut io.Writer)
 		MaxDBInFlight: cfg.MaxDBInFlight,
 		OnShed:        a.metrics.Shed,
 		OnSlotWait:    a.metrics.DBSlotWait,
+		Gateway:       gateway.New(gateway.Config{FirstByteTimeout: cfg.ChatFirstByte, IdleTimeout: cfg.ChatIdle, Logger: log}),
 	})
 	if err := a.mount(cfg, log, logOut); err != nil {
 		a.close()
@@ -213,7 +215,8 @@ func serve(ctx context.Context, cfg config, wantDemo bool, log *slog.Logger, log
 	}
 	addr := ln.Addr().String()
 	if wantDemo {
-		if err := seedDemo(ctx, a.db, log, stdout, "http://"+displayAddr(addr), demoIgnores(cfg)); err != nil {
+		d := demoSeed{baseURL: "http://" + displayAddr(addr), ignore: demoIgnores(cfg), inference: demoInference(cfg)}
+		if err := seedDemo(ctx, a.db, log, stdout, d); err != nil {
 			ln.Close()
 			return err
 		}
@@ -264,15 +267,25 @@ func displayAddr(addr string) string {
 	return net.JoinHostPort(host, port)
 }
 
-// adminUserID is the user that ADMIN_TOKEN acts as; newApp creates it.
-const adminUserID = "usr_admin"
+// demoSeed is what the demo seeding needs besides the database.
+type demoSeed struct {
+	baseURL   string   // where the server listens, for the hint printed
+	ignore    []string // users that do not make a database non-empty
+	inference store.InferenceSeed
+}
 
-// demoIgnores are the users that do not count as data for the demo seed.
+// demoIgnores are the users that do not count as data for the demo seed:
+// the admin user ADMIN_TOKEN acts as (newApp creates it).
 func demoIgnores(cfg config) []string {
 	if cfg.AdminToken != "" {
-		return []string{adminUserID}
+		return []string{service.DefaultAdmin.ID}
 	}
 	return nil
+}
+
+// demoInference is the inference server of the demo's running servers.
+func demoInference(cfg config) store.InferenceSeed {
+	return store.InferenceSeed{URL: cfg.DemoInferenceURL, Model: cfg.DemoInferenceModel}
 }
 
 // newHTTPServer bounds every phase of a connection, so that slow or idle
@@ -292,9 +305,9 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 // seedDemo seeds an empty database with the small demo set, and prints a
 // token for the demo user: the one the seed made, or a new one on a
 // database seeded before (tokens are stored hashed, so the old one is gone).
-// The users in ignore (the admin user) do not make a database non-empty.
-func seedDemo(ctx context.Context, db *store.DB, log *slog.Logger, stdout io.Writer, baseURL string, ignore []string) error {
-	empty, err := db.Empty(ctx, ignore...)
+// The users in d.ignore (the admin user) do not make a database non-empty.
+func seedDemo(ctx context.Context, db *store.DB, log *slog.Logger, stdout io.Writer, d demoSeed) error {
+	empty, err := db.Empty(ctx, d.ignore...)
 	if err != nil {
 		return fmt.Errorf("check for an empty database: %w", err)
 	}
@@ -302,7 +315,7 @@ func seedDemo(ctx context.Context, db *store.DB, log *slog.Logger, stdout io.Wri
 	if empty {
 		start := time.Now()
 		opts := store.DemoSeedOptions()
-		opts.IgnoreUsers = ignore
+		opts.IgnoreUsers, opts.Inference = d.ignore, d.inference
 		res, err := store.Seed(ctx, db, opts)
 		if err != nil {
 			return fmt.Errorf("seed demo data: %w", err)
@@ -325,7 +338,7 @@ func seedDemo(ctx context.Context, db *store.DB, log *slog.Logger, stdout io.Wri
 	}
 	if token != "" {
 		fmt.Fprintf(stdout, "demo user \"demo\" token: %s\n", token)
-		fmt.Fprintf(stdout, "  try: curl -H 'Authorization: Bearer %s' %s/api/servers/status\n", token, baseURL)
+		fmt.Fprintf(stdout, "  try: curl -H 'Authorization: Bearer %s' %s/api/servers/status\n", token, d.baseURL)
 	}
 	return nil
 }

@@ -23,6 +23,10 @@ var statusOf = map[string]int{
 	modellab.ETOOLARGE:     http.StatusRequestEntityTooLarge,
 	modellab.EUNAVAILABLE:  http.StatusServiceUnavailable,
 	modellab.EINTERNAL:     http.StatusInternalServerError,
+
+	// The gateway's: an inference server answered badly, or too late.
+	modellab.EBADGATEWAY:     http.StatusBadGateway,
+	modellab.EGATEWAYTIMEOUT: http.StatusGatewayTimeout,
 }
 
 // StatusClientClosed is what a request whose client went away before the
