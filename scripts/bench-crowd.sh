@@ -15,6 +15,7 @@
 # REDIS_URL (default redis://127.0.0.1:6379; a unique CACHE_PREFIX keeps runs
 # apart), USERS/MODELS/GLOBAL/EVENTS to size the seed.
 set -euo pipefail
+command -v wrk >/dev/null || { echo "this benchmark needs wrk (apt-get install wrk)" >&2; exit 1; }
 conns=${1:-200}
 dur=${2:-20s}
 runs=${3:-1}
