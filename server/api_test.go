@@ -391,7 +391,7 @@ func TestAPIAnalytics(t *testing.T) {
 	})
 }
 
-func (e *env) json(t *testing.T, r resp, v any) { r.json(t, v) }
+func (e *env) json(t testing.TB, r resp, v any) { r.json(t, v) }
 
 func TestHealthAndReady(t *testing.T) {
 	e := newEnv(t, envOpts{})

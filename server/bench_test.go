@@ -20,13 +20,12 @@ func (w *discardWriter) WriteHeader(code int)        { w.code = code }
 
 // BenchmarkCachedVsStatic measures a cache hit of GET /api/models through
 // the whole server (middleware, auth, cache, headers, metrics) beside a
-// plain handler writing the same bytes: the ratio is what the design's
-// "cached responses nearly as cheap as static bytes" is about.
+// plain handler writing the same bytes: the ratio says how close a cached
+// response comes to the cost of static bytes.
 //
 //	go test -run '^$' -bench CachedVsStatic -benchmem -count 5 ./server/
 func BenchmarkCachedVsStatic(b *testing.B) {
-	t := &testing.T{}
-	e := newEnv(t, envOpts{})
+	e := newEnv(b, envOpts{})
 	for i := 0; i < 50; i++ {
 		e.model(adminToken, map[string]any{"name": "model-" + strconv.Itoa(i), "provider": "meta", "visibility": "global"})
 	}

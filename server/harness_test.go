@@ -27,7 +27,7 @@ const adminToken = "test-admin-token-0123456789"
 
 // env is one server under test with its real store and cache.
 type env struct {
-	t     *testing.T
+	t     testing.TB
 	srv   *server.Server
 	svc   *service.Service
 	h     http.Handler // the instance's whole handler, middleware included
@@ -68,7 +68,7 @@ func randHex(n int) string {
 	return hex.EncodeToString(b)
 }
 
-func newEnv(t *testing.T, o envOpts) *env {
+func newEnv(t testing.TB, o envOpts) *env {
 	t.Helper()
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -135,7 +135,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	return &env{t: t, srv: st.API, svc: st.Service, h: st.Handler, http: hs, db: db, cache: c, url: hs.URL, dbu: dbURL, pfx: copts.Prefix}
 }
 
-func waitFor(t *testing.T, d time.Duration, cond func() bool) {
+func waitFor(t testing.TB, d time.Duration, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
@@ -153,7 +153,7 @@ type resp struct {
 	body   []byte
 }
 
-func (r resp) json(t *testing.T, v any) {
+func (r resp) json(t testing.TB, v any) {
 	t.Helper()
 	testenv.DecodeJSON(t, r.body, v)
 }
