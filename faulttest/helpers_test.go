@@ -326,7 +326,7 @@ func viaProxy(t *testing.T, dbURL, addr string) string {
 	return u.String()
 }
 
-func sqliteURL(t *testing.T) string {
+func sqliteURL(t testing.TB) string {
 	return "sqlite://" + filepath.Join(t.TempDir(), "test.db")
 }
 
