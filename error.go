@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// Error codes. They are part of the API contract (SPEC.md): the HTTP layer maps
+// Error codes. They are part of the API contract (docs/API.md): the HTTP layer maps
 // each one to a status in a single table.
 const (
 	EINVALID      = "invalid_argument"

@@ -22,21 +22,12 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/modellab/modellab/internal/fakeopenai"
-)
-
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-	binDir  string
+	"github.com/modellab/modellab/internal/testbin"
 )
 
 func TestMain(m *testing.M) {
@@ -48,9 +39,7 @@ func TestMain(m *testing.M) {
 		os.Exit(runClient())
 	}
 	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	testbin.Cleanup()
 	os.Exit(code)
 }
 
@@ -91,23 +80,5 @@ func runClient() int {
 	return 0
 }
 
-// binary builds cmd/modellab once per test run.
-func binary(t testing.TB) string {
-	t.Helper()
-	binOnce.Do(func() {
-		binDir, binErr = os.MkdirTemp("", "modellab-chattest-")
-		if binErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "modellab")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/modellab")
-		cmd.Dir = ".."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
+// binary is the modellab binary, built once per test run.
+func binary(t testing.TB) string { return testbin.Path(t) }

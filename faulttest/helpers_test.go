@@ -1,4 +1,4 @@
-// Package faulttest_test proves the Guarantees of SPEC.md under faults and
+// Package faulttest_test proves the guarantees listed in docs/RELIABILITY.md under faults and
 // hostile clients: Redis killed, frozen and slowed; the database cut; load
 // past the shedding bound; many users on two instances; SIGTERM and kill -9.
 //

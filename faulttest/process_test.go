@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"errors"
 	"fmt"
-	"go.uber.org/goleak"
 	"net"
 	"os"
 	"os/exec"
@@ -17,14 +16,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/modellab/modellab/internal/testpg"
-)
+	"go.uber.org/goleak"
 
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-	binDir  string
+	"github.com/modellab/modellab/internal/testbin"
+	"github.com/modellab/modellab/internal/testpg"
 )
 
 func TestMain(m *testing.M) {
@@ -40,32 +35,12 @@ func TestMain(m *testing.M) {
 			code = 1
 		}
 	}
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
+	testbin.Cleanup()
 	os.Exit(code)
 }
 
-// binary builds cmd/modellab once per test run.
-func binary(t *testing.T) string {
-	t.Helper()
-	binOnce.Do(func() {
-		binDir, binErr = os.MkdirTemp("", "modellab-faulttest-")
-		if binErr != nil {
-			return
-		}
-		binPath = filepath.Join(binDir, "modellab")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/modellab")
-		cmd.Dir = ".."
-		if out, err := cmd.CombinedOutput(); err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
+// binary is the modellab binary, built once per test run.
+func binary(t testing.TB) string { return testbin.Path(t) }
 
 // proc is one `modellab serve` process.
 type proc struct {

@@ -36,7 +36,7 @@ func newPair(t *testing.T) pair {
 // TestTwoInstancesStaleness writes on one instance and polls the other
 // until the write shows, over ≥1,000 writes in both directions, and reports
 // p99 and max of the time from the write's 2xx to the first read that has
-// it (which includes one read's own latency). SPEC.md: within 50 ms.
+// it (which includes one read's own latency). The guarantee: within 50 ms.
 func TestTwoInstancesStaleness(t *testing.T) {
 	t.Parallel()
 	p := newPair(t)

@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/modellab/modellab/internal/testenv"
 )
 
 // closedPortURL returns the URL of a port on 127.0.0.1 that nothing listens on.
@@ -260,7 +262,7 @@ func TestRunContextCancel(t *testing.T) {
 func TestRunProgress(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	defer srv.Close()
-	var buf syncBuffer
+	var buf testenv.SyncBuffer
 	_, err := Run(context.Background(), Config{URL: srv.URL, Connections: 1, Duration: 1500 * time.Millisecond,
 		Targets: []Target{{Name: "api-models", Path: "/"}}, Progress: &buf})
 	if err != nil {
@@ -315,22 +317,4 @@ func TestNamedTarget(t *testing.T) {
 	if got := len(TargetNames()); got != len(want) {
 		t.Fatalf("TargetNames: %d names, want %d", got, len(want))
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a writer and a later reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

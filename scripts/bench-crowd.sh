@@ -13,8 +13,11 @@
 #
 # Environment: PGURL (default postgres://postgres@127.0.0.1:5432/postgres),
 # REDIS_URL (default redis://127.0.0.1:6379; a unique CACHE_PREFIX keeps runs
-# apart), USERS/MODELS/GLOBAL/EVENTS to size the seed.
+# apart), USERS/MODELS/GLOBAL/EVENTS to size the seed, BIN to load a
+# binary built elsewhere (e.g. an earlier revision, for a before/after of
+# the same script) instead of building this tree's.
 set -euo pipefail
+command -v wrk >/dev/null || { echo "this benchmark needs wrk (apt-get install wrk)" >&2; exit 1; }
 conns=${1:-200}
 dur=${2:-20s}
 runs=${3:-1}
@@ -24,7 +27,7 @@ db="modellab_crowd_$$"
 trap 'kill $(jobs -p) 2>/dev/null || true; psql "$pgurl" -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 psql "$pgurl" -qc "CREATE DATABASE $db" >/dev/null
 dburl="${pgurl%/*}/$db?sslmode=disable"
-go build -o "$work/modellab" ./cmd/modellab
+if [ -n "${BIN:-}" ]; then cp "$BIN" "$work/modellab"; else go build -o "$work/modellab" ./cmd/modellab; fi
 "$work/modellab" seed --database "$dburl" --users "${USERS:-1000}" --models "${MODELS:-5000}" \
   --global-models "${GLOBAL:-200}" --events "${EVENTS:-1000000}" >"$work/users.json" 2>"$work/seed.err"
 # One token per line for the Lua script.

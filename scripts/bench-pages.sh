@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The design note's before/after of its six pages (Home, Models, Training
+# The original load test's before/after of its six pages (Home, Models, Training
 # Monitor, Docs, Lab Academy, Chat) and the three hot APIs, at 200
 # connections on PostgreSQL + Redis, with the realistic seed loaded as a
 # crowd: a fresh PostgreSQL database is created and seeded once
 # (`modellab seed`, default sizes), then `modellab bench --users` runs RUNS
 # times over it, each run printing its before/after table and ours beside
-# the design note's figures. The database is dropped at the end; Redis keys
+# the original load test's published ranges (docs/BENCHMARKS.md). The database is dropped at the end; Redis keys
 # live under a fresh prefix per run, with a TTL, and nothing is flushed.
 #
 #   scripts/bench-pages.sh [runs] [duration] [connections]

@@ -14,6 +14,7 @@
 # and TOKEN (a seeded database and the heavy user's token; default: seed a
 # fresh SQLite file, about 25 s).
 set -euo pipefail
+command -v wrk >/dev/null || { echo "this benchmark needs wrk (apt-get install wrk)" >&2; exit 1; }
 conns=${1:-200}
 dur=${2:-10s}
 runs=${3:-3}

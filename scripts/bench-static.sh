@@ -9,6 +9,7 @@
 # REDIS_URL, DISABLE_LOCAL_CACHE=true to measure the Redis tier alone, and
 # TOKEN to load the authenticated (user-scoped) list instead of the global one.
 set -euo pipefail
+command -v wrk >/dev/null || { echo "this benchmark needs wrk (apt-get install wrk)" >&2; exit 1; }
 conns=${1:-200}
 dur=${2:-10s}
 runs=${3:-3}

@@ -6,6 +6,7 @@
 #
 #   scripts/bench-wrk.sh [connections] [duration] [runs] [body-file]
 set -euo pipefail
+command -v wrk >/dev/null || { echo "this benchmark needs wrk (apt-get install wrk)" >&2; exit 1; }
 conns=${1:-200}
 dur=${2:-10s}
 runs=${3:-3}

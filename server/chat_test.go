@@ -417,7 +417,7 @@ func TestChatClientLeavesCancelsUpstream(t *testing.T) {
 		t.Errorf("recorded %+v, want one ok request", u)
 	}
 	waitFor(t, 5*time.Second, func() bool {
-		return lab.e.metric("modellab_http_requests_total", map[string]string{"route": "POST /v1/chat/completions", "code": "200"}) == 1
+		return lab.e.metric("modellab_http_requests_total", map[string]string{"method": "POST", "route": "/v1/chat/completions", "code": "200"}) == 1
 	})
 }
 

@@ -1,13 +1,14 @@
 package server_test
 
 import (
-	"bytes"
 	"context"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/modellab/modellab/internal/testenv"
 
 	"github.com/modellab/modellab"
 	"github.com/modellab/modellab/service"
@@ -28,30 +29,12 @@ func (b *blockingModels) ListModels(ctx context.Context, ownerID string) ([]mode
 	return b.Store.ListModels(ctx, ownerID)
 }
 
-// syncBuffer is a log sink safe for the server's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestClientGoneIs499: a client that leaves while its answer is being
 // loaded is counted as 499, and logged as neither an internal error nor a
 // 500 (it used to be both).
 func TestClientGoneIs499(t *testing.T) {
 	bm := &blockingModels{started: make(chan struct{}), release: make(chan struct{})}
-	logs := &syncBuffer{}
+	logs := &testenv.SyncBuffer{}
 	e := newEnv(t, envOpts{logs: logs, wrap: func(s service.Store) service.Store { bm.Store = s; return bm }})
 	defer close(bm.release)
 

@@ -76,12 +76,7 @@ func (a *app) renderChat(w http.ResponseWriter, r *http.Request, v *view, status
 	if err != nil {
 		return err
 	}
-	me, err := a.svc.ModelsList(ctx, v.User)
-	if err != nil {
-		return err
-	}
-	modelsTag := me.ETag
-	models, err := decodeEntry[service.ModelList](a.decode, "models", &me)
+	models, modelsTag, err := a.visibleModels(ctx, v.User)
 	if err != nil {
 		return err
 	}

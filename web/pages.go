@@ -2,6 +2,7 @@ package web
 
 import (
 	"bytes"
+	"context"
 	"html/template"
 	"net/http"
 	"net/url"
@@ -379,6 +380,33 @@ func (a *app) monitor(w http.ResponseWriter, r *http.Request, v *view) error {
 	return nil
 }
 
+// fragmentUser authenticates the request of a polled fragment. Without a
+// session it answers 401 itself, for the script to say so (a redirect would
+// hand it the login page as a fragment).
+func (a *app) fragmentUser(w http.ResponseWriter, r *http.Request) (*modellab.User, bool) {
+	u, err := a.authenticate(r)
+	if u == nil || err != nil {
+		status := http.StatusUnauthorized
+		if err != nil && modellab.ErrorCode(err) != modellab.EUNAUTHORIZED {
+			status = transport.StatusOf(err)
+		}
+		fragmentError(w, r, status)
+		return nil, false
+	}
+	return u, true
+}
+
+// visibleModels is the list of the models u can see, decoded, with the
+// ETag of its entry (for the keys of rendered pages).
+func (a *app) visibleModels(ctx context.Context, u *modellab.User) (*service.ModelList, string, error) {
+	me, err := a.svc.ModelsList(ctx, u)
+	if err != nil {
+		return nil, "", err
+	}
+	list, err := decodeEntry[service.ModelList](a.decode, "models", &me)
+	return list, me.ETag, err
+}
+
 // monitorETag is the tag of the monitor's live part of one version.
 func monitorETag(version string) string { return `W/"mon-` + version + `"` }
 
@@ -389,13 +417,8 @@ func monitorETag(version string) string { return `W/"mon-` + version + `"` }
 // costs the browser a 304 and us no rendering. No session: 401, for the
 // script to say so (a redirect would hand it the login page as a fragment).
 func (a *app) monitorData(w http.ResponseWriter, r *http.Request) {
-	u, err := a.authenticate(r)
-	if u == nil || err != nil {
-		status := http.StatusUnauthorized
-		if err != nil && modellab.ErrorCode(err) != modellab.EUNAUTHORIZED {
-			status = transport.StatusOf(err)
-		}
-		fragmentError(w, r, status)
+	u, ok := a.fragmentUser(w, r)
+	if !ok {
 		return
 	}
 	m, err := a.readMonitor(r.Context(), u)

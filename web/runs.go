@@ -260,12 +260,7 @@ func (a *app) runPage(w http.ResponseWriter, r *http.Request, v *view) error {
 	if err != nil {
 		return err
 	}
-	me, err := a.svc.ModelsList(ctx, v.User)
-	if err != nil {
-		return err
-	}
-	modelsTag := me.ETag
-	models, err := decodeEntry[service.ModelList](a.decode, "models", &me)
+	models, modelsTag, err := a.visibleModels(ctx, v.User)
 	if err != nil {
 		return err
 	}
@@ -299,13 +294,8 @@ func runLiveETag(entryTag string) string { return `W/"run-` + strings.Trim(entry
 // bytes rendered once). The fragment marks a run that has ended
 // (data-final), and the page's script stops polling it.
 func (a *app) runLiveData(w http.ResponseWriter, r *http.Request) {
-	u, err := a.authenticate(r)
-	if u == nil || err != nil {
-		status := http.StatusUnauthorized
-		if err != nil && modellab.ErrorCode(err) != modellab.EUNAUTHORIZED {
-			status = transport.StatusOf(err)
-		}
-		fragmentError(w, r, status)
+	u, ok := a.fragmentUser(w, r)
+	if !ok {
 		return
 	}
 	e, err := a.svc.RunMetrics(r.Context(), u, r.PathValue("id"), runChartQuery)

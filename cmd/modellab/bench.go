@@ -78,7 +78,7 @@ func (f *benchFlags) plan() ([]loadtest.Target, store.SeedOptions, error) {
 	return tgts, seedOpts, nil
 }
 
-// runBench is the before/after experiment of the design note: the same data,
+// runBench is the before/after experiment of the original load test (docs/BENCHMARKS.md, "Background"): the same data,
 // the same load, cache off then cache on, printed side by side.
 func runBench(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) int {
 	var f benchFlags

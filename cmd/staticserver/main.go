@@ -1,7 +1,7 @@
 // Command staticserver is a baseline for modellab's benchmarks: a plain
 // net/http handler that writes the same fixed bytes for every request.
 //
-// It exists for the design note's comparison "cached GET /api/models vs a
+// It exists for the comparison "cached GET /api/models vs a
 // plain net/http handler writing the same bytes": save a /api/models response
 // to a file, serve it here with --file, and load both servers with
 // `modellab loadtest` (or wrk) using the same connections. It is also the
