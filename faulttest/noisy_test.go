@@ -35,19 +35,21 @@ const (
 // connections behind it. Both are measured and recorded; the bound is
 // asserted for the first, and only without the race detector (it slows
 // the flood's goroutines and the victim's alike, and the ratio then
-// measures the machine).
+// measures the machine). With the default share a fast database may clear
+// the noisy user's queue within the wait: held to its share by queueing
+// alone, it then sees no 429, so 429s are required of the first only.
 func TestNoisyNeighbour(t *testing.T) {
 	for _, tc := range []struct {
-		name      string
-		maxDB     int // MAX_DB_IN_FLIGHT; 0: the default (64)
-		assertP99 bool
+		name   string
+		maxDB  int  // MAX_DB_IN_FLIGHT; 0: the default (64)
+		strict bool // assert the P99 bound (without -race) and the 429s
 	}{
 		{"slots_at_pool_size", 20, true},
 		{"defaults", 0, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := instOpts{dbURL: testpg.URL(t), maxDB: tc.maxDB, dbTimeout: 5 * time.Second}
-			noisyNeighbour(t, o, tc.assertP99 && !raceEnabled)
+			noisyNeighbour(t, o, tc.strict)
 		})
 	}
 }
@@ -60,7 +62,7 @@ func noisyPhases() (baseline, warmup, flood time.Duration) {
 	return 3 * time.Second, time.Second, 5 * time.Second
 }
 
-func noisyNeighbour(t *testing.T, o instOpts, assertP99 bool) {
+func noisyNeighbour(t *testing.T, o instOpts, strict bool) {
 	in := newInstance(t, o)
 	victim := seedAnalyticsUser(t, in, "victim")
 	noisy := seedAnalyticsUser(t, in, "noisy")
@@ -112,7 +114,7 @@ func noisyNeighbour(t *testing.T, o instOpts, assertP99 bool) {
 	if n := during.failed(); n != 0 {
 		t.Errorf("victim during the flood: %d failures: %v", n, during.failures)
 	}
-	if bound := 3*bp.p99 + 50*time.Millisecond; assertP99 && dp.p99 > bound {
+	if bound := 3*bp.p99 + 50*time.Millisecond; strict && !raceEnabled && dp.p99 > bound {
 		t.Errorf("victim P99 %s during the flood, %s alone: more than 3× + 50 ms (%s)", dp.p99, bp.p99, bound)
 	}
 	if n := noisyTy.failed(); n != 0 {
@@ -121,7 +123,7 @@ func noisyNeighbour(t *testing.T, o instOpts, assertP99 bool) {
 	noisyTy.mu.Lock()
 	shed := noisyTy.byStatus[429]
 	noisyTy.mu.Unlock()
-	if shed == 0 {
+	if strict && shed == 0 {
 		t.Errorf("noisy user: no 429 in %d requests: the flood was not held to its share", noisyTy.n)
 	}
 	if got := in.metric("modellab_load_shed_total", map[string]string{"reason": "user"}); got != float64(shed) {
