@@ -202,7 +202,10 @@ func (a *admitter) wait(ctx context.Context, w *waiter, expired <-chan time.Time
 	t := w.t
 	t.waiting.Remove(w.elem)
 	if shed != nil {
-		shed.perUser = t.held >= a.capOf(t)
+		// The caller's share is what bound it only when the share is
+		// less than the whole: a caller allowed every slot that holds
+		// them all has met the global bound (503), as before shares.
+		shed.perUser = t.held >= a.capOf(t) && a.capOf(t) < a.slots
 	}
 	if t.waiting.Len() == 0 && t.turn != nil {
 		a.turns.Remove(t.turn)

@@ -179,6 +179,12 @@ func TestAdmitter(t *testing.T) {
 			{do: "cancel", id: "c2", want: modellab.EUNAVAILABLE, state: "A=1/0 B=1/0"},
 			{do: "release", id: "a1", state: "B=1/0"},
 		}},
+		{"a share of every slot: its excess is overload", 2, 2, []admitStep{
+			{do: "take", id: "a1", who: "A"},
+			{do: "take", id: "a2", who: "A"},
+			{do: "queue", id: "a3", who: "A"},
+			{do: "expire", id: "a3", want: modellab.EUNAVAILABLE, state: "A=2/0"},
+		}},
 		{"a shed waiter leaves its user's turn to the next", 1, 1, []admitStep{
 			{do: "take", id: "z1", who: "Z"},
 			{do: "queue", id: "a1", who: "A"},
@@ -397,10 +403,11 @@ func TestWithDBSheds(t *testing.T) {
 	})
 }
 
-// TestCacheHitsAreNotAdmitted fills an entry, then takes every slot: the
-// hit is still served at once, a miss is shed.
+// TestCacheHitsAreNotAdmitted fills an entry, then takes every slot (the
+// caller's share and another user's): the hit is still served at once, a
+// miss is shed.
 func TestCacheHitsAreNotAdmitted(t *testing.T) {
-	s, rec := newAdmissionService(t, 1, 1)
+	s, rec := newAdmissionService(t, 2, 1)
 	alice := userCtx("usr_alice", "192.0.2.1:1")
 	spec := readSpec{key: "test:admission:hit", group: GroupAnalytics, ttl: time.Minute}
 	load := func(ctx context.Context, s *Service, v string) (string, error) { return v, nil }
@@ -408,6 +415,7 @@ func TestCacheHitsAreNotAdmitted(t *testing.T) {
 		t.Fatalf("fill: %v %v", res, err)
 	}
 	defer hold(t, s, alice, 1)()
+	defer hold(t, s, userCtx("usr_bob", "192.0.2.2:1"), 1)()
 	for range 3 {
 		e, res, err := cachedRead(alice, s, spec, "x", load)
 		if err != nil || res != cache.Hit || string(e.Body()) != `"x"` {
