@@ -15,7 +15,10 @@ const (
 	ECONFLICT     = "conflict"
 	ETOOLARGE     = "payload_too_large"
 	EUNAVAILABLE  = "unavailable"
-	EINTERNAL     = "internal"
+	// ERATELIMITED: the caller holds more than its share of a bound
+	// (database-bound work per user); others are still served.
+	ERATELIMITED = "rate_limited"
+	EINTERNAL    = "internal"
 	// EBADGATEWAY: an inference server refused the connection, answered
 	// 5xx or sent a body that is not what the API promises.
 	EBADGATEWAY = "bad_gateway"

@@ -79,6 +79,7 @@ type instOpts struct {
 	disableLocal bool          // DISABLE_LOCAL_CACHE: every read goes to Redis
 	maxInFlight  int           // MAX_IN_FLIGHT
 	maxDB        int           // MAX_DB_IN_FLIGHT
+	maxDBPerUser int           // MAX_DB_IN_FLIGHT_PER_USER
 	dbTimeout    time.Duration // DB_TIMEOUT_MS
 	dbQueueWait  time.Duration
 }
@@ -138,7 +139,7 @@ func newInstance(t *testing.T, o instOpts) *instance {
 		Service: service.Config{
 			Store: db, Cache: c, Logger: log, AdminToken: adminToken, OnShed: metrics.Shed,
 			ModelsTTL: o.ttl, ServersTTL: o.ttl, AnalyticsTTL: o.ttl,
-			MaxDBInFlight: o.maxDB, DBQueueWait: o.dbQueueWait,
+			MaxDBInFlight: o.maxDB, MaxDBInFlightPerUser: o.maxDBPerUser, DBQueueWait: o.dbQueueWait,
 		},
 		Server: server.Config{Metrics: metrics, Logger: log, MaxInFlight: o.maxInFlight},
 	})
@@ -325,7 +326,7 @@ func viaProxy(t *testing.T, dbURL, addr string) string {
 	return u.String()
 }
 
-func sqliteURL(t *testing.T) string {
+func sqliteURL(t testing.TB) string {
 	return "sqlite://" + filepath.Join(t.TempDir(), "test.db")
 }
 

@@ -30,7 +30,10 @@ func TestLoadShedding(t *testing.T) {
 		{"in_flight", 8, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			in := newInstance(t, instOpts{dbURL: dbURL, maxInFlight: tc.maxInFlight, maxDB: tc.maxDB,
+			// One user sends the load: its share is the whole bound, so
+			// that this is the global bound's shedding (503), not the
+			// per-user one (429, TestNoisyNeighbour).
+			in := newInstance(t, instOpts{dbURL: dbURL, maxInFlight: tc.maxInFlight, maxDB: tc.maxDB, maxDBPerUser: tc.maxDB,
 				dbQueueWait: 200 * time.Millisecond, dbTimeout: 5 * time.Second})
 			in.must(200, "GET", "/api/models", "", nil)      // warm the global list
 			in.must(200, "GET", "/api/models", f.token, nil) // and the token cache

@@ -36,7 +36,7 @@ var v1Types = map[string]string{
 	modellab.ETOOLARGE:     "invalid_request_error",
 	modellab.EUNAUTHORIZED: "authentication_error",
 	modellab.EFORBIDDEN:    "permission_error",
-	"rate_limited":         "rate_limit_error",
+	modellab.ERATELIMITED:  "rate_limit_error",
 }
 
 func v1ErrorOf(err error) (v1ErrorBody, int) {
@@ -69,9 +69,8 @@ func (s *Server) writeV1Error(w http.ResponseWriter, r *http.Request, status int
 		status = st
 	}
 	s.logGatewayError(r, body.Error.Code, err)
+	transport.SetRetryAfter(w.Header(), status)
 	switch body.Error.Code {
-	case modellab.EUNAVAILABLE:
-		w.Header().Set("Retry-After", strconv.Itoa(transport.RetryAfterSeconds))
 	case modellab.EUNAUTHORIZED:
 		w.Header().Set("WWW-Authenticate", "Bearer")
 	}

@@ -2,7 +2,6 @@ package server
 
 import (
 	"net/http"
-	"strconv"
 
 	"github.com/modellab/modellab"
 	"github.com/modellab/modellab/internal/transport"
@@ -46,9 +45,7 @@ func (s *Server) writeErrorStatus(w http.ResponseWriter, r *http.Request, status
 	var body errorBody
 	body.Error.Code = code
 	body.Error.Message = modellab.ErrorMessage(err)
-	if code == modellab.EUNAVAILABLE {
-		w.Header().Set("Retry-After", strconv.Itoa(transport.RetryAfterSeconds))
-	}
+	transport.SetRetryAfter(w.Header(), status)
 	writeJSON(w, status, body)
 }
 

@@ -50,6 +50,10 @@ type envOpts struct {
 	now      func() time.Time
 	ttl      time.Duration
 	maxDB    int
+	// maxDBPerUser and dbQueueWait: MAX_DB_IN_FLIGHT_PER_USER and the
+	// wait for a slot (0: the service's defaults).
+	maxDBPerUser int
+	dbQueueWait  time.Duration
 	// wrap, when set, wraps the store the service uses (to slow or break
 	// one call).
 	wrap func(service.Store) service.Store
@@ -124,6 +128,7 @@ func newEnv(t testing.TB, o envOpts) *env {
 		Service: service.Config{
 			Store: st0, Cache: c, Logger: log, AdminToken: adminToken, Now: o.now,
 			ModelsTTL: ttl, ServersTTL: ttl, AnalyticsTTL: ttl, MaxDBInFlight: o.maxDB, OnShed: metrics.Shed,
+			MaxDBInFlightPerUser: o.maxDBPerUser, DBQueueWait: o.dbQueueWait,
 			Gateway: o.gateway,
 		},
 		Server: server.Config{Metrics: metrics, Logger: log},

@@ -80,13 +80,14 @@ func NewMetrics() *Metrics {
 		}),
 		shed: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "modellab_load_shed_total",
-			Help: "Requests answered 503 because a concurrency bound was reached.",
+			Help: "Requests shed because a concurrency bound was reached: 503 for in_flight and db (every slot taken), 429 for user (the caller's share of the database slots taken).",
 		}, []string{"reason"}),
 	}
-	// Both reasons exist from the start, so that rates and alerts over them
-	// see a zero rather than no series.
+	// Every reason exists from the start, so that rates and alerts over
+	// them see a zero rather than no series.
 	m.shed.WithLabelValues("db")
 	m.shed.WithLabelValues("in_flight")
+	m.shed.WithLabelValues("user")
 	empty := map[routeCode]observers{}
 	m.observers.Store(&empty)
 	inFlight := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
@@ -110,8 +111,8 @@ func composedBytes(svc *service.Service) prometheus.Collector {
 	}, func() float64 { return float64(svc.ComposedBytes()) })
 }
 
-// Shed counts one request shed for reason ("db", "in_flight"); it is the
-// service's OnShed hook.
+// Shed counts one request shed for reason ("db", "in_flight", "user"); it
+// is the service's OnShed hook.
 func (m *Metrics) Shed(reason string) { m.shed.WithLabelValues(reason).Inc() }
 
 var latencyBuckets = []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/modellab/modellab"
 	"github.com/modellab/modellab/internal/transport"
+	"github.com/modellab/modellab/service"
 )
 
 // MaxBodyBytes is the request body limit of the contract (1 MiB).
@@ -75,6 +76,10 @@ type statusWriter struct {
 	id     string
 	vals   [3]string
 	nvals  int
+	// caller is who the request's database-bound work is admitted as
+	// (the service reads it from the context): the client's address until
+	// authentication names the user.
+	caller service.Caller
 }
 
 // headerValue returns v as a header value slice, without allocating for
@@ -145,7 +150,10 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 		}
 		sw := &statusWriter{ResponseWriter: w, id: id}
 		w.Header()["X-Request-Id"] = sw.headerValue(id)
-		r = r.WithContext(context.WithValue(r.Context(), ctxRequestID, sw))
+		// The peer's address, not X-Forwarded-For: the server trusts no
+		// proxy header, which any client could forge to get a fresh share.
+		sw.caller.Reset(r.RemoteAddr)
+		r = r.WithContext(service.WithCaller(context.WithValue(r.Context(), ctxRequestID, sw), &sw.caller))
 
 		if n := s.metrics.inFlight.Add(1); n > maxInFlight {
 			s.metrics.inFlight.Add(-1)

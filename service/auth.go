@@ -115,6 +115,13 @@ func (a *authenticator) lookup(ctx context.Context, hash string) (modellab.User,
 // Authenticate resolves an API token or session credential to its user.
 // An unknown token is EUNAUTHORIZED; one that cannot be checked right now
 // is EUNAVAILABLE.
+//
+// The user is recorded on ctx's Caller, if any: the request's
+// database-bound work is then admitted as that user's.
 func (s *Service) Authenticate(ctx context.Context, token string) (*modellab.User, error) {
-	return s.auth.userFor(ctx, token)
+	u, err := s.auth.userFor(ctx, token)
+	if err == nil {
+		recordUser(ctx, u)
+	}
+	return u, err
 }

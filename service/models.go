@@ -41,7 +41,9 @@ func (s *Service) ModelsList(ctx context.Context, u *modellab.User) (Answer, err
 // modelParts returns the two parts of u's model list; the private part is
 // empty for an anonymous caller.
 func (s *Service) modelParts(ctx context.Context, u *modellab.User) (part, part, error) {
-	g, err := s.modelsPart(ctx, readSpec{key: keyModelsGlobal, group: groupModelsPart, ttl: s.cfg.ModelsTTL}, "")
+	// The shared part is loaded for everyone: no caller's share pays for
+	// it, or one user's excess would fail the others waiting on it.
+	g, err := s.modelsPart(withoutCaller(ctx), readSpec{key: keyModelsGlobal, group: groupModelsPart, ttl: s.cfg.ModelsTTL}, "")
 	if err != nil || u == nil {
 		return g, emptyPart, err
 	}

@@ -6,11 +6,13 @@
 // this instance sees it. The service knows nothing of HTTP.
 //
 // Database-bound work (cache misses and writes) runs under a bounded number
-// of slots; cache hits never wait for one.
+// of slots, handed out fairly between callers with a bounded share each
+// (see admitter); cache hits never wait for one.
 package service
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"time"
 
@@ -45,11 +47,17 @@ type Config struct {
 	// MaxDBInFlight bounds the operations that need the database at once
 	// (cache misses and writes).
 	MaxDBInFlight int
+	// MaxDBInFlightPerUser bounds the slots one caller (a user, or an
+	// anonymous client address) holds at once; default a quarter of
+	// MaxDBInFlight, rounded up.
+	MaxDBInFlightPerUser int
 	// DBQueueWait is how long database-bound work may wait for a slot
-	// before it is answered EUNAVAILABLE.
+	// before it is shed: ERATELIMITED when its caller held its whole
+	// share, EUNAVAILABLE when the slots were taken by everyone together.
 	DBQueueWait time.Duration
 	// OnShed, when set, is told each time work is shed for want of a
-	// slot, and OnSlotWait each time work waits for one (for the metrics).
+	// slot ("db": every slot taken; "user": the caller's share used), and
+	// OnSlotWait each time work waits for one (for the metrics).
 	OnShed     func(reason string)
 	OnSlotWait func()
 
@@ -75,7 +83,7 @@ type Service struct {
 	comp  *composer
 	tails *tailCache // raw histories of runs, for incremental reloads
 
-	dbSlots chan struct{}
+	slots *admitter // the database slots
 
 	gw     *gateway.Gateway
 	routes routeMemo
@@ -86,14 +94,14 @@ type Service struct {
 func New(cfg Config) *Service {
 	cfg = withDefaults(cfg)
 	s := &Service{
-		cfg:     cfg,
-		store:   cfg.Store,
-		cache:   cfg.Cache,
-		log:     cfg.Logger,
-		now:     cfg.Now,
-		dbSlots: make(chan struct{}, cfg.MaxDBInFlight),
-		comp:    newComposer(),
-		gw:      cfg.Gateway,
+		cfg:   cfg,
+		store: cfg.Store,
+		cache: cfg.Cache,
+		log:   cfg.Logger,
+		now:   cfg.Now,
+		slots: newAdmitter(cfg.MaxDBInFlight, cfg.MaxDBInFlightPerUser, cfg.DBQueueWait),
+		comp:  newComposer(),
+		gw:    cfg.Gateway,
 	}
 	if cfg.Cache != nil && cfg.Cache.Mode() != "off" {
 		// With caching off (the "before" of the experiment), every read
@@ -134,6 +142,9 @@ func withDefaults(cfg Config) Config {
 	if cfg.MaxDBInFlight <= 0 {
 		cfg.MaxDBInFlight = 64
 	}
+	if cfg.MaxDBInFlightPerUser <= 0 || cfg.MaxDBInFlightPerUser > cfg.MaxDBInFlight {
+		cfg.MaxDBInFlightPerUser = DefaultPerUser(cfg.MaxDBInFlight)
+	}
 	if cfg.DBQueueWait <= 0 {
 		cfg.DBQueueWait = time.Second
 	}
@@ -171,26 +182,33 @@ func (s *Service) ComposedBytes() uint64 { return s.comp.bytes() }
 // Ping checks that the database answers.
 func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }
 
-// withDB runs fn while holding one of the database slots. Waiting longer
-// than DBQueueWait answers EUNAVAILABLE: shedding load beats queueing until
-// every request times out.
+// DefaultPerUser is the share of maxDB slots one caller may hold unless
+// configured: a quarter, rounded up, so that four callers at their cap
+// still leave none starved and a bound below four still admits one.
+func DefaultPerUser(maxDB int) int { return (maxDB + 3) / 4 }
+
+// withDB runs fn while holding one of the database slots, admitted as
+// ctx's caller (see WithCaller). Waiting longer than DBQueueWait sheds the
+// work: shedding load beats queueing until every request times out, and
+// shedding one caller's excess (429) beats failing everyone (503).
 func (s *Service) withDB(ctx context.Context, fn func(context.Context) error) error {
-	select {
-	case s.dbSlots <- struct{}{}:
-	default:
+	t, waited, err := s.slots.acquire(ctx, callerOf(ctx).key())
+	if waited {
 		s.cfg.OnSlotWait()
-		t := time.NewTimer(s.cfg.DBQueueWait)
-		select {
-		case s.dbSlots <- struct{}{}:
-			t.Stop()
-		case <-t.C:
+	}
+	if err != nil {
+		var shed *errShed
+		switch {
+		case !errors.As(err, &shed):
+			return err
+		case shed.perUser:
+			s.cfg.OnShed("user")
+			return modellab.WrapError(modellab.ERATELIMITED, err, "too many requests of yours need the database at once, try again")
+		default:
 			s.cfg.OnShed("db")
-			return modellab.Errorf(modellab.EUNAVAILABLE, "the service is overloaded, try again")
-		case <-ctx.Done():
-			t.Stop()
-			return modellab.WrapError(modellab.EUNAVAILABLE, ctx.Err(), "the request was cancelled")
+			return modellab.WrapError(modellab.EUNAVAILABLE, err, "the service is overloaded, try again")
 		}
 	}
-	defer func() { <-s.dbSlots }()
+	defer s.slots.release(t)
 	return fn(ctx)
 }

@@ -454,9 +454,7 @@ func fragmentError(w http.ResponseWriter, r *http.Request, status int) {
 	if transport.ClientGone(r) {
 		return
 	}
-	if status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "1")
-	}
+	transport.SetRetryAfter(w.Header(), status)
 	w.Header().Set("Cache-Control", "no-store")
 	http.Error(w, http.StatusText(status), status)
 }

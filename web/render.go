@@ -297,9 +297,7 @@ func (a *app) renderError(w http.ResponseWriter, r *http.Request, v *view, statu
 	}
 	v.Title, v.Nav = heading, ""
 	v.Data = errorData{Status: status, Heading: heading, Message: msg}
-	if status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", "1")
-	}
+	transport.SetRetryAfter(w.Header(), status)
 	a.renderPage(w, r, status, "error", v)
 }
 
@@ -318,6 +316,9 @@ func (a *app) fail(w http.ResponseWriter, r *http.Request, v *view, err error) {
 		heading = "Temporarily unavailable"
 		msg += " The page will work again in a moment: reload it."
 		a.log.WarnContext(r.Context(), "page unavailable", "path", r.URL.Path, "err", err)
+	case http.StatusTooManyRequests:
+		heading = "Too many requests"
+		msg += " Wait a moment, then reload the page."
 	case http.StatusInternalServerError:
 		a.log.ErrorContext(r.Context(), "page failed", "path", r.URL.Path, "err", err)
 	}

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/modellab/modellab/service"
 )
 
 // config is the environment (envVars), parsed and checked once at start.
@@ -32,6 +34,7 @@ type config struct {
 	AccessLog     bool
 	MaxInFlight   int
 	MaxDBInFlight int
+	MaxDBPerUser  int
 	DBMaxConns    int
 	DBTimeout     time.Duration
 	Shutdown      time.Duration
@@ -99,14 +102,15 @@ var envVars = []envVar{
 	{"ACCESS_LOG", "true", "", "one log line per request", inServe},
 	{"DEBUG_ADDR", "", "", "an address (e.g. `127.0.0.1:6060`) for a separate listener serving `/debug/pprof/`; never on the API address", inServe},
 	{"MAX_IN_FLIGHT", "10000", "", "requests served at once; past it, 503 with `Retry-After`", allServer},
-	{"MAX_DB_IN_FLIGHT", "64", "", "database-bound operations at once; the rest wait up to 1 s, then 503", allServer},
+	{"MAX_DB_IN_FLIGHT", "64", "", "database-bound operations at once; the rest wait up to 1 s, then 503 (429 for a user past `MAX_DB_IN_FLIGHT_PER_USER`)", allServer},
+	{"MAX_DB_IN_FLIGHT_PER_USER", "", "a quarter of `MAX_DB_IN_FLIGHT` (rounded up)", "database-bound operations one user (or one anonymous client address) may hold at once, at most `MAX_DB_IN_FLIGHT`; the rest of that user's work waits its turn (fair between users) and is shed with 429 `rate_limited` and `Retry-After` when the wait runs out", allServer},
 	{"DB_MAX_CONNS", "0", "20 (PostgreSQL), 4 readers (SQLite)", "connection pool size", allServer},
 	{"DB_TIMEOUT_MS", "3000", "", "deadline of every database statement", allServer},
 	{"SHUTDOWN_TIMEOUT_MS", "20000", "", "how long SIGTERM waits for in-flight requests", inServe},
-	{"CHAT_FIRST_TOKEN_TIMEOUT_MS", "60000", "", "how long the gateway waits for an inference server's first byte", allServer},
-	{"CHAT_IDLE_TIMEOUT_MS", "30000", "", "how long the gateway waits between two chunks of a stream", allServer},
-	{"DEMO_INFERENCE_URL", "", "", "an OpenAI-compatible base URL (e.g. Ollama's `http://localhost:11434/v1`) the demo data's running servers point at", inServe | inDB},
-	{"DEMO_INFERENCE_MODEL", defaultDemoInferenceModel, "", "the model the demo asks `DEMO_INFERENCE_URL` for", inServe | inDB},
+	{"CHAT_FIRST_TOKEN_TIMEOUT_MS", "60000", "", "how long the gateway waits for an inference server's first byte (then 504 `gateway_timeout`)", allServer},
+	{"CHAT_IDLE_TIMEOUT_MS", "30000", "", "how long a stream may stay silent between two chunks (then a last error event)", allServer},
+	{"DEMO_INFERENCE_URL", "", "unset", "an OpenAI-compatible base URL (e.g. Ollama's `http://localhost:11434/v1`) that the demo user's running servers point at when the demo data is seeded; unset, they have no endpoint and the chat page says that nothing can be reached", inServe | inDB},
+	{"DEMO_INFERENCE_MODEL", defaultDemoInferenceModel, "", "the model to ask `DEMO_INFERENCE_URL` for: the demo user gets a model of that name, served as that base model", inServe | inDB},
 }
 
 // defaultDemoInferenceModel is the model the demo asks DEMO_INFERENCE_URL
@@ -198,6 +202,7 @@ func loadConfigFor(getenv func(string) string, sc scope) (config, error) {
 	c.AccessLog = e.boolean("ACCESS_LOG")
 	c.MaxInFlight = e.integer("MAX_IN_FLIGHT", 1)
 	c.MaxDBInFlight = e.integer("MAX_DB_IN_FLIGHT", 1)
+	c.MaxDBPerUser = e.perUser(c.MaxDBInFlight)
 	c.DBMaxConns = e.integer("DB_MAX_CONNS", 0)
 	c.DBTimeout = e.millis("DB_TIMEOUT_MS")
 	c.Shutdown = e.millis("SHUTDOWN_TIMEOUT_MS")
@@ -219,6 +224,21 @@ func loadConfigFor(getenv func(string) string, sc scope) (config, error) {
 		return c, err
 	}
 	return c, nil
+}
+
+// perUser reads MAX_DB_IN_FLIGHT_PER_USER: unset, a quarter of maxDB; set,
+// an integer in 1..maxDB (a share above the whole would bound nothing).
+func (e *envReader) perUser(maxDB int) int {
+	const name = "MAX_DB_IN_FLIGHT_PER_USER"
+	v := strings.TrimSpace(e.str(name))
+	if v == "" {
+		return service.DefaultPerUser(maxDB)
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > maxDB {
+		e.fail(fmt.Errorf("%s=%q: must be an integer from 1 to MAX_DB_IN_FLIGHT (%d)", name, v, maxDB))
+	}
+	return n
 }
 
 // chat reads the gateway's timeouts and the demo's inference server.

@@ -204,6 +204,9 @@ func TestConfigErrors(t *testing.T) {
 		{map[string]string{"UPSTASH_REDIS_URL": "memcache://x"}, nil, "UPSTASH_REDIS_URL"},
 		{map[string]string{"DATABASE_URL": "mysql://x"}, nil, "DATABASE_URL"},
 		{map[string]string{"LOG_LEVEL": "loud"}, nil, "LOG_LEVEL"},
+		{map[string]string{"MAX_DB_IN_FLIGHT_PER_USER": "0"}, nil, "MAX_DB_IN_FLIGHT_PER_USER"},
+		{map[string]string{"MAX_DB_IN_FLIGHT_PER_USER": "some"}, nil, "MAX_DB_IN_FLIGHT_PER_USER"},
+		{map[string]string{"MAX_DB_IN_FLIGHT": "8", "MAX_DB_IN_FLIGHT_PER_USER": "9"}, nil, "MAX_DB_IN_FLIGHT_PER_USER"},
 		{nil, []string{"--nope"}, "flag provided but not defined"},
 	}
 	for _, c := range cases {
@@ -240,6 +243,27 @@ func TestRedisURLPrecedence(t *testing.T) {
 	cfg, err := loadConfig(func(k string) string { return map[string]string{"PORT": "9999"}[k] })
 	if err != nil || cfg.Addr != ":9999" {
 		t.Errorf("PORT: %q %v", cfg.Addr, err)
+	}
+}
+
+// MAX_DB_IN_FLIGHT_PER_USER defaults to a quarter of MAX_DB_IN_FLIGHT,
+// rounded up, and takes any value from 1 to it.
+func TestPerUserConfig(t *testing.T) {
+	cases := []struct {
+		env  map[string]string
+		want int
+	}{
+		{map[string]string{}, 16},
+		{map[string]string{"MAX_DB_IN_FLIGHT": "10"}, 3},
+		{map[string]string{"MAX_DB_IN_FLIGHT": "1"}, 1},
+		{map[string]string{"MAX_DB_IN_FLIGHT_PER_USER": "64"}, 64},
+		{map[string]string{"MAX_DB_IN_FLIGHT": "8", "MAX_DB_IN_FLIGHT_PER_USER": " 2 "}, 2},
+	}
+	for _, c := range cases {
+		cfg, err := loadConfig(func(k string) string { return c.env[k] })
+		if err != nil || cfg.MaxDBPerUser != c.want {
+			t.Errorf("%v: per user %d, %v; want %d", c.env, cfg.MaxDBPerUser, err, c.want)
+		}
 	}
 }
 

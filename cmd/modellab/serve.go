@@ -114,17 +114,18 @@ func newApp(ctx context.Context, cfg config, log *slog.Logger, logOut io.Writer)
 	a.cache = c
 	a.metrics.Register(newPoolCollector(a.db))
 	a.service = service.New(service.Config{
-		Store:         a.db,
-		Cache:         c,
-		Logger:        log,
-		AdminToken:    cfg.AdminToken,
-		ModelsTTL:     cfg.ModelsTTL,
-		ServersTTL:    cfg.ServersTTL,
-		AnalyticsTTL:  cfg.AnalyticsTTL,
-		MaxDBInFlight: cfg.MaxDBInFlight,
-		OnShed:        a.metrics.Shed,
-		OnSlotWait:    a.metrics.DBSlotWait,
-		Gateway:       gateway.New(gateway.Config{FirstByteTimeout: cfg.ChatFirstByte, IdleTimeout: cfg.ChatIdle, Logger: log}),
+		Store:                a.db,
+		Cache:                c,
+		Logger:               log,
+		AdminToken:           cfg.AdminToken,
+		ModelsTTL:            cfg.ModelsTTL,
+		ServersTTL:           cfg.ServersTTL,
+		AnalyticsTTL:         cfg.AnalyticsTTL,
+		MaxDBInFlight:        cfg.MaxDBInFlight,
+		MaxDBInFlightPerUser: cfg.MaxDBPerUser,
+		OnShed:               a.metrics.Shed,
+		OnSlotWait:           a.metrics.DBSlotWait,
+		Gateway:              gateway.New(gateway.Config{FirstByteTimeout: cfg.ChatFirstByte, IdleTimeout: cfg.ChatIdle, Logger: log}),
 	})
 	if err := a.mount(cfg, log, logOut); err != nil {
 		a.close()

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 
 	"github.com/modellab/modellab"
 )
@@ -22,6 +23,7 @@ var statusOf = map[string]int{
 	modellab.ECONFLICT:     http.StatusConflict,
 	modellab.ETOOLARGE:     http.StatusRequestEntityTooLarge,
 	modellab.EUNAVAILABLE:  http.StatusServiceUnavailable,
+	modellab.ERATELIMITED:  http.StatusTooManyRequests,
 	modellab.EINTERNAL:     http.StatusInternalServerError,
 
 	// The gateway's: an inference server answered badly, or too late.
@@ -33,8 +35,21 @@ var statusOf = map[string]int{
 // answer is counted and logged as (nginx's 499): not an error, never a 500.
 const StatusClientClosed = 499
 
-// RetryAfterSeconds is what a 503 tells clients to wait.
+// RetryAfterSeconds is what a 503 or a 429 tells clients to wait.
 const RetryAfterSeconds = 1
+
+// retryAfter is the Retry-After value, a shared slice (assigning it to a
+// header map allocates nothing).
+var retryAfter = []string{strconv.Itoa(RetryAfterSeconds)}
+
+// SetRetryAfter tells the client when to come back, for the statuses that
+// promise one: 503 (overload, a dependency down) and 429 (the caller's
+// share used up).
+func SetRetryAfter(h http.Header, status int) {
+	if status == http.StatusServiceUnavailable || status == http.StatusTooManyRequests {
+		h["Retry-After"] = retryAfter
+	}
+}
 
 // Classify returns the contract code and HTTP status of err. A deadline
 // that no layer classified is the service being too slow: 503, not a bug.
