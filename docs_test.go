@@ -13,7 +13,7 @@ var (
 	mdLinkRE = regexp.MustCompile(`\]\(([^)\s]+)\)`)
 	// outsideRE finds references a reader of this repository cannot follow:
 	// documents that live outside it, and tracker items by number.
-	outsideRE = regexp.MustCompile(`(?i)\.\./shared|\bSPEC\.md\b|\bDESIGN\.md\b|design note|\bissue [0-9]+|the [a-z-]+ issue\b`)
+	outsideRE = regexp.MustCompile(`\.\./shared|\bSPEC(\.md)?\b|(?i:\bSPEC\.md\b|\bDESIGN\.md\b|design note|\bissue [0-9]+|the [a-z-]+ issue\b)`)
 )
 
 // docFiles are the Markdown files a reader of the repository starts from.
