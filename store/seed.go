@@ -497,7 +497,7 @@ func clampTokens(v float64, lo, hi int64) int64 {
 }
 
 var (
-	userCols  = []string{"id", "name", "admin", "created_at"}
+	userCols      = []string{"id", "name", "admin", "created_at"}
 	seedTokenCols = []string{"id", "name", "hash", "user_id", "created_at"}
 )
 

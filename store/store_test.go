@@ -635,17 +635,17 @@ func testUnavailable(t *testing.T, open opener) {
 	db.Close()
 	q := modellab.AnalyticsQuery{From: t0, To: t0.Add(time.Hour), Interval: "hour"}
 	for name, call := range map[string]func() error{
-		"Ping":            func() error { return db.Ping(ctx) },
-		"CreateUser":      func() error { _, err := db.CreateUser(ctx, &modellab.User{Name: "x"}); return err },
-		"TokenByHash":     func() error { _, _, err := db.TokenByHash(ctx, "h"); return err },
-		"ListTokens":      func() error { _, err := db.ListTokens(ctx, u.ID); return err },
-		"DeleteToken":     func() error { _, err := db.DeleteToken(ctx, "tok_x"); return err },
-		"ListModels":      func() error { _, err := db.ListModels(ctx, ""); return err },
-		"GetModel":        func() error { _, err := db.GetModel(ctx, "mdl_x"); return err },
-		"DeleteServer":    func() error { return db.DeleteServer(ctx, "srv_x") },
-		"InsertEvents":    func() error { return db.InsertEvents(ctx, []modellab.Event{ev(u.ID, "m", 0, 1, 1, 1, "ok", 0)}) },
-		"Analytics":       func() error { _, err := db.Analytics(ctx, u.ID, q); return err },
-		"Empty":           func() error { _, err := db.Empty(ctx); return err },
+		"Ping":         func() error { return db.Ping(ctx) },
+		"CreateUser":   func() error { _, err := db.CreateUser(ctx, &modellab.User{Name: "x"}); return err },
+		"TokenByHash":  func() error { _, _, err := db.TokenByHash(ctx, "h"); return err },
+		"ListTokens":   func() error { _, err := db.ListTokens(ctx, u.ID); return err },
+		"DeleteToken":  func() error { _, err := db.DeleteToken(ctx, "tok_x"); return err },
+		"ListModels":   func() error { _, err := db.ListModels(ctx, ""); return err },
+		"GetModel":     func() error { _, err := db.GetModel(ctx, "mdl_x"); return err },
+		"DeleteServer": func() error { return db.DeleteServer(ctx, "srv_x") },
+		"InsertEvents": func() error { return db.InsertEvents(ctx, []modellab.Event{ev(u.ID, "m", 0, 1, 1, 1, "ok", 0)}) },
+		"Analytics":    func() error { _, err := db.Analytics(ctx, u.ID, q); return err },
+		"Empty":        func() error { _, err := db.Empty(ctx); return err },
 	} {
 		if err := call(); code(err) != modellab.EUNAVAILABLE {
 			t.Errorf("%s on a closed DB: err = %v, want unavailable", name, err)
