@@ -69,12 +69,7 @@ func (s *Server) writeV1Error(w http.ResponseWriter, r *http.Request, status int
 		status = st
 	}
 	s.logGatewayError(r, body.Error.Code, err)
-	switch body.Error.Code {
-	case modellab.EUNAVAILABLE:
-		w.Header().Set("Retry-After", strconv.Itoa(transport.RetryAfterSeconds))
-	case modellab.EUNAUTHORIZED:
-		w.Header().Set("WWW-Authenticate", "Bearer")
-	}
+	setErrorHeaders(w, r, body.Error.Code, status)
 	writeJSON(w, status, body)
 }
 

@@ -46,9 +46,7 @@ func (s *Server) writeErrorStatus(w http.ResponseWriter, r *http.Request, status
 	var body errorBody
 	body.Error.Code = code
 	body.Error.Message = modellab.ErrorMessage(err)
-	if code == modellab.EUNAVAILABLE {
-		w.Header().Set("Retry-After", strconv.Itoa(transport.RetryAfterSeconds))
-	}
+	setErrorHeaders(w, r, code, status)
 	writeJSON(w, status, body)
 }
 
@@ -57,5 +55,17 @@ func (s *Server) writeErrorStatus(w http.ResponseWriter, r *http.Request, status
 func clientGone(w http.ResponseWriter) {
 	if sw, ok := w.(*statusWriter); ok && sw.status == 0 {
 		sw.status = transport.StatusClientClosed
+	}
+}
+
+// setErrorHeaders sets what an error answer carries besides its body, in
+// the JSON API and the /v1 gateway alike: Retry-After on a 503, the
+// WWW-Authenticate challenge on a 401.
+func setErrorHeaders(w http.ResponseWriter, r *http.Request, code string, status int) {
+	if code == modellab.EUNAVAILABLE {
+		w.Header().Set("Retry-After", strconv.Itoa(transport.RetryAfterSeconds))
+	}
+	if status == http.StatusUnauthorized {
+		transport.Challenge(w.Header(), r, transport.Bearer)
 	}
 }

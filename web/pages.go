@@ -431,8 +431,11 @@ func fragmentError(w http.ResponseWriter, r *http.Request, status int) {
 	if transport.ClientGone(r) {
 		return
 	}
-	if status == http.StatusServiceUnavailable {
+	switch status {
+	case http.StatusServiceUnavailable:
 		w.Header().Set("Retry-After", "1")
+	case http.StatusUnauthorized:
+		transport.Challenge(w.Header(), r, transport.BearerOrSession)
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	http.Error(w, http.StatusText(status), status)
