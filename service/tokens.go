@@ -43,12 +43,12 @@ func (s *Service) CreateToken(ctx context.Context, actor *modellab.User, spec To
 		return modellab.Token{}, "", modellab.FieldErrorf("expires_in_hours",
 			"expires_in_hours must be a positive number of hours up to %d", int64(modellab.MaxTokenLifetime/time.Hour))
 	}
-	t := modellab.Token{Name: spec.Name, UserID: actor.ID}
+	t := modellab.Token{Name: spec.Name, UserID: actor.ID, CreatedAt: s.stamp()}
 	if spec.ExpiresIn > 0 {
-		at := s.now().UTC().Add(spec.ExpiresIn)
+		at := t.CreatedAt.Add(spec.ExpiresIn)
 		t.ExpiresAt = &at
 	}
-	if err := t.Valid(s.now()); err != nil {
+	if err := t.Valid(t.CreatedAt); err != nil {
 		return t, "", err
 	}
 	var secret string

@@ -45,12 +45,15 @@ func scanToken(r interface{ Scan(...any) error }) (modellab.Token, error) {
 	return t, nil
 }
 
-// CreateToken stores t (its ID and creation time are set here) and returns
-// its secret, which is not stored: only its hash is.
+// CreateToken stores t (its ID is set here, and its creation time unless
+// set) and returns its secret, which is not stored: only its hash is.
 func (db *DB) CreateToken(ctx context.Context, t *modellab.Token) (string, error) {
 	nt := *t
 	nt.ID = modellab.NewID(modellab.PrefixToken)
-	nt.CreatedAt = now()
+	if nt.CreatedAt.IsZero() {
+		nt.CreatedAt = now()
+	}
+	nt.CreatedAt = nt.CreatedAt.UTC().Truncate(time.Microsecond)
 	nt.LastUsedAt = nil
 	if nt.ExpiresAt != nil {
 		e := nt.ExpiresAt.UTC().Truncate(time.Microsecond)
@@ -67,10 +70,10 @@ func (db *DB) CreateToken(ctx context.Context, t *modellab.Token) (string, error
 	return secret, nil
 }
 
-// ListTokens returns userID's tokens, newest first.
+// ListTokens returns userID's tokens, newest first (then by name).
 func (db *DB) ListTokens(ctx context.Context, userID string) ([]modellab.Token, error) {
 	r, err := db.query(ctx, "SELECT "+tokenCols+
-		` FROM tokens WHERE user_id = ? ORDER BY created_at DESC, id COLLATE "C"`, userID)
+		` FROM tokens WHERE user_id = ? ORDER BY created_at DESC, name COLLATE "C", id COLLATE "C"`, userID)
 	if err != nil {
 		return nil, fail(err, "list tokens")
 	}
