@@ -186,3 +186,33 @@ func TestCreateTokenInput(t *testing.T) {
 		t.Errorf("anonymous CreateToken: %v", err)
 	}
 }
+
+// BenchmarkAuthenticateHit: a cached token, with the shared cache's Peek
+// (memory) and without it (caching off: the front map alone).
+func BenchmarkAuthenticateHit(b *testing.B) {
+	for _, mode := range []struct {
+		name string
+		o    cache.Options
+	}{{"cache", cache.Options{DisableRedis: true}}, {"front-only", cache.Options{Disabled: true}}} {
+		b.Run(mode.name, func(b *testing.B) {
+			c, err := cache.New(mode.o)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			st := newMemTokens()
+			st.add("mlk_a", modellab.Token{ID: "tok_a", UserID: "usr_alice"})
+			svc := New(Config{Store: st, Cache: c})
+			defer svc.Close()
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := svc.Authenticate(ctx, "mlk_a"); err != nil {
+						b.Fatal(err)
+					}
+				}
+			})
+		})
+	}
+}
