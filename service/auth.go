@@ -159,7 +159,12 @@ func (a *authenticator) fromEntry(token string, e *tokenEntry, now time.Time) (u
 func (a *authenticator) resolve(ctx context.Context, token string, now time.Time) (*modellab.User, error) {
 	hash := modellab.HashToken(token)
 	if !a.shared() {
-		return a.resolveDirect(ctx, token, hash, now, true)
+		e, err := a.resolveDirect(ctx, token, hash, now)
+		if err != nil {
+			return nil, err
+		}
+		a.keep(token, e)
+		return a.answer(e, now)
 	}
 	key := keyToken(hash)
 	ent, res, err := a.cache.Fetch(ctx, key, cache.FetchOptions{TTL: tokenCacheTTL, Group: GroupAuth},
@@ -171,7 +176,11 @@ func (a *authenticator) resolve(ctx context.Context, token string, now time.Time
 		// A stale lookup is older than tokenCacheTTL: ask the database
 		// (the cache refreshes the entry meanwhile), and keep nothing
 		// that the shared cache could not take back.
-		return a.resolveDirect(ctx, token, hash, now, false)
+		e, err := a.resolveDirect(ctx, token, hash, now)
+		if err != nil {
+			return nil, err
+		}
+		return a.answer(e, now)
 	}
 	var doc tokenDoc
 	if err := json.Unmarshal(ent.Body(), &doc); err != nil {
@@ -192,21 +201,19 @@ func (a *authenticator) answer(e *tokenEntry, now time.Time) (*modellab.User, er
 	return e.user, nil
 }
 
-// resolveDirect asks the database; keep stores the answer in the front map.
-func (a *authenticator) resolveDirect(ctx context.Context, token, hash string, now time.Time, keep bool) (*modellab.User, error) {
+// resolveDirect asks the database, bypassing the shared cache.
+func (a *authenticator) resolveDirect(ctx context.Context, token, hash string, now time.Time) (*tokenEntry, error) {
 	doc, err := a.lookup(ctx, hash)
 	if err != nil {
-		return a.failed(token, now, err)
+		_, err = a.failed(token, now, err)
+		return nil, err
 	}
 	e := newTokenEntry(doc, now)
 	if _, gone := a.revoked.GetIfPresent(e.tokenID); gone {
 		// Revoked here while the lookup was on its way.
 		return nil, errInvalidToken()
 	}
-	if keep {
-		a.keep(token, e)
-	}
-	return a.answer(e, now)
+	return e, nil
 }
 
 func newTokenEntry(doc tokenDoc, now time.Time) *tokenEntry {
