@@ -69,11 +69,7 @@ func (s *Server) writeV1Error(w http.ResponseWriter, r *http.Request, status int
 		status = st
 	}
 	s.logGatewayError(r, body.Error.Code, err)
-	transport.SetRetryAfter(w.Header(), status)
-	switch body.Error.Code {
-	case modellab.EUNAUTHORIZED:
-		w.Header().Set("WWW-Authenticate", "Bearer")
-	}
+	setErrorHeaders(w, r, body.Error.Code, status)
 	writeJSON(w, status, body)
 }
 

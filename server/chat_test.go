@@ -248,8 +248,8 @@ func TestChatErrors(t *testing.T) {
 			if tt.status == 503 && r.header.Get("Retry-After") == "" {
 				t.Errorf("503 without Retry-After")
 			}
-			if tt.status == 401 && r.header.Get("WWW-Authenticate") != "Bearer" {
-				t.Errorf("401 without WWW-Authenticate: Bearer")
+			if tt.status == 401 && !strings.HasPrefix(r.header.Get("WWW-Authenticate"), `Bearer realm="modellab"`) {
+				t.Errorf("401 with WWW-Authenticate %q, want the Bearer challenge", r.header.Get("WWW-Authenticate"))
 			}
 		})
 	}
@@ -280,7 +280,7 @@ func checkRelayedErrors(t *testing.T, lab *chatLab, body func(string) map[string
 		t.Errorf("SDK error = %v, want a 502 openai.Error with code bad_gateway", err)
 	}
 	// Unknown /v1 paths and methods answer in the same shape.
-	for _, c := range []struct{ method, path, allow string }{{"GET", "/v1/chat/completions", "POST"}, {"DELETE", "/v1/models", "GET"}, {"GET", "/v1/nope", ""}} {
+	for _, c := range []struct{ method, path, allow string }{{"GET", "/v1/chat/completions", "POST"}, {"DELETE", "/v1/models", "GET, HEAD"}, {"GET", "/v1/nope", ""}} {
 		r := e.do(c.method, c.path, lab.token, nil)
 		want := 405
 		if c.allow == "" {

@@ -45,7 +45,7 @@ func (s *Server) writeErrorStatus(w http.ResponseWriter, r *http.Request, status
 	var body errorBody
 	body.Error.Code = code
 	body.Error.Message = modellab.ErrorMessage(err)
-	transport.SetRetryAfter(w.Header(), status)
+	setErrorHeaders(w, r, code, status)
 	writeJSON(w, status, body)
 }
 
@@ -54,5 +54,15 @@ func (s *Server) writeErrorStatus(w http.ResponseWriter, r *http.Request, status
 func clientGone(w http.ResponseWriter) {
 	if sw, ok := w.(*statusWriter); ok && sw.status == 0 {
 		sw.status = transport.StatusClientClosed
+	}
+}
+
+// setErrorHeaders sets what an error answer carries besides its body, in
+// the JSON API and the /v1 gateway alike: Retry-After on a 503 or 429, the
+// WWW-Authenticate challenge on a 401.
+func setErrorHeaders(w http.ResponseWriter, r *http.Request, code string, status int) {
+	transport.SetRetryAfter(w.Header(), status)
+	if status == http.StatusUnauthorized {
+		transport.Challenge(w.Header(), r, transport.Bearer)
 	}
 }

@@ -10,6 +10,9 @@ import (
 // Register mounts every route of the JSON API on mux, in one place.
 func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST /api/users", s.api(s.handleCreateUser))
+	mux.HandleFunc("GET /api/tokens", s.api(s.handleListTokens))
+	mux.HandleFunc("POST /api/tokens", s.api(s.handleCreateToken))
+	mux.HandleFunc("DELETE /api/tokens/{id}", s.api(s.handleDeleteToken))
 
 	mux.HandleFunc("GET /api/models", s.api(s.handleListModels))
 	mux.HandleFunc("POST /api/models", s.api(s.handleCreateModel))
@@ -67,9 +70,12 @@ func (s *Server) fallback(mux *http.ServeMux) http.HandlerFunc {
 	}
 }
 
+// allowedMethods lists the methods mux routes r's path under, for the
+// Allow header of a 405: a GET route answers HEAD too (net/http's mux
+// routes HEAD to it), so HEAD follows GET.
 func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
 	var allow []string
-	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete} {
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
 		if m == r.Method {
 			continue
 		}
@@ -77,6 +83,9 @@ func allowedMethods(mux *http.ServeMux, r *http.Request) []string {
 		r2.Method = m
 		if _, pattern := mux.Handler(r2); pattern != "" && pattern != "/" && pattern != v1CatchAll {
 			allow = append(allow, m)
+			if m == http.MethodGet {
+				allow = append(allow, http.MethodHead)
+			}
 		}
 	}
 	return allow

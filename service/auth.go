@@ -3,47 +3,91 @@ package service
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/json"
+	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/maypok86/otter/v2"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/modellab/modellab"
+	"github.com/modellab/modellab/cache"
 )
 
 // Token lookups are cached so that a recently seen token keeps working while
 // the database is unreachable (a minute at most). Unknown tokens are
 // remembered briefly too, so a flood of bad tokens does not reach the
 // database on every request.
+//
+// A lookup is an entry of the shared response cache (key auth:token:<hash>,
+// group GroupAuth), so that a revocation, which invalidates that key, drops
+// it from every instance's in-process tier through Redis (tracking pushes,
+// or the pub/sub fallback within FallbackLocalTTL). In front of it sits a
+// small map keyed by the token itself, which spares the hit path a SHA-256
+// (the process sees the token anyway; only the database and Redis must
+// never hold it in clear): an entry of that map is used only while the
+// shared cache still holds the very entry it was decoded from (a Peek, no
+// Redis call). Expiry is checked on every request against the expires_at
+// the entry carries. With caching off (DISABLE_CACHE) the map alone serves,
+// for tokenCacheTTL, and a revocation reaches other instances within that.
 const (
 	tokenCacheTTL    = time.Minute
 	tokenNegativeTTL = 10 * time.Second
 	// tokenLookupTimeout bounds a shared lookup, which no single caller's
-	// context may cancel (see userFor).
+	// context may cancel (see lookup).
 	tokenLookupTimeout = 5 * time.Second
 	maxTokenLen        = 512
 )
 
-// tokenEntry is a cached lookup. user is shared by every request with the
-// token, so callers treat the *User they get as read-only.
+// GroupAuth is the cache group of token lookups. It is not one of Groups:
+// lookups are not an endpoint of the metrics.
+const GroupAuth = "auth"
+
+func keyToken(hash string) string { return "auth:token:" + hash }
+
+// tokenDoc is a cached lookup as stored in the shared cache.
+type tokenDoc struct {
+	User      modellab.User `json:"user"`
+	TokenID   string        `json:"token_id"`
+	ExpiresAt *time.Time    `json:"expires_at"`
+}
+
+// tokenEntry is a lookup in the front map. user is shared by every request
+// with the token, so callers treat the *User they get as read-only.
 type tokenEntry struct {
-	user    *modellab.User
-	expires time.Time
+	user       *modellab.User // nil: the token is unknown
+	tokenID    string
+	expiresAt  int64 // unix nanoseconds; 0: never
+	trustUntil time.Time
+	key        string
+	shared     *cache.Entry // the cache entry it was decoded from; nil: caching is off
+	used       atomic.Int64 // unix nanoseconds of the last use recorded
+}
+
+func (e *tokenEntry) expired(now time.Time) bool {
+	return e.expiresAt != 0 && now.UnixNano() >= e.expiresAt
 }
 
 type authConfig struct {
 	store      Store
+	cache      *cache.Cache
 	adminToken string
 	admin      modellab.User
 	now        func() time.Time
+	log        *slog.Logger
 }
 
 type authenticator struct {
 	authConfig
 	tokens *otter.Cache[string, *tokenEntry]
+	// revoked holds the IDs of tokens revoked by this instance for as long
+	// as a front entry may live: with caching off, it is what drops them.
+	revoked *otter.Cache[string, struct{}]
 	// lookups merges concurrent database lookups of one token: a burst of
 	// requests with a token not yet cached costs one query.
 	lookups singleflight.Group
+	uses    *tokenUses
 }
 
 func newAuthenticator(cfg authConfig) *authenticator {
@@ -51,12 +95,24 @@ func newAuthenticator(cfg authConfig) *authenticator {
 		MaximumSize:      100_000,
 		ExpiryCalculator: otter.ExpiryWriting[string, *tokenEntry](tokenCacheTTL),
 	})
-	return &authenticator{authConfig: cfg, tokens: c}
+	r := otter.Must(&otter.Options[string, struct{}]{
+		MaximumSize:      100_000,
+		ExpiryCalculator: otter.ExpiryWriting[string, struct{}](tokenCacheTTL),
+	})
+	return &authenticator{authConfig: cfg, tokens: c, revoked: r, uses: newTokenUses(cfg.store, cfg.log)}
 }
 
-func (a *authenticator) close() { a.tokens.StopAllGoroutines() }
+func (a *authenticator) close() {
+	a.uses.close()
+	a.tokens.StopAllGoroutines()
+	a.revoked.StopAllGoroutines()
+}
 
 func errInvalidToken() error { return modellab.Errorf(modellab.EUNAUTHORIZED, "invalid token") }
+func errExpiredToken() error { return modellab.Errorf(modellab.EUNAUTHORIZED, "the token has expired") }
+
+// shared reports whether lookups go through the response cache.
+func (a *authenticator) shared() bool { return a.cache != nil && a.cache.Mode() != "off" }
 
 // userFor resolves a token. A token that cannot be checked because the
 // database is down answers EUNAVAILABLE, never EUNAUTHORIZED.
@@ -68,23 +124,121 @@ func (a *authenticator) userFor(ctx context.Context, token string) (*modellab.Us
 	if len(token) > maxTokenLen {
 		return nil, errInvalidToken()
 	}
-	// The cache is keyed by the token itself: hashing on every request would
-	// cost a SHA-256 and three allocations; the process sees the token
-	// anyway, and only the database must never hold it in clear.
 	now := a.now()
-	if e, ok := a.tokens.GetIfPresent(token); ok && now.Before(e.expires) {
-		if e.user == nil {
-			return nil, errInvalidToken()
+	if e, ok := a.tokens.GetIfPresent(token); ok && now.Before(e.trustUntil) {
+		if u, err, decided := a.fromEntry(token, e, now); decided {
+			return u, err
 		}
-		return e.user, nil
 	}
-	u, err := a.lookup(ctx, modellab.HashToken(token))
+	return a.resolve(ctx, token, now)
+}
+
+// fromEntry answers from a front entry; decided is false when the entry
+// may be out of date (the shared cache no longer holds it).
+func (a *authenticator) fromEntry(token string, e *tokenEntry, now time.Time) (u *modellab.User, err error, decided bool) {
+	switch {
+	case e.user == nil:
+		return nil, errInvalidToken(), true
+	case e.expired(now):
+		return nil, errExpiredToken(), true
+	case e.shared != nil:
+		if got, ok := a.cache.Peek(e.key, GroupAuth); !ok || got != e.shared {
+			return nil, nil, false
+		}
+	default:
+		if _, gone := a.revoked.GetIfPresent(e.tokenID); gone {
+			a.tokens.Invalidate(token)
+			return nil, errInvalidToken(), true
+		}
+	}
+	a.uses.mark(e, now)
+	return e.user, nil, true
+}
+
+// resolve looks a token up in the shared cache, else in the database.
+func (a *authenticator) resolve(ctx context.Context, token string, now time.Time) (*modellab.User, error) {
+	hash := modellab.HashToken(token)
+	if !a.shared() {
+		e, err := a.resolveDirect(ctx, token, hash, now)
+		if err != nil {
+			return nil, err
+		}
+		a.keep(token, e)
+		return a.answer(e, now)
+	}
+	key := keyToken(hash)
+	ent, res, err := a.cache.Fetch(ctx, key, cache.FetchOptions{TTL: tokenCacheTTL, Group: GroupAuth},
+		func(ctx context.Context) ([]byte, error) { return a.load(ctx, hash) })
+	if err != nil {
+		return a.failed(token, now, err)
+	}
+	if res != cache.Hit && res != cache.Miss {
+		// A stale lookup is older than tokenCacheTTL: ask the database
+		// (the cache refreshes the entry meanwhile), and keep nothing
+		// that the shared cache could not take back.
+		e, err := a.resolveDirect(ctx, token, hash, now)
+		if err != nil {
+			return nil, err
+		}
+		return a.answer(e, now)
+	}
+	var doc tokenDoc
+	if err := json.Unmarshal(ent.Body(), &doc); err != nil {
+		return nil, modellab.WrapError(modellab.EINTERNAL, err, "could not read a cached token lookup")
+	}
+	e := newTokenEntry(doc, now)
+	e.key, e.shared = key, ent
+	a.keep(token, e)
+	return a.answer(e, now)
+}
+
+// answer is the user of a fresh lookup, unless the token has expired.
+func (a *authenticator) answer(e *tokenEntry, now time.Time) (*modellab.User, error) {
+	if e.expired(now) {
+		return nil, errExpiredToken()
+	}
+	a.uses.mark(e, now)
+	return e.user, nil
+}
+
+// resolveDirect asks the database, bypassing the shared cache.
+func (a *authenticator) resolveDirect(ctx context.Context, token, hash string, now time.Time) (*tokenEntry, error) {
+	doc, err := a.lookup(ctx, hash)
+	if err != nil {
+		_, err = a.failed(token, now, err)
+		return nil, err
+	}
+	e := newTokenEntry(doc, now)
+	if _, gone := a.revoked.GetIfPresent(e.tokenID); gone {
+		// Revoked here while the lookup was on its way.
+		return nil, errInvalidToken()
+	}
+	return e, nil
+}
+
+func newTokenEntry(doc tokenDoc, now time.Time) *tokenEntry {
+	u := doc.User
+	e := &tokenEntry{user: &u, tokenID: doc.TokenID, trustUntil: now.Add(tokenCacheTTL)}
+	if doc.ExpiresAt != nil {
+		e.expiresAt = doc.ExpiresAt.UnixNano()
+	}
+	return e
+}
+
+// keep stores e in the front map, carrying over when the token's last use
+// was recorded, so that a refreshed entry does not record it again.
+func (a *authenticator) keep(token string, e *tokenEntry) {
+	if old, ok := a.tokens.GetIfPresent(token); ok && old.tokenID == e.tokenID {
+		e.used.Store(old.used.Load())
+	}
+	a.tokens.Set(token, e)
+}
+
+// failed maps a failed lookup: unknown tokens are remembered briefly.
+func (a *authenticator) failed(token string, now time.Time, err error) (*modellab.User, error) {
 	switch modellab.ErrorCode(err) {
-	case "":
-		a.tokens.Set(token, &tokenEntry{user: &u, expires: now.Add(tokenCacheTTL)})
-		return &u, nil
 	case modellab.ENOTFOUND:
-		a.tokens.Set(token, &tokenEntry{expires: now.Add(tokenNegativeTTL)})
+		a.tokens.Set(token, &tokenEntry{trustUntil: now.Add(tokenNegativeTTL)})
 		return nil, errInvalidToken()
 	case modellab.EUNAVAILABLE:
 		return nil, err
@@ -93,28 +247,47 @@ func (a *authenticator) userFor(ctx context.Context, token string) (*modellab.Us
 	}
 }
 
+// load is the shared cache's loader of a lookup.
+func (a *authenticator) load(ctx context.Context, hash string) ([]byte, error) {
+	doc, err := a.lookup(ctx, hash)
+	if err != nil {
+		return nil, err
+	}
+	return encode(doc)
+}
+
 // lookup asks the database once for every concurrent caller of one hash.
 // The shared query runs detached from the first caller's context (bounded
 // by its own deadline): a client that leaves must not fail every request
 // waiting on the same lookup. A caller that leaves stops waiting.
-func (a *authenticator) lookup(ctx context.Context, hash string) (modellab.User, error) {
+func (a *authenticator) lookup(ctx context.Context, hash string) (tokenDoc, error) {
 	ch := a.lookups.DoChan(hash, func() (any, error) {
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), tokenLookupTimeout)
 		defer cancel()
-		return a.store.UserByTokenHash(lctx, hash)
+		u, t, err := a.store.TokenByHash(lctx, hash)
+		return tokenDoc{User: u, TokenID: t.ID, ExpiresAt: t.ExpiresAt}, err
 	})
 	select {
 	case r := <-ch:
-		u, _ := r.Val.(modellab.User)
-		return u, r.Err
+		doc, _ := r.Val.(tokenDoc)
+		return doc, r.Err
 	case <-ctx.Done():
-		return modellab.User{}, modellab.WrapError(modellab.EUNAVAILABLE, ctx.Err(), "the request was cancelled")
+		return tokenDoc{}, modellab.WrapError(modellab.EUNAVAILABLE, ctx.Err(), "the request was cancelled")
+	}
+}
+
+// revoke drops every cached lookup of a token: in the shared cache (here
+// and, through Redis, on every instance) and in this front map.
+func (a *authenticator) revoke(ctx context.Context, id, hash string) {
+	a.revoked.Set(id, struct{}{})
+	if a.cache != nil {
+		a.cache.Invalidate(ctx, keyToken(hash))
 	}
 }
 
 // Authenticate resolves an API token or session credential to its user.
-// An unknown token is EUNAUTHORIZED; one that cannot be checked right now
-// is EUNAVAILABLE.
+// An unknown, revoked or expired token is EUNAUTHORIZED; one that cannot be
+// checked right now is EUNAVAILABLE.
 //
 // The user is recorded on ctx's Caller, if any: the request's
 // database-bound work is then admitted as that user's.

@@ -11,22 +11,24 @@ import (
 )
 
 // slowTokens is a Store whose token lookup waits for release and honours
-// its context, as the database driver does. Only UserByTokenHash is used.
+// its context, as the database driver does. Only TokenByHash is used.
 type slowTokens struct {
 	Store
 	release chan struct{}
 	calls   atomic.Int32
 }
 
-func (s *slowTokens) UserByTokenHash(ctx context.Context, hash string) (modellab.User, error) {
+func (s *slowTokens) TokenByHash(ctx context.Context, hash string) (modellab.User, modellab.Token, error) {
 	s.calls.Add(1)
 	select {
 	case <-s.release:
-		return modellab.User{ID: "usr_alice", Name: "alice"}, nil
+		return modellab.User{ID: "usr_alice", Name: "alice"}, modellab.Token{ID: "tok_alice", UserID: "usr_alice"}, nil
 	case <-ctx.Done():
-		return modellab.User{}, modellab.WrapError(modellab.EUNAVAILABLE, ctx.Err(), "database unreachable")
+		return modellab.User{}, modellab.Token{}, modellab.WrapError(modellab.EUNAVAILABLE, ctx.Err(), "database unreachable")
 	}
 }
+
+func (s *slowTokens) TouchTokens(context.Context, []modellab.TokenUse) error { return nil }
 
 // TestTokenLookupOutlivesFirstCaller: concurrent requests with one token
 // share one lookup; when the first of them leaves, the others still get

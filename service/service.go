@@ -108,7 +108,8 @@ func New(cfg Config) *Service {
 		// is a full read.
 		s.tails = newTailCache()
 	}
-	s.auth = newAuthenticator(authConfig{store: cfg.Store, adminToken: cfg.AdminToken, admin: cfg.AdminUser, now: cfg.Now})
+	s.auth = newAuthenticator(authConfig{store: cfg.Store, cache: cfg.Cache, adminToken: cfg.AdminToken,
+		admin: cfg.AdminUser, now: cfg.Now, log: cfg.Logger})
 	s.usage = newUsageRecorder(s)
 	return s
 }
@@ -161,7 +162,8 @@ func withDefaults(cfg Config) Config {
 }
 
 // Close stops the goroutines the service started (the token cache's
-// expiry, the usage recorder, after it wrote what it holds). The store and
+// expiry and use recorder, the usage recorder, after they wrote what they
+// hold). The store and
 // cache it was given are the caller's to close.
 func (s *Service) Close() {
 	s.usage.close()

@@ -14,7 +14,17 @@ type Store interface {
 	Ping(ctx context.Context) error
 
 	CreateUser(ctx context.Context, u *modellab.User) (token string, err error)
-	UserByTokenHash(ctx context.Context, hash string) (modellab.User, error)
+	// TokenByHash returns the token with this hash and its user, expired
+	// or not.
+	TokenByHash(ctx context.Context, hash string) (modellab.User, modellab.Token, error)
+	CreateToken(ctx context.Context, t *modellab.Token) (secret string, err error)
+	// ListTokens returns userID's tokens, newest first.
+	ListTokens(ctx context.Context, userID string) ([]modellab.Token, error)
+	GetToken(ctx context.Context, id string) (modellab.Token, error)
+	// DeleteToken removes a token and returns its hash.
+	DeleteToken(ctx context.Context, id string) (hash string, err error)
+	// TouchTokens records last uses; an older use never overwrites a newer.
+	TouchTokens(ctx context.Context, uses []modellab.TokenUse) error
 
 	// ListModels returns the global models plus, when ownerID is not empty,
 	// that owner's private ones, sorted by name (byte order) then id.

@@ -11,7 +11,7 @@ func (s *Service) CreateUser(ctx context.Context, actor *modellab.User, name str
 	if actor == nil || !actor.Admin {
 		return modellab.User{}, "", modellab.Errorf(modellab.EFORBIDDEN, "admin only")
 	}
-	u := modellab.User{Name: name, Admin: admin}
+	u := modellab.User{Name: name, Admin: admin, CreatedAt: s.stamp()}
 	if err := u.Valid(); err != nil {
 		return u, "", err
 	}

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"time"
 
 	"github.com/modellab/modellab"
 )
@@ -24,19 +25,30 @@ func (db *DB) EnsureUser(ctx context.Context, u modellab.User) error {
 	return nil
 }
 
-// IssueToken returns a new API token for the oldest user with this name
-// (ENOTFOUND when there is none). serve --demo prints one on every start,
-// because tokens are stored hashed and the seeded one cannot be shown again.
-func (db *DB) IssueToken(ctx context.Context, name string) (string, error) {
-	var id string
-	if err := db.get(ctx, "user", `SELECT id FROM users WHERE name = ? ORDER BY created_at, id LIMIT 1`,
-		[]any{name}, &id); err != nil {
+// IssueToken mints an API token named label for the oldest user with this
+// name (ENOTFOUND when there is none) and returns its secret; expiresIn 0
+// means it never expires. It is `modellab token`'s: tokens are stored
+// hashed, so a lost one cannot be shown again, only replaced.
+func (db *DB) IssueToken(ctx context.Context, name, label string, expiresIn time.Duration) (string, error) {
+	id, err := db.UserIDByName(ctx, name)
+	if err != nil {
 		return "", err
 	}
-	token := modellab.NewToken()
-	if _, err := db.exec(ctx, `INSERT INTO tokens (hash, user_id, created_at) VALUES (?, ?, ?)`,
-		modellab.HashToken(token), id, micros(now())); err != nil {
-		return "", fail(err, "issue token")
+	t := modellab.Token{Name: label, UserID: id}
+	if expiresIn != 0 {
+		at := now().Add(expiresIn)
+		t.ExpiresAt = &at
 	}
-	return token, nil
+	return db.CreateToken(ctx, &t)
+}
+
+// UserIDByName returns the ID of the oldest user with this name (names are
+// not unique), ENOTFOUND when there is none.
+func (db *DB) UserIDByName(ctx context.Context, name string) (string, error) {
+	var id string
+	err := db.get(ctx, "user", `SELECT id FROM users WHERE name = ? ORDER BY created_at, id LIMIT 1`, []any{name}, &id)
+	if modellab.ErrorCode(err) == modellab.ENOTFOUND {
+		return "", modellab.Errorf(modellab.ENOTFOUND, "no user named %q", name)
+	}
+	return id, err
 }

@@ -243,3 +243,44 @@ func TestSeedRollups(t *testing.T) {
 		})
 	}
 }
+
+// TestTokensMigration: tokens stored before the lifecycle migration keep
+// authenticating, with an ID and a name.
+func TestTokensMigration(t *testing.T) {
+	for _, engine := range []string{EngineSQLite, EnginePostgres} {
+		t.Run(engine, func(t *testing.T) {
+			ctx := context.Background()
+			db := openInternal(t, engine)
+			p := db.testProvider(t)
+			if _, err := p.UpTo(ctx, 4); err != nil {
+				t.Fatal(err)
+			}
+			secret := modellab.NewToken()
+			err := db.inTx(ctx, time.Minute, func(t *tx) error {
+				if err := t.exec("INSERT INTO users (id, name, admin, created_at) VALUES ('usr_old', 'old', FALSE, 1)"); err != nil {
+					return err
+				}
+				return t.exec("INSERT INTO tokens (hash, user_id, created_at) VALUES (?, 'usr_old', 2)", modellab.HashToken(secret))
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A database that got 00006 before 00005 existed: Migrate
+			// applies the missing one.
+			if _, err := p.ApplyVersion(ctx, 6, true); err != nil {
+				t.Fatal(err)
+			}
+			if err := db.Migrate(ctx); err != nil {
+				t.Fatalf("Migrate with 00005 missing below 00006: %v", err)
+			}
+			u, tok, err := db.TokenByHash(ctx, modellab.HashToken(secret))
+			if err != nil || u.ID != "usr_old" || !modellab.ValidID(tok.ID) || tok.ExpiresAt != nil {
+				t.Fatalf("migrated token: %+v %+v %v", u, tok, err)
+			}
+			list, err := db.ListTokens(ctx, "usr_old")
+			if err != nil || len(list) != 1 || list[0].Name != "token" || list[0].LastUsedAt != nil {
+				t.Fatalf("ListTokens after migration = %+v, %v", list, err)
+			}
+		})
+	}
+}

@@ -48,6 +48,9 @@ func DemoSeedOptions() SeedOptions {
 		Events: 20_000, Days: 14, Runs: 12, RunSteps: 600, Now: time.Now(), RandSeed: 1}
 }
 
+// SeedTokenName names the tokens the seed makes.
+const SeedTokenName = "seed"
+
 // SeededUser is a created user with its plaintext token.
 type SeededUser struct {
 	ID    string `json:"id"`
@@ -494,8 +497,8 @@ func clampTokens(v float64, lo, hi int64) int64 {
 }
 
 var (
-	userCols  = []string{"id", "name", "admin", "created_at"}
-	tokenCols = []string{"hash", "user_id", "created_at"}
+	userCols      = []string{"id", "name", "admin", "created_at"}
+	seedTokenCols = []string{"id", "name", "hash", "user_id", "created_at"}
 )
 
 func modelRow(m *modellab.Model) []any {
@@ -534,8 +537,9 @@ func seedTables(users []modellab.User, seeded []SeededUser, models []seedModel, 
 			u := &users[i]
 			return []any{u.ID, u.Name, u.Admin, micros(u.CreatedAt)}
 		})},
-		{"tokens", tokenCols, rowsOf(len(users), func(i int) []any {
-			return []any{modellab.HashToken(seeded[i].Token), users[i].ID, micros(users[i].CreatedAt)}
+		{"tokens", seedTokenCols, rowsOf(len(users), func(i int) []any {
+			return []any{modellab.NewID(modellab.PrefixToken), SeedTokenName, modellab.HashToken(seeded[i].Token),
+				users[i].ID, micros(users[i].CreatedAt)}
 		})},
 		{"models", strings.Split(modelCols, ", "), rowsOf(len(models), func(i int) []any { return modelRow(&models[i].m) })},
 		{"servers", strings.Split(serverCols, ", "), rowsOf(len(servers), func(i int) []any { return serverRow(&servers[i]) })},

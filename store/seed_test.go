@@ -96,7 +96,7 @@ func seedAndCheck(t *testing.T, name string, open opener, opts store.SeedOptions
 		if demo.Name != "demo" {
 			t.Errorf("%s: first user %q, want demo", name, demo.Name)
 		}
-		u, err := db.UserByTokenHash(ctx, modellab.HashToken(demo.Token))
+		u, _, err := db.TokenByHash(ctx, modellab.HashToken(demo.Token))
 		if err != nil || u.ID != demo.ID {
 			t.Errorf("%s: demo token finds %v, %v", name, u.ID, err)
 		}

@@ -303,16 +303,21 @@ func (db *DB) migrations() (*goose.Provider, func(), error) {
 	}
 	var p *goose.Provider
 	done := func() {}
+	// Migrations may land out of order (00005, the token lifecycle, came
+	// after 00006 had shipped): a database that has a later one applies the
+	// missing earlier one instead of refusing to start. Each migration
+	// touches its own tables, so the order between them does not matter.
+	outOfOrder := goose.WithAllowOutofOrder(true)
 	switch db.engine {
 	case EngineSQLite:
-		p, err = goose.NewProvider(goose.DialectSQLite3, db.wr, fsys)
+		p, err = goose.NewProvider(goose.DialectSQLite3, db.wr, fsys, outOfOrder)
 	default:
 		sqldb := stdlib.OpenDBFromPool(db.pool)
 		done = func() { _ = sqldb.Close() }
 		var locker lock.SessionLocker
 		locker, err = lock.NewPostgresSessionLocker()
 		if err == nil {
-			p, err = goose.NewProvider(goose.DialectPostgres, sqldb, fsys, goose.WithSessionLocker(locker))
+			p, err = goose.NewProvider(goose.DialectPostgres, sqldb, fsys, goose.WithSessionLocker(locker), outOfOrder)
 		}
 	}
 	if err != nil {

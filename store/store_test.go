@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -72,6 +73,7 @@ func testStore(t *testing.T, open opener) {
 	}{
 		{"Migrate", testMigrate},
 		{"Users", testUsers},
+		{"Tokens", testTokens},
 		{"ModelCRUD", testModelCRUD},
 		{"ModelUniqueness", testModelUniqueness},
 		{"ListModels", testListModels},
@@ -162,14 +164,17 @@ func testUsers(t *testing.T, open opener) {
 	if token == "" {
 		t.Fatal("empty token")
 	}
-	got, err := db.UserByTokenHash(ctx, modellab.HashToken(token))
+	got, tok, err := db.TokenByHash(ctx, modellab.HashToken(token))
 	if err != nil {
-		t.Fatalf("UserByTokenHash: %v", err)
+		t.Fatalf("TokenByHash: %v", err)
 	}
 	if !reflect.DeepEqual(got, u) {
-		t.Errorf("UserByTokenHash = %+v, want %+v", got, u)
+		t.Errorf("TokenByHash = %+v, want %+v", got, u)
 	}
-	if _, err := db.UserByTokenHash(ctx, token); code(err) != modellab.ENOTFOUND {
+	if !strings.HasPrefix(tok.ID, modellab.PrefixToken) || tok.UserID != u.ID || tok.ExpiresAt != nil {
+		t.Errorf("TokenByHash token = %+v, want a %s ID of %s that never expires", tok, modellab.PrefixToken, u.ID)
+	}
+	if _, _, err := db.TokenByHash(ctx, token); code(err) != modellab.ENOTFOUND {
 		t.Errorf("lookup by the plaintext token: err = %v, want not_found", err)
 	}
 	if _, err := db.CreateUser(ctx, &modellab.User{Name: ""}); code(err) != modellab.EINVALID {
@@ -630,15 +635,17 @@ func testUnavailable(t *testing.T, open opener) {
 	db.Close()
 	q := modellab.AnalyticsQuery{From: t0, To: t0.Add(time.Hour), Interval: "hour"}
 	for name, call := range map[string]func() error{
-		"Ping":            func() error { return db.Ping(ctx) },
-		"CreateUser":      func() error { _, err := db.CreateUser(ctx, &modellab.User{Name: "x"}); return err },
-		"UserByTokenHash": func() error { _, err := db.UserByTokenHash(ctx, "h"); return err },
-		"ListModels":      func() error { _, err := db.ListModels(ctx, ""); return err },
-		"GetModel":        func() error { _, err := db.GetModel(ctx, "mdl_x"); return err },
-		"DeleteServer":    func() error { return db.DeleteServer(ctx, "srv_x") },
-		"InsertEvents":    func() error { return db.InsertEvents(ctx, []modellab.Event{ev(u.ID, "m", 0, 1, 1, 1, "ok", 0)}) },
-		"Analytics":       func() error { _, err := db.Analytics(ctx, u.ID, q); return err },
-		"Empty":           func() error { _, err := db.Empty(ctx); return err },
+		"Ping":         func() error { return db.Ping(ctx) },
+		"CreateUser":   func() error { _, err := db.CreateUser(ctx, &modellab.User{Name: "x"}); return err },
+		"TokenByHash":  func() error { _, _, err := db.TokenByHash(ctx, "h"); return err },
+		"ListTokens":   func() error { _, err := db.ListTokens(ctx, u.ID); return err },
+		"DeleteToken":  func() error { _, err := db.DeleteToken(ctx, "tok_x"); return err },
+		"ListModels":   func() error { _, err := db.ListModels(ctx, ""); return err },
+		"GetModel":     func() error { _, err := db.GetModel(ctx, "mdl_x"); return err },
+		"DeleteServer": func() error { return db.DeleteServer(ctx, "srv_x") },
+		"InsertEvents": func() error { return db.InsertEvents(ctx, []modellab.Event{ev(u.ID, "m", 0, 1, 1, 1, "ok", 0)}) },
+		"Analytics":    func() error { _, err := db.Analytics(ctx, u.ID, q); return err },
+		"Empty":        func() error { _, err := db.Empty(ctx); return err },
 	} {
 		if err := call(); code(err) != modellab.EUNAVAILABLE {
 			t.Errorf("%s on a closed DB: err = %v, want unavailable", name, err)

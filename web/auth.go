@@ -165,6 +165,9 @@ func (a *app) renderLogin(w http.ResponseWriter, r *http.Request, status int, ms
 		})
 	}
 	w.Header().Set("Cache-Control", "no-store")
+	if status == http.StatusUnauthorized {
+		transport.Challenge(w.Header(), r, transport.BearerOrSession)
+	}
 	a.renderPage(w, r, status, "login", &view{Title: "Log in", Nav: "login", CSRF: val, Data: loginData{Error: msg}})
 }
 

@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"net/http"
@@ -25,8 +26,12 @@ var update = flag.Bool("update", false, "rewrite the golden files of the page te
 var goldenNow = time.Date(2025, 3, 14, 15, 9, 26, 0, time.UTC)
 
 var (
-	idRE    = regexp.MustCompile(`\b(mdl|srv|usr|run|cnv|msg)_[0-9a-z]{20}\b`)
-	assetRE = regexp.MustCompile(`\?v=[0-9a-f]{12}`)
+	idRE = regexp.MustCompile(`\b(mdl|srv|usr|run|cnv|msg|tok)_[0-9a-z]{20}\b`)
+	// Token secrets are random: a page shows one once, after creating it.
+	secretRE = regexp.MustCompile(`\bmlk_[A-Za-z0-9_-]{43}`)
+	// Token lookups are cache entries named by the hash of a random token.
+	tokenKeyRE = regexp.MustCompile(`\bauth:token:[0-9a-f]{64}\b`)
+	assetRE    = regexp.MustCompile(`\?v=[0-9a-f]{12}`)
 	// The tags of live parts hash bodies that hold random IDs.
 	liveTagRE = regexp.MustCompile(`W/&#34;(mon|run)-[0-9a-f]+&#34;`)
 )
@@ -37,6 +42,8 @@ var (
 func normalise(body string) string {
 	body = csrfRE.ReplaceAllString(body, `name="csrf" value="CSRF"`)
 	body = assetRE.ReplaceAllString(body, "?v=HASH")
+	body = secretRE.ReplaceAllString(body, "mlk_SECRET")
+	body = tokenKeyRE.ReplaceAllString(body, "auth:token:HASH")
 	body = liveTagRE.ReplaceAllString(body, "W/&#34;$1-TAG&#34;")
 	seen := map[string]string{}
 	counts := map[string]int{}
@@ -102,6 +109,11 @@ func TestGolden(t *testing.T) {
 	ec := e.client()
 	e.login(ec, emptyTok)
 
+	// Alice's tokens: the initial one, whose use (recorded in the
+	// background, within seconds) the page shows, and one that expires.
+	e.api("POST", "/api/tokens", d.token, map[string]any{"name": "ci", "expires_in_hours": 720}, 201)
+	waitUsed(t, e, d.token)
+
 	// The admin, for the cache view (last: it shows what the others read).
 	ac := e.client()
 	e.login(ac, adminToken)
@@ -143,6 +155,9 @@ func TestGolden(t *testing.T) {
 		{"lesson-not-found", e.client(), "GET", "/academy/no-such-lesson", nil, 404},
 		{"error-forbidden", c, "POST", "/models/" + d.models[0].ID + "/delete", url.Values{"csrf": {"wrong"}}, 403},
 		{"error-not-found", c, "POST", "/models/mdl_doesnotexist000000000/delete", nil, 404},
+		{"tokens", c, "GET", "/settings/tokens", nil, 200},
+		{"tokens-invalid", c, "POST", "/settings/tokens", url.Values{"name": {""}, "expires_in_hours": {"-1"}}, 400},
+		{"tokens-created", c, "POST", "/settings/tokens", url.Values{"name": {"laptop"}, "expires_in_hours": {""}}, 200},
 		{"admin-cache", ac, "GET", "/admin/cache?prefix=api:models:global", nil, 200},
 	}
 	for _, tt := range tests {
@@ -170,6 +185,34 @@ func TestGolden(t *testing.T) {
 			}
 			checkGolden(t, tt.name, r.body)
 		})
+	}
+}
+
+// waitUsed waits until the use of token shows in its last_used_at. It
+// reads the service directly: requests would add token lookups, in
+// numbers that vary, to the cache figures that the admin page shows.
+func waitUsed(t *testing.T, e *env, token string) {
+	t.Helper()
+	ctx := context.Background()
+	u, err := e.svc.Authenticate(ctx, token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		list, err := e.svc.ListTokens(ctx, u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tk := range list {
+			if tk.Name == "initial" && tk.LastUsedAt != nil {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the token's use was not recorded within 15s")
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }
 

@@ -185,6 +185,26 @@ func TestOpenAPI(t *testing.T) {
 	big := []byte(`{"name": "` + strings.Repeat("x", 2<<20) + `"}`) // over the 1 MiB body limit
 	o.json("POST", "/api/users", adminToken, big, 413)
 
+	// Tokens.
+	var ct struct {
+		Token  modellab.Token `json:"token"`
+		Secret string         `json:"secret"`
+	}
+	if err := json.Unmarshal([]byte(o.json("POST", "/api/tokens", alice, map[string]any{"name": "ci", "expires_in_hours": 720}, 201).body), &ct); err != nil {
+		t.Fatal(err)
+	}
+	o.json("POST", "/api/tokens", alice, map[string]any{"name": "forever"}, 201)
+	o.json("POST", "/api/tokens", alice, map[string]any{"name": "x", "expires_in_hours": 0}, 400)
+	o.json("POST", "/api/tokens", "", map[string]any{"name": "x"}, 401)
+	o.json("POST", "/api/tokens", alice, big, 413)
+	o.json("GET", "/api/tokens", ct.Secret, nil, 200)
+	o.json("GET", "/api/tokens", "", nil, 401)
+	o.json("DELETE", "/api/tokens/"+ct.Token.ID, bob, nil, 404)
+	o.json("DELETE", "/api/tokens/"+ct.Token.ID, alice, nil, 204)
+	o.json("DELETE", "/api/tokens/"+ct.Token.ID, alice, nil, 404)
+	o.json("GET", "/api/tokens", ct.Secret, nil, 401)
+	o.json("DELETE", "/api/tokens/"+ct.Token.ID, "", nil, 401)
+
 	// Models.
 	var m modellab.Model
 	r := o.json("POST", "/api/models", alice, map[string]any{"name": "m1", "provider": "meta", "context_length": 8192, "description": "d"}, 201)
@@ -380,6 +400,26 @@ func TestOpenAPI(t *testing.T) {
 	o.exchange(c, "GET", "/static/monitor.js", "", "", nil, 200)
 	o.exchange(c, "GET", "/static/nope.js", "", "", nil, 404)
 	o.form(c, "/models/"+m.ID+"/delete", url.Values{"csrf": {csrf}}, 303)
+	o.exchange(c, "GET", "/settings/tokens", "", "", nil, 200)
+	o.exchange(e.client(), "GET", "/settings/tokens", "", "", nil, 303)
+	created := o.form(c, "/settings/tokens", url.Values{"csrf": {csrf}, "name": {"laptop"}, "expires_in_hours": {"24"}}, 200)
+	if !strings.Contains(created.body, modellab.TokenPrefix) {
+		t.Errorf("the token form's answer shows no secret")
+	}
+	o.form(c, "/settings/tokens", url.Values{"csrf": {csrf}, "name": {"x"}, "expires_in_hours": {"-1"}}, 400)
+	o.form(c, "/settings/tokens", url.Values{"csrf": {"wrong"}, "name": {"x"}}, 403)
+	o.exchange(c, "POST", "/settings/tokens", "", "application/x-www-form-urlencoded", bigForm, 413)
+	var mine struct {
+		Tokens []modellab.Token `json:"tokens"`
+	}
+	if err := json.Unmarshal([]byte(o.json("GET", "/api/tokens", alice, nil, 200).body), &mine); err != nil || len(mine.Tokens) == 0 {
+		t.Fatalf("alice's tokens: %v %+v", err, mine)
+	}
+	o.form(c, "/settings/tokens/"+mine.Tokens[0].ID+"/revoke", url.Values{"csrf": {"wrong"}}, 403)
+	o.exchange(c, "POST", "/settings/tokens/"+mine.Tokens[0].ID+"/revoke", "", "application/x-www-form-urlencoded", []byte("csrf=%zz"), 400)
+	o.exchange(c, "POST", "/settings/tokens/"+mine.Tokens[0].ID+"/revoke", "", "application/x-www-form-urlencoded", bigForm, 413)
+	o.form(c, "/settings/tokens/tok_nope00000000000000000/revoke", url.Values{"csrf": {csrf}}, 404)
+	o.form(c, "/settings/tokens/"+mine.Tokens[0].ID+"/revoke", url.Values{"csrf": {csrf}}, 303)
 	exerciseChat(t, chatOA{o: o, c: c, csrf: csrf, alice: alice, bob: bob})
 	o.form(c, "/logout", url.Values{"csrf": {csrf}}, 303)
 
@@ -459,6 +499,11 @@ func TestOpenAPIErrorResponses(t *testing.T) {
 			for _, code := range want {
 				if op.Responses.Status(code) == nil {
 					t.Errorf("%s: status %d is not documented", name, code)
+				}
+			}
+			if r := op.Responses.Status(401); r != nil {
+				if h := r.Value.Headers["WWW-Authenticate"]; h == nil || !h.Value.Required {
+					t.Errorf("%s: 401 without a required WWW-Authenticate header", name)
 				}
 			}
 			if r := op.Responses.Status(503); r != nil {

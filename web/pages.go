@@ -455,6 +455,9 @@ func fragmentError(w http.ResponseWriter, r *http.Request, status int) {
 		return
 	}
 	transport.SetRetryAfter(w.Header(), status)
+	if status == http.StatusUnauthorized {
+		transport.Challenge(w.Header(), r, transport.BearerOrSession)
+	}
 	w.Header().Set("Cache-Control", "no-store")
 	http.Error(w, http.StatusText(status), status)
 }

@@ -30,7 +30,7 @@ type view struct {
 type pageTemplate struct{ t *template.Template }
 
 // pageFiles are the pages under templates/, each executed through "layout".
-var pageFiles = []string{"home", "models", "monitor", "run", "analytics", "chat", "docs", "login", "error", "academy", "lesson", "admin_cache"}
+var pageFiles = []string{"home", "models", "monitor", "run", "analytics", "chat", "docs", "login", "error", "academy", "lesson", "admin_cache", "tokens"}
 
 func parsePages(fsys fs.FS, as *assets) (map[string]*pageTemplate, error) {
 	funcs := template.FuncMap{

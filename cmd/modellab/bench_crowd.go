@@ -49,7 +49,7 @@ func benchCrowd(ctx context.Context, cfg config, opts store.SeedOptions, usersFi
 		return crowd[0], crowd, nil
 	case !empty:
 		fmt.Fprintln(stderr, "the database holds data already: loading as the demo user alone (pass --users with the seed's JSON for a crowd)")
-		tok, err := db.IssueToken(ctx, "demo")
+		tok, err := db.IssueToken(ctx, "demo", "bench", 24*time.Hour)
 		return tok, nil, err
 	}
 	return benchSeed(ctx, db, opts, stderr)

@@ -23,7 +23,8 @@ var (
 	cmdServe = command{"serve", "[--addr ADDR] [--database URL] [--redis URL] [--demo|--demo=false]",
 		"Runs the HTTP server (API + pages). Migrates the database on start. On a database without demo\n" +
 			"data and with --demo (default: on for SQLite, off for PostgreSQL) it seeds a small demo data set\n" +
-			"and prints the demo user's token.", inServe}
+			"and prints the demo user's token; on a database seeded before it mints none and says how\n" +
+			"(modellab token --user demo).", inServe}
 	cmdSeed = command{"seed", "[--database URL] [--users N] [--models N] [--global-models N] [--servers N] [--events N] [--days N] [--seed N]",
 		"Fills an empty database with a deterministic demo data set and prints the users and their\n" +
 			"tokens as JSON on stdout.", inDB}
@@ -33,6 +34,11 @@ var (
 	cmdMigrate = command{"migrate", "[status|up] [--database URL]",
 		"Applies the embedded database migrations that are not applied yet (up, the default), or lists\n" +
 			"every migration and whether it is applied (status), then exits. serve also migrates on start.", inDB}
+	cmdToken = command{"token", "--user NAME [--name LABEL] [--expires-in DURATION] [--database URL]",
+		"Mints an API token for an existing user directly in the database and prints it once on stdout\n" +
+			"(for operators, and for the demo user after a restart: tokens are stored hashed, so a lost\n" +
+			"one cannot be shown again). --expires-in is a Go duration (720h, 90s); without it the token\n" +
+			"never expires.", inDB}
 	cmdVersion = command{"version", "",
 		"Prints the version, the commit and the Go version the binary was built with (also exported\n" +
 			"as the modellab_build_info metric).", 0}

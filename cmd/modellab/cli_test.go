@@ -51,6 +51,7 @@ func TestHelpEveryCommand(t *testing.T) {
 		{[]string{"bench"}, []string{"connections", "duration", "database", "redis", "targets", "size", "json"}, inBench},
 		{[]string{"migrate"}, []string{"database"}, inDB},
 		{[]string{"migrate", "status"}, []string{"database"}, inDB},
+		{[]string{"token"}, []string{"user", "name", "expires-in", "database"}, inDB},
 		{[]string{"version"}, nil, 0},
 		{[]string{"probe"}, []string{"timeout"}, inProbe},
 	}

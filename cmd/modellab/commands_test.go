@@ -199,3 +199,27 @@ func TestBenchJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenCommand: bad input is a usage error (2), an unknown user a
+// failure (1) that says so; nothing reaches stdout but a secret.
+func TestTokenCommand(t *testing.T) {
+	db := "sqlite://" + filepath.Join(t.TempDir(), "t.db")
+	env := map[string]string{"DATABASE_URL": db}
+	for _, c := range []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"token"}, 2, "--user is required"},
+		{[]string{"token", "--user", "demo", "--expires-in", "-1h"}, 2, "--expires-in"},
+		{[]string{"token", "--user", "demo", "--expires-in", "soon"}, 2, "expires-in"},
+		{[]string{"token", "--user", "demo", "extra"}, 2, "unexpected"},
+		{[]string{"token", "--user", "nobody"}, 1, `no user named "nobody"`},
+		{[]string{"token", "--user", "demo", "--database", "mysql://x"}, 2, "--database"},
+	} {
+		code, stdout, stderr := runCLI(env, c.args...)
+		if code != c.code || stdout != "" || !strings.Contains(stderr, c.msg) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want %d and %q", c.args, code, stdout, stderr, c.code, c.msg)
+		}
+	}
+}

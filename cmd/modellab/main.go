@@ -1,5 +1,5 @@
 // Command modellab is the API server of a model lab and its tools: serve,
-// seed, loadtest, bench, migrate and version. main only wires the process
+// seed, loadtest, bench, migrate, token and version. main only wires the process
 // to run, so that tests can drive the whole program through run() on :0.
 package main
 
@@ -28,6 +28,7 @@ Usage:
   modellab loadtest  --url URL [--connections 200] [--duration 30s] [--rate R] [--token T | --users FILE] [--targets a,b] [--path /x] [--json]
   modellab bench     [--connections 200] [--duration 20s] [--database URL] [--redis URL] [--targets a,b] [--users FILE] [--json]
   modellab migrate   [status|up] [--database URL]
+  modellab token     --user NAME [--name LABEL] [--expires-in DURATION] [--database URL]
   modellab version
 
 Run 'modellab COMMAND --help' for a command's flags and the environment
@@ -54,6 +55,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runBench(ctx, rest, getenv, stdout, stderr)
 	case "migrate":
 		return runMigrate(ctx, rest, getenv, stdout, stderr)
+	case "token":
+		return runToken(ctx, rest, getenv, stdout, stderr)
 	case "version":
 		return runVersion(rest, stdout, stderr)
 	case "probe":

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/modellab/modellab"
 )
 
 // proc is one `modellab serve` started through run() on :0.
@@ -23,6 +25,13 @@ type proc struct {
 	done   chan int
 	mu     sync.Mutex
 	stderr strings.Builder
+	out    strings.Builder // stdout, line by line
+}
+
+func (p *proc) stdout() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.out.String()
 }
 
 type lockedWriter struct {
@@ -74,6 +83,9 @@ func startServeArgs(t *testing.T, env map[string]string, args ...string) *proc {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
 			line := sc.Text()
+			p.mu.Lock()
+			p.out.WriteString(line + "\n")
+			p.mu.Unlock()
 			if m := tokenRE.FindStringSubmatch(line); m != nil {
 				p.token = m[1]
 			}
@@ -180,14 +192,30 @@ func TestServeDemoEndToEnd(t *testing.T) {
 		t.Errorf("exit code %d after SIGTERM-like cancel", code)
 	}
 
-	// A second start on the same database seeds nothing and still prints a
-	// working demo token.
-	p2 := startServe(t, map[string]string{"DATABASE_URL": "sqlite://" + filepath.Join(dir, "demo.db"), "DISABLE_REDIS_CACHE": "true"})
-	if p2.token == "" {
-		t.Fatalf("no demo token on restart")
+	// A second start on the same database seeds nothing and mints nothing:
+	// it says how to mint a token, and `modellab token` does.
+	db := "sqlite://" + filepath.Join(dir, "demo.db")
+	p2 := startServe(t, map[string]string{"DATABASE_URL": db, "DISABLE_REDIS_CACHE": "true"})
+	if p2.token != "" {
+		t.Fatalf("a token printed on restart: %s", p2.token)
 	}
-	if res, body := get(t, p2.url+"/api/servers/status", p2.token); res.StatusCode != 200 {
-		t.Fatalf("restart token: %d %s", res.StatusCode, body)
+	if !strings.Contains(p2.stdout(), "modellab token --user demo") {
+		t.Errorf("the restart does not say how to mint a token:\n%s", p2.stdout())
+	}
+	code, stdout, stderr := runCLI(map[string]string{"DATABASE_URL": db}, "token", "--user", "demo", "--name", "ops", "--expires-in", "1h")
+	tok := strings.TrimSpace(stdout)
+	if code != 0 || !strings.HasPrefix(tok, modellab.TokenPrefix) || strings.Contains(tok, "\n") {
+		t.Fatalf("modellab token: exit %d, stdout %q, stderr %q; want the secret alone", code, stdout, stderr)
+	}
+	if res, body := get(t, p2.url+"/api/servers/status", tok); res.StatusCode != 200 {
+		t.Fatalf("the minted token: %d %s", res.StatusCode, body)
+	}
+	var list struct {
+		Tokens []modellab.Token `json:"tokens"`
+	}
+	if _, body := get(t, p2.url+"/api/tokens", tok); json.Unmarshal(body, &list) != nil || len(list.Tokens) != 2 ||
+		list.Tokens[0].Name != "ops" || list.Tokens[0].ExpiresAt == nil {
+		t.Errorf("demo's tokens after a restart: %s, want the seed's and ops (expiring), nothing more", body)
 	}
 }
 

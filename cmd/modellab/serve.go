@@ -303,43 +303,41 @@ func newHTTPServer(h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
-// seedDemo seeds an empty database with the small demo set, and prints a
-// token for the demo user: the one the seed made, or a new one on a
-// database seeded before (tokens are stored hashed, so the old one is gone).
-// The users in d.ignore (the admin user) do not make a database non-empty.
+// seedDemo seeds an empty database with the small demo set and prints the
+// demo user's token, which the seed made. On a database seeded before it
+// mints nothing (a token printed on every start would pile up in the
+// database and in logs): it says how to mint one. The users in d.ignore
+// (the admin user) do not make a database non-empty.
 func seedDemo(ctx context.Context, db *store.DB, log *slog.Logger, stdout io.Writer, d demoSeed) error {
 	empty, err := db.Empty(ctx, d.ignore...)
 	if err != nil {
 		return fmt.Errorf("check for an empty database: %w", err)
 	}
-	var token string
-	if empty {
-		start := time.Now()
-		opts := store.DemoSeedOptions()
-		opts.IgnoreUsers, opts.Inference = d.ignore, d.inference
-		res, err := store.Seed(ctx, db, opts)
-		if err != nil {
-			return fmt.Errorf("seed demo data: %w", err)
-		}
-		log.Info("seeded demo data", "users", len(res.Users), "models", res.Models, "servers", res.Servers,
-			"events", res.Events, "took", time.Since(start).Round(time.Millisecond))
-		for _, u := range res.Users {
-			if u.Name == "demo" {
-				token = u.Token
-			}
-		}
-	} else {
-		token, err = db.IssueToken(ctx, "demo")
-		if modellab.ErrorCode(err) == modellab.ENOTFOUND {
+	if !empty {
+		_, err := db.UserIDByName(ctx, "demo")
+		switch {
+		case modellab.ErrorCode(err) == modellab.ENOTFOUND:
 			return nil // not a demo database: nothing to print
+		case err != nil:
+			return fmt.Errorf("look up the demo user: %w", err)
 		}
-		if err != nil {
-			return fmt.Errorf("issue a demo token: %w", err)
-		}
+		fmt.Fprintln(stdout, "demo data already present; mint a token for it with: modellab token --user demo")
+		return nil
 	}
-	if token != "" {
-		fmt.Fprintf(stdout, "demo user \"demo\" token: %s\n", token)
-		fmt.Fprintf(stdout, "  try: curl -H 'Authorization: Bearer %s' %s/api/servers/status\n", token, d.baseURL)
+	start := time.Now()
+	opts := store.DemoSeedOptions()
+	opts.IgnoreUsers, opts.Inference = d.ignore, d.inference
+	res, err := store.Seed(ctx, db, opts)
+	if err != nil {
+		return fmt.Errorf("seed demo data: %w", err)
+	}
+	log.Info("seeded demo data", "users", len(res.Users), "models", res.Models, "servers", res.Servers,
+		"events", res.Events, "took", time.Since(start).Round(time.Millisecond))
+	for _, u := range res.Users {
+		if u.Name == "demo" {
+			fmt.Fprintf(stdout, "demo user \"demo\" token: %s\n", u.Token)
+			fmt.Fprintf(stdout, "  try: curl -H 'Authorization: Bearer %s' %s/api/servers/status\n", u.Token, d.baseURL)
+		}
 	}
 	return nil
 }

@@ -52,3 +52,31 @@ func TestETagMatch(t *testing.T) {
 		}
 	}
 }
+
+func TestChallenge(t *testing.T) {
+	cases := []struct {
+		auth, cookie string
+		from         Sources
+		want         string
+	}{
+		{"", "", Bearer, `Bearer realm="modellab"`},
+		{"Bearer mlk_x", "", Bearer, `Bearer realm="modellab", error="invalid_token"`},
+		{"Basic eDp5", "", Bearer, `Bearer realm="modellab", error="invalid_request"`},
+		{"", "mlk_x", Bearer, `Bearer realm="modellab"`}, // the API ignores the session cookie
+		{"", "mlk_x", BearerOrSession, `Bearer realm="modellab", error="invalid_token"`},
+	}
+	for _, c := range cases {
+		r, _ := http.NewRequest("GET", "/", nil)
+		if c.auth != "" {
+			r.Header.Set("Authorization", c.auth)
+		}
+		if c.cookie != "" {
+			r.AddCookie(&http.Cookie{Name: SessionCookie, Value: c.cookie})
+		}
+		h := http.Header{}
+		Challenge(h, r, c.from)
+		if got := h.Get("WWW-Authenticate"); got != c.want {
+			t.Errorf("Authorization %q cookie %q: %q, want %q", c.auth, c.cookie, got, c.want)
+		}
+	}
+}

@@ -40,3 +40,27 @@ func Credentials(r *http.Request, from Sources) (token string, ok bool, err erro
 	}
 	return "", false, nil
 }
+
+// The challenges of a 401 (RFC 6750 §3), shared slices: assigning one to a
+// header map allocates nothing.
+var (
+	challengeNone    = []string{`Bearer realm="modellab"`}
+	challengeInvalid = []string{`Bearer realm="modellab", error="invalid_token"`}
+	challengeRequest = []string{`Bearer realm="modellab", error="invalid_request"`}
+)
+
+// Challenge sets the WWW-Authenticate header that every 401 carries: the
+// Bearer scheme and realm, plus error="invalid_token" when r carried a
+// token (from the sources the answering handler reads) that was refused,
+// or error="invalid_request" when its Authorization header is malformed.
+// A request without credentials gets no error code (RFC 6750 §3.1).
+func Challenge(h http.Header, r *http.Request, from Sources) {
+	switch _, ok, err := Credentials(r, from); {
+	case err != nil:
+		h["Www-Authenticate"] = challengeRequest
+	case ok:
+		h["Www-Authenticate"] = challengeInvalid
+	default:
+		h["Www-Authenticate"] = challengeNone
+	}
+}
