@@ -1134,6 +1134,9 @@ type Ready struct {
 		Redis ReadyCacheRedis `json:"redis"`
 	} `json:"cache"`
 	Database ReadyDatabase `json:"database"`
+
+	// ShuttingDown present (true) after SIGTERM, while the instance still serves before it drains
+	ShuttingDown *bool `json:"shutting_down,omitempty"`
 }
 
 // ReadyCacheMode defines model for Ready.Cache.Mode.
@@ -2573,7 +2576,7 @@ type ClientInterface interface {
 
 	// Readyz Readiness
 	//
-	// 200 when the database answers, else 503.
+	// 200 when the database answers, else 503. After SIGTERM it answers 503 (shutting_down true) while the instance still serves for SHUTDOWN_DELAY_MS before it drains.
 	//
 	// Corresponds with GET /readyz (the `Readyz` operationId).
 	Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3403,7 +3406,7 @@ func (c *Client) Metrics(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 
 // Readyz Readiness
 //
-// 200 when the database answers, else 503.
+// 200 when the database answers, else 503. After SIGTERM it answers 503 (shutting_down true) while the instance still serves for SHUTDOWN_DELAY_MS before it drains.
 //
 // Corresponds with GET /readyz (the `Readyz` operationId).
 func (c *Client) Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -5464,7 +5467,7 @@ type ClientWithResponsesInterface interface {
 
 	// ReadyzWithResponse Readiness
 	//
-	// 200 when the database answers, else 503.
+	// 200 when the database answers, else 503. After SIGTERM it answers 503 (shutting_down true) while the instance still serves for SHUTDOWN_DELAY_MS before it drains.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -9345,7 +9348,7 @@ func (c *ClientWithResponses) MetricsWithResponse(ctx context.Context, reqEditor
 
 // ReadyzWithResponse Readiness
 //
-// 200 when the database answers, else 503.
+// 200 when the database answers, else 503. After SIGTERM it answers 503 (shutting_down true) while the instance still serves for SHUTDOWN_DELAY_MS before it drains.
 //
 // Returns a wrapper object for the known response body format(s).
 //

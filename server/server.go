@@ -8,6 +8,7 @@ package server
 import (
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 
 	"github.com/modellab/modellab/cache"
 	"github.com/modellab/modellab/service"
@@ -35,6 +36,10 @@ type Server struct {
 	cache   *cache.Cache
 	metrics *Metrics
 	log     *slog.Logger
+
+	// shuttingDown turns /readyz to 503 while the instance still serves:
+	// the load balancer's readiness probe takes it out before it drains.
+	shuttingDown atomic.Bool
 }
 
 // New builds the API. Register mounts its routes; Handler wraps a mux
@@ -53,6 +58,11 @@ func New(cfg Config) *Server {
 	s.metrics.Register(newCacheCollector(s.cache, service.Groups), composedBytes(cfg.Service))
 	return s
 }
+
+// BeginShutdown makes /readyz answer 503 from now on; everything else is
+// still served. serve calls it on SIGTERM, SHUTDOWN_DELAY_MS before it stops
+// accepting connections.
+func (s *Server) BeginShutdown() { s.shuttingDown.Store(true) }
 
 // Metrics returns the server's collectors.
 func (s *Server) Metrics() *Metrics { return s.metrics }

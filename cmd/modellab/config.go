@@ -35,7 +35,8 @@ type config struct {
 	DBMaxConns    int
 	DBTimeout     time.Duration
 	Shutdown      time.Duration
-	DebugAddr     string // "" = no profiling listener
+	ShutdownDelay time.Duration // readiness 503 but still serving, before the drain
+	DebugAddr     string        // "" = no profiling listener
 
 	// The chat gateway's timeouts, and the inference server the demo
 	// data's running servers point at ("" = none).
@@ -102,7 +103,8 @@ var envVars = []envVar{
 	{"MAX_DB_IN_FLIGHT", "64", "", "database-bound operations at once; the rest wait up to 1 s, then 503", allServer},
 	{"DB_MAX_CONNS", "0", "20 (PostgreSQL), 4 readers (SQLite)", "connection pool size", allServer},
 	{"DB_TIMEOUT_MS", "3000", "", "deadline of every database statement", allServer},
-	{"SHUTDOWN_TIMEOUT_MS", "20000", "", "how long SIGTERM waits for in-flight requests", inServe},
+	{"SHUTDOWN_DELAY_MS", "5000", "", "on SIGTERM, `/readyz` answers 503 at once and the server keeps serving this long (so a load balancer stops sending) before it drains; `0` drains at once", inServe},
+	{"SHUTDOWN_TIMEOUT_MS", "20000", "", "how long SIGTERM then waits for in-flight requests", inServe},
 	{"CHAT_FIRST_TOKEN_TIMEOUT_MS", "60000", "", "how long the gateway waits for an inference server's first byte", allServer},
 	{"CHAT_IDLE_TIMEOUT_MS", "30000", "", "how long the gateway waits between two chunks of a stream", allServer},
 	{"DEMO_INFERENCE_URL", "", "", "an OpenAI-compatible base URL (e.g. Ollama's `http://localhost:11434/v1`) the demo data's running servers point at", inServe | inDB},
@@ -201,6 +203,7 @@ func loadConfigFor(getenv func(string) string, sc scope) (config, error) {
 	c.DBMaxConns = e.integer("DB_MAX_CONNS", 0)
 	c.DBTimeout = e.millis("DB_TIMEOUT_MS")
 	c.Shutdown = e.millis("SHUTDOWN_TIMEOUT_MS")
+	c.ShutdownDelay = time.Duration(e.integer("SHUTDOWN_DELAY_MS", 0)) * time.Millisecond
 	c.DebugAddr = e.str("DEBUG_ADDR")
 	e.chat(&c)
 	c.LogLevel = e.logLevel()
