@@ -75,7 +75,22 @@ func (s *Server) Logger() *slog.Logger { return s.log }
 // wraps mux with the middleware. Mount every route first.
 func (s *Server) Handler(mux *http.ServeMux) http.Handler {
 	mux.HandleFunc("/", s.fallback(mux))
-	return s.middleware(mux)
+	return s.closeWhenShuttingDown(s.middleware(mux))
+}
+
+// closeWhenShuttingDown ends every connection after its response once
+// BeginShutdown was called: the response says Connection: close, so that a
+// proxy's pooled connection leaves the instance at a point where the proxy
+// knows not to reuse it. Closing idle connections from this side instead
+// races with a request the proxy is sending on one (a reset it cannot
+// retry for a POST).
+func (s *Server) closeWhenShuttingDown(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.shuttingDown.Load() {
+			w.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // NewHandler is New, Register and Handler for a server with the API alone

@@ -254,12 +254,12 @@ func serve(ctx context.Context, cfg config, wantDemo bool, log *slog.Logger, log
 // that load balancers take the instance out before it stops accepting;
 // then in-flight requests drain for up to SHUTDOWN_TIMEOUT_MS.
 func handOver(srv *http.Server, api *server.Server, errc <-chan error, cfg config, log *slog.Logger) error {
+	// Responses from now on carry Connection: close (server.Server sets
+	// it): a proxy's pooled connections move to new ones, still accepted
+	// here during the delay, so that few are idle when the listener
+	// closes. Idle ones are not closed now: that races with a request a
+	// proxy is writing on one.
 	api.BeginShutdown()
-	// Responses from now on carry Connection: close and idle keep-alive
-	// connections are closed: a proxy's pooled connections move to new
-	// ones (still accepted here during the delay), so that none of them
-	// is idle when the listener closes and a request on it would be lost.
-	srv.SetKeepAlivesEnabled(false)
 	log.Info("shutting down: readiness 503, still serving", "delay", cfg.ShutdownDelay)
 	select {
 	case err := <-errc:
