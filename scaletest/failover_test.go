@@ -99,6 +99,7 @@ func readLoad(in *inst, tokens []string, n int) (stop func(), reads, failed *ato
 type failoverRound struct {
 	at        time.Duration // the write's answer, relative to the kill (negative: before)
 	staleness time.Duration // from the write's answer to the first read on B that showed it
+	stale     int           // reads on B that answered without the write
 }
 
 // TestClusterFailoverTwoInstances: two instances on a 3+3 cluster, each
@@ -106,7 +107,8 @@ type failoverRound struct {
 // on each (100 in all); a writer creates a model on A every 0.2 s and reads
 // its list on B until the model shows. The master holding the writer's
 // list is killed (SIGKILL). No read may fail; every write must become
-// visible on B. It logs the staleness per round, how long after the kill
+// visible on B, within a bound set by the failover, not the TTL. It logs
+// the staleness per round, how long after the kill
 // the first write was visible on B, and when staleness was back under
 // 50 ms for good.
 func TestClusterFailoverTwoInstances(t *testing.T) {
@@ -153,12 +155,15 @@ func TestClusterFailoverTwoInstances(t *testing.T) {
 		}
 		for {
 			readAt := time.Since(wrote)
-			if got, _ := b.modelNames(tok); contains(got, name) {
+			got, xc := b.modelNames(tok)
+			if contains(got, name) {
 				r.staleness = readAt
 				break
 			}
+			r.stale++
 			if time.Since(wrote) > 15*time.Second {
-				t.Fatalf("round %d: write on A not visible on B after 15s", i)
+				t.Fatalf("round %d (written %s after the kill): write on A not visible on B after 15s (B: X-Cache %s, redis %s)\nA's log:\n%s\nB's log:\n%s",
+					i, r.at, xc, b.cache.RedisState(), tail(a.logs.String(), 40), tail(b.logs.String(), 40))
 			}
 			time.Sleep(time.Millisecond)
 		}
@@ -171,6 +176,12 @@ func TestClusterFailoverTwoInstances(t *testing.T) {
 		t.Errorf("%d of %d cached reads failed during the failover", n, readsA.Load()+readsB.Load())
 	}
 	firstVisible, settled, worst := failoverFigures(rounds[before:])
+	// Bounded by the failover (promotion takes 2-5 s here), not by the TTL:
+	// before the fix a copy B loaded while its read failed was trusted
+	// until the TTL, and no push ever came for it.
+	if worst > 10*time.Second {
+		t.Errorf("worst staleness after the kill %s, want it bounded by the failover (< 10s)", worst)
+	}
 	var promotion time.Duration
 	select {
 	case promotion = <-promoted:
@@ -179,9 +190,9 @@ func TestClusterFailoverTwoInstances(t *testing.T) {
 	}
 	var log []string
 	for _, r := range rounds {
-		log = append(log, fmt.Sprintf("%+.2fs:%s", r.at.Seconds(), r.staleness.Round(time.Millisecond)))
+		log = append(log, fmt.Sprintf("%+.2fs:%s/%d", r.at.Seconds(), r.staleness.Round(time.Millisecond), r.stale))
 	}
-	t.Logf("rounds (write at, relative to the kill: staleness on B): %s", strings.Join(log, " "))
+	t.Logf("rounds (write at, relative to the kill: staleness on B / stale answers on B): %s", strings.Join(log, " "))
 	t.Logf("failover, 2 instances, 100 reader connections: replica promoted %s after the kill; first write after the kill visible on B %s after the kill; worst staleness after the kill %s; staleness under 50ms for good from %s after the kill; cached reads %d, failed %d",
 		promotion.Round(time.Millisecond), firstVisible.Round(time.Millisecond), worst.Round(time.Millisecond),
 		settled.Round(time.Millisecond), readsA.Load()+readsB.Load(), failedA.Load()+failedB.Load())
@@ -207,4 +218,10 @@ func failoverFigures(after []failoverRound) (firstVisible, settled, worst time.D
 		}
 	}
 	return firstVisible, 0, worst
+}
+
+// tail is the last n lines of s.
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
