@@ -174,8 +174,8 @@ func TestCapacityCosts(t *testing.T) {
 	for _, tok := range users { // fill
 		(&loadClient{base: base, token: tok, hc: client, ts: setup.ts}).do("setup", "GET", "/api/models", nil, 200)
 	}
-	phase("cached read (local hit)", 40000, 16, func(c *loadClient, w, i int) { c.do("hit", "GET", "/api/models", nil, 200) })
-	phase("uncached read (model by ID)", 8000, 16, func(c *loadClient, w, i int) {
+	hit := phase("cached read (local hit)", 40000, 16, func(c *loadClient, w, i int) { c.do("hit", "GET", "/api/models", nil, 200) })
+	unc := phase("uncached read (model by ID)", 8000, 16, func(c *loadClient, w, i int) {
 		c.do("by id", "GET", "/api/models/"+ids[w%len(ids)][i%20], nil, 200)
 	})
 	// One client per user from here: every list read after its own write
@@ -196,6 +196,27 @@ func TestCapacityCosts(t *testing.T) {
 		redisBytes: 2*both.redisBytes - write.redisBytes, dbStatements: 2*both.dbStatements - write.dbStatements}
 	t.Logf("%-28s            CPU %7.1f µs/req  Redis %5.2f cmds %7.0f B/req  DB %5.2f statements/req  (derived: 2×(write+read) − write)",
 		"read after a write (miss)", miss.cpuMicros, miss.redisCmds, miss.redisBytes, miss.dbStatements)
+
+	// The check of the model: a mix of 80 % hits, 10 % uncached reads, 5 %
+	// writes each followed by a read of the list (5 % misses), predicted
+	// from the costs above and measured.
+	mix := phase("mix 80/10/5/5", 16000, len(users), func(c *loadClient, w, i int) {
+		switch i % 20 {
+		case 0:
+			c.do("patch", "PATCH", "/api/models/"+ids[w%len(ids)][i%20], map[string]any{"description": fmt.Sprint("v", i)}, 200)
+		case 2, 3:
+			c.do("by id", "GET", "/api/models/"+ids[w%len(ids)][i%20], nil, 200)
+		default:
+			c.do("list", "GET", "/api/models", nil, 200)
+		}
+	})
+	predict := func(f func(cost) float64) float64 {
+		return 0.80*f(hit) + 0.10*f(unc) + 0.05*f(write) + 0.05*f(miss)
+	}
+	t.Logf("mix predicted: CPU %.1f µs/req, Redis %.2f cmds %.0f B/req, DB %.2f statements/req; measured: CPU %.1f, Redis %.2f cmds %.0f B, DB %.2f",
+		predict(func(c cost) float64 { return c.cpuMicros }), predict(func(c cost) float64 { return c.redisCmds }),
+		predict(func(c cost) float64 { return c.redisBytes }), predict(func(c cost) float64 { return c.dbStatements }),
+		mix.cpuMicros, mix.redisCmds, mix.redisBytes, mix.dbStatements)
 }
 
 func decodeJSON(t *testing.T, b []byte, v any) {
