@@ -77,11 +77,17 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-# soak runs the fault-injection suite with longer, larger load phases
-# (MODELLAB_SOAK=1: 5x the clients of the Redis kill, 10x the staleness
-# writes, 5x the isolation requests); every measured figure is logged (-v).
+# soak runs the long tests (MODELLAB_SOAK=1); every measured figure is
+# logged (-v). The fault-injection suite with longer, larger load phases
+# (5x the clients of the Redis kill, 10x the staleness writes, 5x the
+# isolation requests), under -race; then the scale-out suite without
+# -race, since its figures are for the production build: the rolling
+# restart behind nginx with 3 instances x 3 rounds and 48 clients, the
+# latency table at 0/1/20 ms (TestLatencyTiers) and the per-request costs
+# of the capacity model (TestCapacityCosts).
 soak:
 	MODELLAB_SOAK=1 $(GO) test -race -count=1 -timeout 60m -v ./faulttest/
+	MODELLAB_SOAK=1 $(GO) test -count=1 -timeout 30m -v ./scaletest/
 
 # image builds the container image from bin/modellab, without pulling
 # anything (a scratch base with the host's CA bundle): see
