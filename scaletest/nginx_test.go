@@ -59,13 +59,20 @@ func startNginx(t *testing.T, upstreams []string) string {
 	nginx := findNginx(t)
 	dir := t.TempDir()
 	site := mustReadFile(t, repoPath("deploy", "nginx", "modellab.conf"))
+	line := regexp.MustCompile(`(?m)^\s*server modellab-1:8080[^\n]*\n`).FindString(site)
+	if line == "" {
+		t.Fatal("modellab.conf has no upstream modellab-1:8080")
+	}
+	for i := 2; i < len(upstreams); i++ {
+		name := fmt.Sprintf("modellab-%d:8080", i+1)
+		if !strings.Contains(site, name) { // one more line like the first
+			site = strings.Replace(site, line, line+strings.Replace(line, "modellab-1:8080", name, 1), 1)
+		}
+	}
 	for i, u := range upstreams {
 		name := fmt.Sprintf("modellab-%d:8080", i+1)
-		if i < 2 && !strings.Contains(site, name) {
+		if !strings.Contains(site, name) {
 			t.Fatalf("modellab.conf has no upstream %s", name)
-		}
-		if !strings.Contains(site, name) { // a third instance: one more line like the others
-			site = strings.Replace(site, "    server modellab-1:8080", "    server "+name+" max_fails=3 fail_timeout=5s;\n    server modellab-1:8080", 1)
 		}
 		site = strings.ReplaceAll(site, name, u)
 	}
