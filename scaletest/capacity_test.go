@@ -124,25 +124,7 @@ func TestCapacityCosts(t *testing.T) {
 		"ACCESS_LOG": "false", "LOG_LEVEL": "warn", "SHUTDOWN_DELAY_MS": "0",
 	})
 	base := "http://" + m.addr
-	setup := &loadClient{base: base, token: adminToken, hc: client, ts: &tallies{kinds: map[string]*outcome{}}}
-	var users []string
-	for i := 0; i < 8; i++ {
-		var u struct{ Token string }
-		decodeJSON(t, setup.do("setup", "POST", "/api/users", map[string]any{"name": fmt.Sprintf("cap%d", i)}, 201), &u)
-		users = append(users, u.Token)
-	}
-	// 20 models per user, as a realistic list.
-	var ids [][]string
-	for _, tok := range users {
-		c := &loadClient{base: base, token: tok, hc: client, ts: setup.ts}
-		var mine []string
-		for k := 0; k < 20; k++ {
-			var md struct{ ID string }
-			decodeJSON(t, c.do("setup", "POST", "/api/models", map[string]any{"name": fmt.Sprintf("m%02d", k), "provider": "acme", "description": strings.Repeat("d", 100)}, 201), &md)
-			mine = append(mine, md.ID)
-		}
-		ids = append(ids, mine)
-	}
+	users, ids := capacityFixture(t, base)
 	phase := func(name string, n, clients int, step func(c *loadClient, w, i int)) cost {
 		ts := &tallies{kinds: map[string]*outcome{}}
 		before := snapshot(t, m, r)
@@ -170,9 +152,6 @@ func TestCapacityCosts(t *testing.T) {
 		t.Logf("%-28s n=%6d  CPU %7.1f µs/req  Redis %5.2f cmds %7.0f B/req  DB %5.2f statements/req  (%.0f req/s wall, %d clients, shared 2 cores)",
 			name, cst.n, cst.cpuMicros, cst.redisCmds, cst.redisBytes, cst.dbStatements, cst.reqPerSecWall, clients)
 		return cst
-	}
-	for _, tok := range users { // fill
-		(&loadClient{base: base, token: tok, hc: client, ts: setup.ts}).do("setup", "GET", "/api/models", nil, 200)
 	}
 	hit := phase("cached read (local hit)", 40000, 16, func(c *loadClient, w, i int) { c.do("hit", "GET", "/api/models", nil, 200) })
 	unc := phase("uncached read (model by ID)", 8000, 16, func(c *loadClient, w, i int) {
@@ -210,6 +189,40 @@ func TestCapacityCosts(t *testing.T) {
 			c.do("list", "GET", "/api/models", nil, 200)
 		}
 	})
+	checkModel(t, mix, hit, unc, write, miss)
+}
+
+// capacityFixture makes 8 users with 20 models each (a realistic list);
+// it returns their tokens and model IDs.
+func capacityFixture(t *testing.T, base string) (users []string, ids [][]string) {
+	t.Helper()
+	setup := &loadClient{base: base, token: adminToken, hc: client, ts: &tallies{kinds: map[string]*outcome{}}}
+	for i := 0; i < 8; i++ {
+		var u struct{ Token string }
+		decodeJSON(t, setup.do("setup", "POST", "/api/users", map[string]any{"name": fmt.Sprintf("cap%d", i)}, 201), &u)
+		users = append(users, u.Token)
+	}
+	// 20 models per user, as a realistic list.
+	for _, tok := range users {
+		c := &loadClient{base: base, token: tok, hc: client, ts: setup.ts}
+		var mine []string
+		for k := 0; k < 20; k++ {
+			var md struct{ ID string }
+			decodeJSON(t, c.do("setup", "POST", "/api/models", map[string]any{"name": fmt.Sprintf("m%02d", k), "provider": "acme", "description": strings.Repeat("d", 100)}, 201), &md)
+			mine = append(mine, md.ID)
+		}
+		ids = append(ids, mine)
+	}
+	for _, tok := range users { // fill
+		(&loadClient{base: base, token: tok, hc: client, ts: setup.ts}).do("setup", "GET", "/api/models", nil, 200)
+	}
+	return users, ids
+}
+
+// checkModel logs the mix's costs as predicted from the per-kind costs
+// (80 % hits, 10 % uncached reads, 5 % writes, 5 % misses) and as measured.
+func checkModel(t *testing.T, mix, hit, unc, write, miss cost) {
+	t.Helper()
 	predict := func(f func(cost) float64) float64 {
 		return 0.80*f(hit) + 0.10*f(unc) + 0.05*f(write) + 0.05*f(miss)
 	}

@@ -145,29 +145,7 @@ func TestClusterFailoverTwoInstances(t *testing.T) {
 				promoted <- time.Since(killed)
 			}()
 		}
-		b.modelNames(tok) // B has the list cached before the write
-		name := fmt.Sprintf("fo-%03d", i)
-		a.model(tok, map[string]any{"name": name, "provider": "p"})
-		wrote := time.Now()
-		r := failoverRound{at: wrote.Sub(killed)}
-		if killed.IsZero() {
-			r.at = 0
-		}
-		for {
-			readAt := time.Since(wrote)
-			got, xc := b.modelNames(tok)
-			if contains(got, name) {
-				r.staleness = readAt
-				break
-			}
-			r.stale++
-			if time.Since(wrote) > 15*time.Second {
-				t.Fatalf("round %d (written %s after the kill): write on A not visible on B after 15s (B: X-Cache %s, redis %s)\nA's log:\n%s\nB's log:\n%s",
-					i, r.at, xc, b.cache.RedisState(), tail(a.logs.String(), 40), tail(b.logs.String(), 40))
-			}
-			time.Sleep(time.Millisecond)
-		}
-		rounds = append(rounds, r)
+		rounds = append(rounds, writeThenWatch(t, a, b, tok, fmt.Sprintf("fo-%03d", i), killed))
 		time.Sleep(200 * time.Millisecond)
 	}
 	stopA()
@@ -196,6 +174,33 @@ func TestClusterFailoverTwoInstances(t *testing.T) {
 	t.Logf("failover, 2 instances, 100 reader connections: replica promoted %s after the kill; first write after the kill visible on B %s after the kill; worst staleness after the kill %s; staleness under 50ms for good from %s after the kill; cached reads %d, failed %d",
 		promotion.Round(time.Millisecond), firstVisible.Round(time.Millisecond), worst.Round(time.Millisecond),
 		settled.Round(time.Millisecond), readsA.Load()+readsB.Load(), failedA.Load()+failedB.Load())
+}
+
+// writeThenWatch creates model name on a and polls b's list (cached there
+// before the write) until it shows; killed is the kill (zero: not yet).
+func writeThenWatch(t *testing.T, a, b *inst, tok, name string, killed time.Time) failoverRound {
+	t.Helper()
+	b.modelNames(tok)
+	a.model(tok, map[string]any{"name": name, "provider": "p"})
+	wrote := time.Now()
+	var r failoverRound
+	if !killed.IsZero() {
+		r.at = wrote.Sub(killed)
+	}
+	for {
+		readAt := time.Since(wrote)
+		got, xc := b.modelNames(tok)
+		if contains(got, name) {
+			r.staleness = readAt
+			return r
+		}
+		r.stale++
+		if time.Since(wrote) > 15*time.Second {
+			t.Fatalf("%s (written %s after the kill): write on A not visible on B after 15s (B: X-Cache %s, redis %s)\nA's log:\n%s\nB's log:\n%s",
+				name, r.at, xc, b.cache.RedisState(), tail(a.logs.String(), 40), tail(b.logs.String(), 40))
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // failoverFigures reads the rounds after the kill: when the first write was

@@ -284,6 +284,46 @@ func (m *member) apiRequests() float64 {
 	return n
 }
 
+// closedLoop runs clients closed-loop clients of the request mix (step)
+// against base until stop is called.
+func closedLoop(base, token string, clients int) (ts *tallies, stop func()) {
+	ts = &tallies{kinds: map[string]*outcome{}}
+	tr := &http.Transport{MaxIdleConnsPerHost: clients, IdleConnTimeout: time.Minute}
+	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for w := 0; w < clients; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &loadClient{base: base, token: token, hc: hc, ts: ts}
+			for i := 0; ctx.Err() == nil; i++ {
+				c.step(w, i)
+			}
+		}()
+	}
+	return ts, func() { cancel(); wg.Wait(); tr.CloseIdleConnections() }
+}
+
+// checkTallies logs every kind's outcome, fails the test on any failed
+// request or socket error, and returns the number of requests.
+func checkTallies(t *testing.T, ts *tallies) (total int) {
+	t.Helper()
+	for _, kind := range slices.Sorted(maps.Keys(ts.kinds)) {
+		o := ts.kinds[kind]
+		total += o.ok + o.failed + o.sockErr
+		t.Logf("%-14s ok=%d failed=%d socket errors=%d p50=%s p99=%s max=%s", kind, o.ok, o.failed, o.sockErr,
+			percentile(o.lat, 0.5).Round(10*time.Microsecond), percentile(o.lat, 0.99).Round(10*time.Microsecond), percentile(o.lat, 1).Round(time.Millisecond))
+		if o.failed+o.sockErr > 0 {
+			t.Errorf("%s: %d failed, %d socket errors during the rolling restart; first: %q", kind, o.failed, o.sockErr, o.firstFailures)
+		}
+		if o.ok == 0 {
+			t.Errorf("%s: none succeeded", kind)
+		}
+	}
+	return total
+}
+
 // outcome counts the results of one kind of request.
 type outcome struct {
 	ok, failed, sockErr int
@@ -416,22 +456,7 @@ func TestNginxRollingRestart(t *testing.T) {
 		t.Fatalf("create user: %v %+v", err, admin.ts.kinds["setup"])
 	}
 
-	ts := &tallies{kinds: map[string]*outcome{}}
-	tr := &http.Transport{MaxIdleConnsPerHost: clients, IdleConnTimeout: time.Minute}
-	defer tr.CloseIdleConnections()
-	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
-	ctx, stop := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	for w := 0; w < clients; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			c := &loadClient{base: base, token: u.Token, hc: hc, ts: ts}
-			for i := 0; ctx.Err() == nil; i++ {
-				c.step(w, i)
-			}
-		}()
-	}
+	ts, stop := closedLoop(base, u.Token, clients)
 	start := time.Now()
 	time.Sleep(2 * time.Second) // steady state first
 	var restarts []string
@@ -454,22 +479,8 @@ func TestNginxRollingRestart(t *testing.T) {
 	}
 	time.Sleep(2 * time.Second)
 	stop()
-	wg.Wait()
 	elapsed := time.Since(start)
-
-	total := 0
-	for _, kind := range slices.Sorted(maps.Keys(ts.kinds)) {
-		o := ts.kinds[kind]
-		total += o.ok + o.failed + o.sockErr
-		t.Logf("%-14s ok=%d failed=%d socket errors=%d p50=%s p99=%s max=%s", kind, o.ok, o.failed, o.sockErr,
-			percentile(o.lat, 0.5).Round(10*time.Microsecond), percentile(o.lat, 0.99).Round(10*time.Microsecond), percentile(o.lat, 1).Round(time.Millisecond))
-		if o.failed+o.sockErr > 0 {
-			t.Errorf("%s: %d failed, %d socket errors during the rolling restart; first: %q", kind, o.failed, o.sockErr, o.firstFailures)
-		}
-		if o.ok == 0 {
-			t.Errorf("%s: none succeeded", kind)
-		}
-	}
+	total := checkTallies(t, ts)
 	t.Logf("rolling restart of %d instances x %d rounds behind nginx, %d clients: %d requests in %s (%.0f req/s); %s",
 		nInst, rounds, clients, total, elapsed.Round(time.Millisecond), float64(total)/elapsed.Seconds(), strings.Join(restarts, "; "))
 }
