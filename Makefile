@@ -77,14 +77,20 @@ fuzz:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
-# soak runs the fault-injection suite with longer, larger load phases
-# (MODELLAB_SOAK=1: 5x the clients of the Redis kill, 10x the staleness
-# writes, 5x the isolation requests, a minute of noisy neighbour); every
-# measured figure is logged (-v). The noisy neighbour runs once more without
-# the race detector: its latency bound is asserted only there.
+# soak runs the long tests (MODELLAB_SOAK=1); every measured figure is
+# logged (-v). The fault-injection suite with longer, larger load phases
+# (5x the clients of the Redis kill, 10x the staleness writes, 5x the
+# isolation requests, a minute of noisy neighbour), under -race; the noisy
+# neighbour once more without the race detector (its latency bound is
+# asserted only there); then the scale-out suite without -race, since its
+# figures are for the production build: the rolling restart behind nginx
+# with 3 instances x 3 rounds and 48 clients, the latency table at
+# 0/1/20 ms (TestLatencyTiers) and the per-request costs of the capacity
+# model (TestCapacityCosts).
 soak:
 	MODELLAB_SOAK=1 $(GO) test -race -count=1 -timeout 60m -v ./faulttest/
 	MODELLAB_SOAK=1 $(GO) test -count=1 -timeout 10m -v -run TestNoisyNeighbour ./faulttest/
+	MODELLAB_SOAK=1 $(GO) test -count=1 -timeout 30m -v ./scaletest/
 
 # image builds the container image from bin/modellab, without pulling
 # anything (a scratch base with the host's CA bundle): see

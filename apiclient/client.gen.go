@@ -1150,6 +1150,9 @@ type Ready struct {
 		Redis ReadyCacheRedis `json:"redis"`
 	} `json:"cache"`
 	Database ReadyDatabase `json:"database"`
+
+	// ShuttingDown present (true) after SIGTERM, while the instance still serves before it drains
+	ShuttingDown *bool `json:"shutting_down,omitempty"`
 }
 
 // ReadyCacheMode defines model for Ready.Cache.Mode.
@@ -2653,7 +2656,7 @@ type ClientInterface interface {
 
 	// Readyz Readiness
 	//
-	// 200 when the database answers, else 503.
+	// 200 when the database answers, else 503. After SIGTERM it answers 503 (shutting_down true) while the instance still serves for SHUTDOWN_DELAY_MS before it drains.
 	//
 	// Corresponds with GET /readyz (the `Readyz` operationId).
 	Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3555,7 +3558,7 @@ func (c *Client) Metrics(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 
 // Readyz Readiness
 //
-// 200 when the database answers, else 503.
+// 200 when the database answers, else 503. After SIGTERM it answers 503 (shutting_down true) while the instance still serves for SHUTDOWN_DELAY_MS before it drains.
 //
 // Corresponds with GET /readyz (the `Readyz` operationId).
 func (c *Client) Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -5753,7 +5756,7 @@ type ClientWithResponsesInterface interface {
 
 	// ReadyzWithResponse Readiness
 	//
-	// 200 when the database answers, else 503.
+	// 200 when the database answers, else 503. After SIGTERM it answers 503 (shutting_down true) while the instance still serves for SHUTDOWN_DELAY_MS before it drains.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -10356,7 +10359,7 @@ func (c *ClientWithResponses) MetricsWithResponse(ctx context.Context, reqEditor
 
 // ReadyzWithResponse Readiness
 //
-// 200 when the database answers, else 503.
+// 200 when the database answers, else 503. After SIGTERM it answers 503 (shutting_down true) while the instance still serves for SHUTDOWN_DELAY_MS before it drains.
 //
 // Returns a wrapper object for the known response body format(s).
 //

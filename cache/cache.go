@@ -143,8 +143,9 @@ var ErrEmptyPattern = errors.New("cache: empty invalidation pattern")
 type localItem struct {
 	e *Entry
 	// until caps how long this copy is trusted without asking Redis (unix
-	// nanoseconds of the injected clock); 0 = until StaleUntil. Set only in
-	// the no-tracking fallback.
+	// nanoseconds of the injected clock); 0 = until StaleUntil. Set in the
+	// no-tracking fallback, and for a copy loaded when Redis failed the
+	// key's read (storeUntracked).
 	until int64
 }
 

@@ -269,5 +269,9 @@ func (c *Cache) fillTiers(ctx context.Context, op *fetchOp, r *request, e *Entry
 		}
 		c.fences.filled(r.key, e.born, func() uint64 { return c.births.Add(1) })
 	}
+	if op.failed {
+		c.storeUntracked(r.key, e, r.seq)
+		return
+	}
 	c.storeLocal(r.key, e, r.seq)
 }

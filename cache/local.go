@@ -10,14 +10,32 @@ import "iter"
 // sequence before deleting), so an invalidation racing with the store either
 // is seen here or deletes what we stored.
 func (c *Cache) storeLocal(key string, e *Entry, seq uint64) {
+	var until int64
+	if c.fallback() {
+		until = c.now().Add(c.opts.FallbackLocalTTL).UnixNano()
+	}
+	c.storeLocalUntil(key, e, seq, until)
+}
+
+// storeUntracked is storeLocal for an entry loaded by a Fetch whose Redis
+// call failed while Redis is otherwise in use (one master of a cluster
+// dead, its slots not failed over yet): Redis registered no tracking of the
+// key for this process, so a write on another instance would send it no
+// push, and the copy would be served until its TTL. Its trust is capped as
+// in the pub/sub fallback; past it the key is read from Redis again (which
+// tracks it), and the copy is served only if Redis fails again.
+func (c *Cache) storeUntracked(key string, e *Entry, seq uint64) {
+	c.storeLocalUntil(key, e, seq, c.now().Add(c.opts.FallbackLocalTTL).UnixNano())
+}
+
+// storeLocalUntil stores e trusted until the Unix time until (0: until an
+// invalidation).
+func (c *Cache) storeLocalUntil(key string, e *Entry, seq uint64, until int64) {
 	if c.local == nil || c.seq(key) != seq || c.fences.blocks(key, e) {
 		return
 	}
 	c.retired.drop(key)
-	it := &localItem{e: e}
-	if c.fallback() {
-		it.until = c.now().Add(c.opts.FallbackLocalTTL).UnixNano()
-	}
+	it := &localItem{e: e, until: until}
 	c.local.Set(key, it)
 	if c.seq(key) != seq {
 		if cur, ok := c.local.GetIfPresent(key); ok && cur == it {

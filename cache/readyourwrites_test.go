@@ -246,3 +246,38 @@ func TestUnconfirmedInvalidationStaleIfError(t *testing.T) {
 		}
 	}
 }
+
+// A key whose Redis read failed while Redis stays in use (in a cluster: its
+// master dead, its slots not failed over yet) is loaded and kept locally
+// without a tracking registration: a write on another instance sends this
+// one no push. The copy must not be trusted for its TTL: after
+// FallbackLocalTTL it is read from Redis again, and the write shows. (Found
+// by scaletest.TestClusterFailoverTwoInstances: a write on A was not
+// visible on B 15 s after a master was killed.)
+func TestUntrackedLoadIsNotTrustedForItsTTL(t *testing.T) {
+	srv := testredis.Start(t)
+	b := newRedisCache(t, Options{RedisURL: srv.URL(), Prefix: "p:", FallbackLocalTTL: 300 * time.Millisecond})
+	a := newRedisCache(t, Options{RedisURL: srv.URL(), Prefix: "p:"})
+	src := &source{val: "v1"}
+	fo := FetchOptions{TTL: time.Minute}
+	if _, err := srv.Do("ACL", "SETUSER", "default", "-hget"); err != nil {
+		t.Fatalf("ACL SETUSER: %v", err)
+	}
+	if got, _ := fetch(t, b, "k", fo, src.load); got != "v1" {
+		t.Fatalf("b with its read refused: %q, want v1", got)
+	}
+	if _, err := srv.Do("ACL", "SETUSER", "default", "+@all"); err != nil {
+		t.Fatalf("ACL SETUSER: %v", err)
+	}
+	if st := b.Stats(); st.Redis != "up" {
+		t.Fatalf("one failed read opened the breaker (%q): not the case this is about", st.Redis)
+	}
+	src.set("v2")
+	a.Invalidate(context.Background(), "k")
+	start := time.Now()
+	waitFor(t, 5*time.Second, "the write visible on b", func() bool {
+		got, _ := fetch(t, b, "k", fo, src.load)
+		return got == "v2"
+	})
+	t.Logf("visible on b %s after the write", time.Since(start).Round(time.Millisecond))
+}

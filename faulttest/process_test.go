@@ -62,7 +62,10 @@ func startProc(t *testing.T, env map[string]string) *proc {
 	t.Helper()
 	bin := binary(t)
 	cmd := exec.Command(bin, "serve", "--addr", "127.0.0.1:0", "--demo=false")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "ACCESS_LOG=false", "ADMIN_TOKEN=" + adminToken}
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"), "ACCESS_LOG=false", "ADMIN_TOKEN=" + adminToken,
+		// No readiness delay before the drain unless env asks for one
+		// (exec keeps the last of two values).
+		"SHUTDOWN_DELAY_MS=0"}
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}

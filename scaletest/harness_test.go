@@ -73,6 +73,8 @@ type instOpts struct {
 	tls             *tls.Config
 	disableTracking bool
 	redisTimeout    time.Duration // default 5s (see newInstance)
+	leaseTTL        time.Duration // default 15s (see newInstance)
+	disableLocal    bool          // DISABLE_LOCAL_CACHE: every hit is a Redis hit
 }
 
 func randHex(n int) string {
@@ -103,6 +105,9 @@ func newInstance(t *testing.T, name string, o instOpts) *inst {
 	if o.redisTimeout == 0 {
 		o.redisTimeout = 5 * time.Second
 	}
+	if o.leaseTTL == 0 {
+		o.leaseTTL = 15 * time.Second
+	}
 	c, err := cache.New(cache.Options{
 		Logger:          log,
 		RedisURL:        o.redisURL,
@@ -118,7 +123,8 @@ func newInstance(t *testing.T, name string, o instOpts) *inst {
 		// (cluster, TLS, coherence, one load per stampede). Deadlines and
 		// breakers have their own tests in cache/ and server/.
 		RedisTimeout: o.redisTimeout,
-		LeaseTTL:     15 * time.Second,
+		LeaseTTL:     o.leaseTTL,
+		DisableLocal: o.disableLocal,
 	})
 	if err != nil {
 		t.Fatalf("%s: cache: %v", name, err)

@@ -291,6 +291,8 @@ func (s *Server) handleHealthz(w http.ResponseWriter, r *http.Request) {
 type readyBody struct {
 	Database string     `json:"database"`
 	Cache    readyCache `json:"cache"`
+	// ShuttingDown is set after SIGTERM: the instance is about to drain.
+	ShuttingDown bool `json:"shutting_down,omitempty"`
 }
 
 type readyCache struct {
@@ -305,6 +307,11 @@ func (s *Server) handleReadyz(w http.ResponseWriter, r *http.Request) {
 	status := http.StatusOK
 	if err := s.svc.Ping(ctx); err != nil {
 		body.Database = "down"
+		status = http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "1")
+	}
+	if s.shuttingDown.Load() {
+		body.ShuttingDown = true
 		status = http.StatusServiceUnavailable
 		w.Header().Set("Retry-After", "1")
 	}

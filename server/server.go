@@ -8,6 +8,7 @@ package server
 import (
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 
 	"github.com/modellab/modellab/cache"
 	"github.com/modellab/modellab/service"
@@ -35,6 +36,10 @@ type Server struct {
 	cache   *cache.Cache
 	metrics *Metrics
 	log     *slog.Logger
+
+	// shuttingDown turns /readyz to 503 while the instance still serves:
+	// the load balancer's readiness probe takes it out before it drains.
+	shuttingDown atomic.Bool
 }
 
 // New builds the API. Register mounts its routes; Handler wraps a mux
@@ -54,6 +59,11 @@ func New(cfg Config) *Server {
 	return s
 }
 
+// BeginShutdown makes /readyz answer 503 from now on; everything else is
+// still served. serve calls it on SIGTERM, SHUTDOWN_DELAY_MS before it stops
+// accepting connections.
+func (s *Server) BeginShutdown() { s.shuttingDown.Store(true) }
+
 // Metrics returns the server's collectors.
 func (s *Server) Metrics() *Metrics { return s.metrics }
 
@@ -65,7 +75,22 @@ func (s *Server) Logger() *slog.Logger { return s.log }
 // wraps mux with the middleware. Mount every route first.
 func (s *Server) Handler(mux *http.ServeMux) http.Handler {
 	mux.HandleFunc("/", s.fallback(mux))
-	return s.middleware(mux)
+	return s.closeWhenShuttingDown(s.middleware(mux))
+}
+
+// closeWhenShuttingDown ends every connection after its response once
+// BeginShutdown was called: the response says Connection: close, so that a
+// proxy's pooled connection leaves the instance at a point where the proxy
+// knows not to reuse it. Closing idle connections from this side instead
+// races with a request the proxy is sending on one (a reset it cannot
+// retry for a POST).
+func (s *Server) closeWhenShuttingDown(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.shuttingDown.Load() {
+			w.Header().Set("Connection", "close")
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 // NewHandler is New, Register and Handler for a server with the API alone

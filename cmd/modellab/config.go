@@ -38,7 +38,8 @@ type config struct {
 	DBMaxConns    int
 	DBTimeout     time.Duration
 	Shutdown      time.Duration
-	DebugAddr     string // "" = no profiling listener
+	ShutdownDelay time.Duration // readiness 503 but still serving, before the drain
+	DebugAddr     string        // "" = no profiling listener
 
 	// The chat gateway's timeouts, and the inference server the demo
 	// data's running servers point at ("" = none).
@@ -106,6 +107,7 @@ var envVars = []envVar{
 	{"MAX_DB_IN_FLIGHT_PER_USER", "", "a quarter of `MAX_DB_IN_FLIGHT` (rounded up)", "database-bound operations one user (or one anonymous client address) may hold at once, at most `MAX_DB_IN_FLIGHT`; the rest of that user's work waits its turn (fair between users) and is shed with 429 `rate_limited` and `Retry-After` when the wait runs out", allServer},
 	{"DB_MAX_CONNS", "0", "20 (PostgreSQL), 4 readers (SQLite)", "connection pool size", allServer},
 	{"DB_TIMEOUT_MS", "3000", "", "deadline of every database statement", allServer},
+	{"SHUTDOWN_DELAY_MS", "5000", "", "on SIGTERM, `/readyz` answers 503 at once and the server keeps serving this long (so a load balancer stops sending) before it drains; `0` drains at once", inServe},
 	{"SHUTDOWN_TIMEOUT_MS", "20000", "", "how long SIGTERM waits for in-flight requests", inServe},
 	{"CHAT_FIRST_TOKEN_TIMEOUT_MS", "60000", "", "how long the gateway waits for an inference server's first byte (then 504 `gateway_timeout`)", allServer},
 	{"CHAT_IDLE_TIMEOUT_MS", "30000", "", "how long a stream may stay silent between two chunks (then a last error event)", allServer},
@@ -206,6 +208,7 @@ func loadConfigFor(getenv func(string) string, sc scope) (config, error) {
 	c.DBMaxConns = e.integer("DB_MAX_CONNS", 0)
 	c.DBTimeout = e.millis("DB_TIMEOUT_MS")
 	c.Shutdown = e.millis("SHUTDOWN_TIMEOUT_MS")
+	c.ShutdownDelay = time.Duration(e.integer("SHUTDOWN_DELAY_MS", 0)) * time.Millisecond
 	c.DebugAddr = e.str("DEBUG_ADDR")
 	e.chat(&c)
 	c.LogLevel = e.logLevel()

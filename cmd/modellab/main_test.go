@@ -71,7 +71,14 @@ func startServeArgs(t *testing.T, env map[string]string, args ...string) *proc {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &proc{cancel: cancel, done: make(chan int, 1)}
 	pr, pw := io.Pipe()
-	getenv := func(k string) string { return env[k] }
+	getenv := func(k string) string {
+		if v, ok := env[k]; ok || k != "SHUTDOWN_DELAY_MS" {
+			return v
+		}
+		// Tests stop serve by cancelling it; the readiness delay before
+		// the drain is for load balancers and has its own test.
+		return "0"
+	}
 	argv := append([]string{"modellab", "serve"}, args...)
 	go func() {
 		code := run(ctx, argv, getenv, strings.NewReader(""), pw, lockedWriter{&p.mu, &p.stderr})

@@ -80,6 +80,7 @@ type app struct {
 	cache     *cache.Cache
 	service   *service.Service
 	metrics   *server.Metrics
+	api       *server.Server
 	handler   http.Handler
 }
 
@@ -189,6 +190,7 @@ func (a *app) mount(cfg config, log *slog.Logger, logOut io.Writer) error {
 		MaxInFlight: cfg.MaxInFlight,
 		AccessLog:   accessLog,
 	})
+	a.api = api
 	pages, err := web.New(web.Config{Service: a.service, Logger: log})
 	if err != nil {
 		return err
@@ -241,6 +243,30 @@ func serve(ctx context.Context, cfg config, wantDemo bool, log *slog.Logger, log
 		return err
 	case <-ctx.Done():
 	}
+	if err := handOver(srv, a.api, errc, cfg, log); err != nil {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}
+
+// handOver is the graceful end of serve after SIGTERM: /readyz answers 503
+// at once while everything else is still served for SHUTDOWN_DELAY_MS, so
+// that load balancers take the instance out before it stops accepting;
+// then in-flight requests drain for up to SHUTDOWN_TIMEOUT_MS.
+func handOver(srv *http.Server, api *server.Server, errc <-chan error, cfg config, log *slog.Logger) error {
+	// Responses from now on carry Connection: close (server.Server sets
+	// it): a proxy's pooled connections move to new ones, still accepted
+	// here during the delay, so that few are idle when the listener
+	// closes. Idle ones are not closed now: that races with a request a
+	// proxy is writing on one.
+	api.BeginShutdown()
+	log.Info("shutting down: readiness 503, still serving", "delay", cfg.ShutdownDelay)
+	select {
+	case err := <-errc:
+		return err
+	case <-time.After(cfg.ShutdownDelay):
+	}
 	// Stop accepting, let in-flight requests finish, then close.
 	log.Info("shutting down: draining in-flight requests", "timeout", cfg.Shutdown)
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.Shutdown)
@@ -252,7 +278,6 @@ func serve(ctx context.Context, cfg config, wantDemo bool, log *slog.Logger, log
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	log.Info("stopped")
 	return nil
 }
 

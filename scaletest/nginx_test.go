@@ -1,0 +1,486 @@
+package scaletest_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/modellab/modellab/internal/testpg"
+	"github.com/modellab/modellab/internal/testredis"
+)
+
+// soak reports whether the long variants were asked for (make soak).
+func soak() bool { return os.Getenv("MODELLAB_SOAK") != "" }
+
+func repoPath(parts ...string) string {
+	return filepath.Join(append([]string{".."}, parts...)...)
+}
+
+// findNginx returns nginx: on PATH, or unpacked under .cache/tools by
+// scripts/tools.sh (the way scripts/deps.sh fetches it), which the test runs
+// when it is missing. It skips, saying why, when nginx cannot be had.
+func findNginx(t *testing.T) string {
+	t.Helper()
+	if p, err := exec.LookPath("nginx"); err == nil {
+		return p
+	}
+	script := repoPath("scripts", "tools.sh")
+	if out, err := exec.Command(script, "nginx").CombinedOutput(); err != nil {
+		t.Skipf("nginx is not installed and could not be fetched with apt-get (%v): %s", err, out)
+	}
+	out, err := exec.Command(script, "--path", "nginx").Output()
+	if err != nil {
+		t.Skipf("nginx: scripts/tools.sh --path: %v", err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// startNginx runs nginx, unprivileged, with deploy/nginx/modellab.conf as
+// shipped except for its upstream addresses and its listen line, on
+// 127.0.0.1 only. It returns the front's base URL.
+func startNginx(t *testing.T, upstreams []string) string {
+	t.Helper()
+	nginx := findNginx(t)
+	dir := t.TempDir()
+	site := mustReadFile(t, repoPath("deploy", "nginx", "modellab.conf"))
+	line := regexp.MustCompile(`(?m)^\s*server modellab-1:8080[^\n]*\n`).FindString(site)
+	if line == "" {
+		t.Fatal("modellab.conf has no upstream modellab-1:8080")
+	}
+	for i := 2; i < len(upstreams); i++ {
+		name := fmt.Sprintf("modellab-%d:8080", i+1)
+		if !strings.Contains(site, name) { // one more line like the first
+			site = strings.Replace(site, line, line+strings.Replace(line, "modellab-1:8080", name, 1), 1)
+		}
+	}
+	for i, u := range upstreams {
+		name := fmt.Sprintf("modellab-%d:8080", i+1)
+		if !strings.Contains(site, name) {
+			t.Fatalf("modellab.conf has no upstream %s", name)
+		}
+		site = strings.ReplaceAll(site, name, u)
+	}
+	front := freeAddr(t)
+	site = regexp.MustCompile(`(?m)^\s*listen \[::\]:80;\n`).ReplaceAllString(site, "")
+	site = strings.Replace(site, "listen 80;", "listen "+front+";", 1)
+	writeFile(t, filepath.Join(dir, "modellab.conf"), site)
+	main := fmt.Sprintf(`daemon off;
+master_process off;
+pid %[1]s/nginx.pid;
+error_log %[1]s/error.log warn;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    client_body_temp_path %[1]s/body;
+    proxy_temp_path %[1]s/proxy;
+    fastcgi_temp_path %[1]s/fastcgi;
+    uwsgi_temp_path %[1]s/uwsgi;
+    scgi_temp_path %[1]s/scgi;
+    include %[1]s/modellab.conf;
+}
+`, dir)
+	conf := filepath.Join(dir, "nginx.conf")
+	writeFile(t, conf, main)
+	cmd := exec.Command(nginx, "-e", filepath.Join(dir, "error.log"), "-p", dir, "-c", conf)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	base := "http://" + front
+	waitFor(t, 10*time.Second, "nginx answering", func() bool {
+		res, err := http.Get(base + "/healthz")
+		if err == nil {
+			res.Body.Close()
+		}
+		return err == nil
+	})
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("nginx error.log:\n%s", mustReadFile(t, filepath.Join(dir, "error.log")))
+		}
+	})
+	return base
+}
+
+// failTimeout is the fail_timeout of the shipped upstream servers: how
+// long nginx keeps an instance out after max_fails failed attempts.
+func failTimeout(t *testing.T) time.Duration {
+	t.Helper()
+	m := regexp.MustCompile(`fail_timeout=(\d+)s`).FindStringSubmatch(mustReadFile(t, repoPath("deploy", "nginx", "modellab.conf")))
+	if m == nil {
+		t.Fatal("modellab.conf: no fail_timeout=Ns on the upstream servers")
+	}
+	d, _ := time.ParseDuration(m[1] + "s")
+	return d
+}
+
+func mustReadFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func writeFile(t *testing.T, path, s string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// member is one `modellab serve` process on a fixed address that the test
+// stops with SIGTERM and starts again on the same address, as an
+// orchestrator replaces an instance behind a static upstream list.
+type member struct {
+	t    *testing.T
+	addr string
+	env  []string
+	cmd  *exec.Cmd
+	logs *logBuf
+	done chan struct{}
+}
+
+func startMember(t *testing.T, addr string, env map[string]string) *member {
+	m := &member{t: t, addr: addr}
+	m.env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	for k, v := range env {
+		m.env = append(m.env, k+"="+v)
+	}
+	slices.Sort(m.env)
+	m.start()
+	t.Cleanup(func() {
+		if m.cmd.ProcessState == nil {
+			_ = m.cmd.Process.Kill()
+			<-m.done
+		}
+	})
+	return m
+}
+
+func (m *member) start() {
+	t := m.t
+	t.Helper()
+	m.cmd = exec.Command(modellabBinary(t), "serve", "--addr", m.addr, "--demo=false")
+	m.cmd.Env = m.env
+	m.logs = &logBuf{}
+	m.cmd.Stderr = m.logs
+	out, err := m.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.cmd.Start(); err != nil {
+		t.Fatalf("start modellab: %v", err)
+	}
+	m.done = make(chan struct{})
+	listening := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if listenRE.MatchString(sc.Text()) {
+				close(listening)
+				break
+			}
+		}
+		_, _ = io.Copy(io.Discard, out)
+	}()
+	go func() { _ = m.cmd.Wait(); close(m.done) }()
+	select {
+	case <-listening:
+	case <-m.done:
+		t.Fatalf("modellab on %s exited before listening: %s", m.addr, m.logs)
+	case <-time.After(60 * time.Second):
+		t.Fatalf("modellab on %s did not listen within 60s: %s", m.addr, m.logs)
+	}
+	waitFor(t, 30*time.Second, m.addr+" ready", func() bool {
+		res, err := http.Get("http://" + m.addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == 200
+	})
+}
+
+// term sends SIGTERM, checks that /readyz turns 503 while the instance
+// still serves, and waits for the exit, which must be 0.
+func (m *member) term(within time.Duration) {
+	t := m.t
+	t.Helper()
+	if err := m.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, m.addr+" readyz 503 after SIGTERM", func() bool {
+		res, err := http.Get("http://" + m.addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		res.Body.Close()
+		return res.StatusCode == 503
+	})
+	select {
+	case <-m.done:
+	case <-time.After(within):
+		t.Fatalf("modellab on %s did not exit within %s of SIGTERM: %s", m.addr, within, m.logs)
+	}
+	if code := m.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("modellab on %s exited %d after SIGTERM, want 0: %s", m.addr, code, m.logs)
+	}
+}
+
+// waitTraffic waits until nginx sends the instance API requests again.
+func (m *member) waitTraffic(within time.Duration) {
+	m.t.Helper()
+	first := m.apiRequests()
+	waitFor(m.t, within, m.addr+" taking traffic from nginx", func() bool { return m.apiRequests() > first+20 })
+}
+
+// apiRequests is the instance's count of /api/ requests, from its metrics.
+func (m *member) apiRequests() float64 {
+	res, err := http.Get("http://" + m.addr + "/metrics")
+	if err != nil {
+		return 0
+	}
+	defer res.Body.Close()
+	var n float64
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "modellab_http_requests_total{") && strings.Contains(line, `route="/api/`) {
+			var v float64
+			if _, err := fmt.Sscan(line[strings.LastIndexByte(line, ' ')+1:], &v); err == nil {
+				n += v
+			}
+		}
+	}
+	return n
+}
+
+// closedLoop runs clients closed-loop clients of the request mix (step)
+// against base until stop is called.
+func closedLoop(base, token string, clients int) (ts *tallies, stop func()) {
+	ts = &tallies{kinds: map[string]*outcome{}}
+	tr := &http.Transport{MaxIdleConnsPerHost: clients, IdleConnTimeout: time.Minute}
+	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for w := 0; w < clients; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c := &loadClient{base: base, token: token, hc: hc, ts: ts}
+			for i := 0; ctx.Err() == nil; i++ {
+				c.step(w, i)
+			}
+		}()
+	}
+	return ts, func() { cancel(); wg.Wait(); tr.CloseIdleConnections() }
+}
+
+// checkTallies logs every kind's outcome, fails the test on any failed
+// request or socket error, and returns the number of requests.
+func checkTallies(t *testing.T, ts *tallies) (total int) {
+	t.Helper()
+	for _, kind := range slices.Sorted(maps.Keys(ts.kinds)) {
+		o := ts.kinds[kind]
+		total += o.ok + o.failed + o.sockErr
+		t.Logf("%-14s ok=%d failed=%d socket errors=%d p50=%s p99=%s max=%s", kind, o.ok, o.failed, o.sockErr,
+			percentile(o.lat, 0.5).Round(10*time.Microsecond), percentile(o.lat, 0.99).Round(10*time.Microsecond), percentile(o.lat, 1).Round(time.Millisecond))
+		if o.failed+o.sockErr > 0 {
+			t.Errorf("%s: %d failed, %d socket errors during the rolling restart; first: %q", kind, o.failed, o.sockErr, o.firstFailures)
+		}
+		if o.ok == 0 {
+			t.Errorf("%s: none succeeded", kind)
+		}
+	}
+	return total
+}
+
+// outcome counts the results of one kind of request.
+type outcome struct {
+	ok, failed, sockErr int
+	lat                 []time.Duration
+	firstFailures       []string
+}
+
+type tallies struct {
+	mu    sync.Mutex
+	kinds map[string]*outcome
+}
+
+func (ts *tallies) add(kind string, d time.Duration, status int, want int, err error, body []byte) {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	o := ts.kinds[kind]
+	if o == nil {
+		o = &outcome{}
+		ts.kinds[kind] = o
+	}
+	switch {
+	case err != nil:
+		o.sockErr++
+		if len(o.firstFailures) < 5 {
+			o.firstFailures = append(o.firstFailures, err.Error())
+		}
+	case status != want:
+		o.failed++
+		if len(o.firstFailures) < 5 {
+			o.firstFailures = append(o.firstFailures, fmt.Sprintf("%d %.200s", status, body))
+		}
+	default:
+		o.ok++
+		o.lat = append(o.lat, d)
+	}
+}
+
+func percentile(lat []time.Duration, p float64) time.Duration {
+	if len(lat) == 0 {
+		return 0
+	}
+	s := slices.Clone(lat)
+	slices.Sort(s)
+	return s[min(len(s)-1, int(float64(len(s))*p))]
+}
+
+// loadClient is one closed-loop client through the front.
+type loadClient struct {
+	base, token string
+	hc          *http.Client
+	models      []string
+	ts          *tallies
+}
+
+func (c *loadClient) do(kind, method, path string, body any, want int) []byte {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, c.base+path, rd)
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	start := time.Now()
+	res, err := c.hc.Do(req)
+	var b []byte
+	status := 0
+	if err == nil {
+		b, err = io.ReadAll(res.Body)
+		res.Body.Close()
+		status = res.StatusCode
+	}
+	c.ts.add(kind, time.Since(start), status, want, err, b)
+	return b
+}
+
+// step is one request of the mix: 6 cached reads, 2 uncached reads (a
+// model by ID: the database every time), 1 create and 1 update.
+func (c *loadClient) step(w, i int) {
+	switch i % 10 {
+	case 0:
+		var m struct{ ID string }
+		b := c.do("write (POST)", "POST", "/api/models", map[string]any{"name": fmt.Sprintf("roll-%d-%d", w, i), "provider": "acme"}, 201)
+		if json.Unmarshal(b, &m) == nil && m.ID != "" {
+			c.models = append(c.models, m.ID)
+		}
+	case 5:
+		if len(c.models) > 0 {
+			c.do("write (PATCH)", "PATCH", "/api/models/"+c.models[len(c.models)-1], map[string]any{"description": fmt.Sprint("step ", i)}, 200)
+		}
+	case 3, 7:
+		if len(c.models) > 0 {
+			c.do("uncached read", "GET", "/api/models/"+c.models[i%len(c.models)], nil, 200)
+		}
+	default:
+		c.do("cached read", "GET", "/api/models", nil, 200)
+	}
+}
+
+// TestNginxRollingRestart runs nginx with the shipped configuration in
+// front of instances of the real binary sharing PostgreSQL and a Redis the
+// test owns, and replaces every instance in turn (SIGTERM, wait for the
+// exit, start it again on its address, wait for /readyz) under a closed
+// loop of cached reads, uncached reads and writes through nginx. Not one
+// request may fail, not one socket error.
+func TestNginxRollingRestart(t *testing.T) {
+	nInst, clients, rounds := 2, 16, 1
+	if soak() {
+		nInst, clients, rounds = 3, 48, 3
+	}
+	env := map[string]string{
+		"DATABASE_URL": testpg.URL(t), "REDIS_URL": testredis.Start(t).URL(), "CACHE_PREFIX": "roll:" + randHex(4) + ":",
+		"ADMIN_TOKEN": adminToken, "ACCESS_LOG": "false", "LOG_LEVEL": "warn",
+		// Generous on this shared machine: a timed-out statement is a 503.
+		"DB_TIMEOUT_MS": "10000", "REDIS_TIMEOUT_MS": "1000",
+		"SHUTDOWN_DELAY_MS": "1000", "SHUTDOWN_TIMEOUT_MS": "10000",
+	}
+	var addrs []string
+	var members []*member
+	for i := 0; i < nInst; i++ {
+		addrs = append(addrs, freeAddr(t))
+		members = append(members, startMember(t, addrs[i], env))
+	}
+	base := startNginx(t, addrs)
+	admin := &loadClient{base: base, token: adminToken, hc: http.DefaultClient, ts: &tallies{kinds: map[string]*outcome{}}}
+	var u struct{ Token string }
+	if err := json.Unmarshal(admin.do("setup", "POST", "/api/users", map[string]any{"name": "roller"}, 201), &u); err != nil || u.Token == "" {
+		t.Fatalf("create user: %v %+v", err, admin.ts.kinds["setup"])
+	}
+
+	ts, stop := closedLoop(base, u.Token, clients)
+	start := time.Now()
+	time.Sleep(2 * time.Second) // steady state first
+	var restarts []string
+	for round := 0; round < rounds; round++ {
+		for _, m := range members {
+			t0 := time.Now()
+			m.term(20 * time.Second)
+			down := time.Now()
+			m.start()
+			restarts = append(restarts, fmt.Sprintf("%s: exit %s after SIGTERM, back %s later",
+				m.addr, down.Sub(t0).Round(time.Millisecond), time.Since(down).Round(time.Millisecond)))
+			// nginx counted the refused connections against this
+			// instance and sends it nothing for fail_timeout; replacing the
+			// next one before it takes traffic again would leave no live
+			// upstream. An orchestrator waits the same way (minReadySeconds
+			// above fail_timeout).
+			m.waitTraffic(failTimeout(t) + 10*time.Second)
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+	time.Sleep(2 * time.Second)
+	stop()
+	elapsed := time.Since(start)
+	total := checkTallies(t, ts)
+	t.Logf("rolling restart of %d instances x %d rounds behind nginx, %d clients: %d requests in %s (%.0f req/s); %s",
+		nInst, rounds, clients, total, elapsed.Round(time.Millisecond), float64(total)/elapsed.Seconds(), strings.Join(restarts, "; "))
+}
