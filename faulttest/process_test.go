@@ -157,7 +157,10 @@ func TestSIGTERMDrainsInFlight(t *testing.T) {
 	t.Parallel()
 	px := newProxy(t, "127.0.0.1:5432")
 	dbURL := viaProxy(t, testpg.URL(t), px.Addr())
-	p := startProc(t, map[string]string{"DATABASE_URL": dbURL, "DISABLE_REDIS_CACHE": "true", "SHUTDOWN_TIMEOUT_MS": "20000"})
+	// One user sends the 30 slow requests: its share is the whole bound,
+	// so that none is shed for fairness while it queues.
+	p := startProc(t, map[string]string{"DATABASE_URL": dbURL, "DISABLE_REDIS_CACHE": "true", "SHUTDOWN_TIMEOUT_MS": "20000",
+		"MAX_DB_IN_FLIGHT_PER_USER": "64"})
 	var u struct {
 		Token string `json:"token"`
 	}
