@@ -28,6 +28,24 @@ const (
 	ctxUser
 )
 
+// requestContext is a request's context: it carries the statusWriter
+// (the request ID) and the caller embedded in it, in the one allocation
+// that context.WithValue would make for the first of them alone.
+type requestContext struct {
+	context.Context
+	sw *statusWriter
+}
+
+func (c *requestContext) Value(key any) any {
+	switch key {
+	case ctxRequestID:
+		return c.sw
+	case service.CallerContextKey:
+		return &c.sw.caller
+	}
+	return c.Context.Value(key)
+}
+
 func requestID(ctx context.Context) string {
 	if sw, _ := ctx.Value(ctxRequestID).(*statusWriter); sw != nil {
 		return sw.id
@@ -153,7 +171,7 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 		// The peer's address, not X-Forwarded-For: the server trusts no
 		// proxy header, which any client could forge to get a fresh share.
 		sw.caller.Reset(r.RemoteAddr)
-		r = r.WithContext(service.WithCaller(context.WithValue(r.Context(), ctxRequestID, sw), &sw.caller))
+		r = r.WithContext(&requestContext{Context: r.Context(), sw: sw})
 
 		if n := s.metrics.inFlight.Add(1); n > maxInFlight {
 			s.metrics.inFlight.Add(-1)

@@ -51,15 +51,22 @@ func (c *Caller) key() tenantKey {
 	return tenantKey{kind: tenantAddr, id: c.addr}
 }
 
-type callerKey struct{}
+// CallerContextKey is the context key of a request's *Caller. WithCaller
+// sets it; a transport that wraps every request's context in a type of
+// its own may answer it there instead, and save an allocation per request.
+var CallerContextKey = &contextKey{"caller"}
+
+type contextKey struct{ name string }
+
+func (k *contextKey) String() string { return "service context key " + k.name }
 
 // WithCaller returns ctx carrying c.
 func WithCaller(ctx context.Context, c *Caller) context.Context {
-	return context.WithValue(ctx, callerKey{}, c)
+	return context.WithValue(ctx, CallerContextKey, c)
 }
 
 func callerOf(ctx context.Context) *Caller {
-	c, _ := ctx.Value(callerKey{}).(*Caller)
+	c, _ := ctx.Value(CallerContextKey).(*Caller)
 	return c
 }
 
@@ -67,7 +74,7 @@ func callerOf(ctx context.Context) *Caller {
 // lists): it is admitted under the global bound only, so that one user's
 // excess cannot fail the other users waiting on the same load.
 func withoutCaller(ctx context.Context) context.Context {
-	return context.WithValue(ctx, callerKey{}, (*Caller)(nil))
+	return context.WithValue(ctx, CallerContextKey, (*Caller)(nil))
 }
 
 // recordUser notes on ctx's caller that the request is u's.

@@ -185,8 +185,8 @@ func (s *Service) ComposedBytes() uint64 { return s.comp.bytes() }
 func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }
 
 // DefaultPerUser is the share of maxDB slots one caller may hold unless
-// configured: a quarter, rounded up, so that four callers at their cap
-// still leave none starved and a bound below four still admits one.
+// configured: a quarter, rounded up, so that no one caller takes more
+// than a quarter of the database and a bound below four still admits one.
 func DefaultPerUser(maxDB int) int { return (maxDB + 3) / 4 }
 
 // withDB runs fn while holding one of the database slots, admitted as
