@@ -125,12 +125,32 @@ func (a *authenticator) userFor(ctx context.Context, token string) (*modellab.Us
 		return nil, errInvalidToken()
 	}
 	now := a.now()
-	if e, ok := a.tokens.GetIfPresent(token); ok && now.Before(e.trustUntil) {
+	e, ok := a.tokens.GetIfPresent(token)
+	if ok && now.Before(e.trustUntil) {
 		if u, err, decided := a.fromEntry(token, e, now); decided {
 			return u, err
 		}
 	}
-	return a.resolve(ctx, token, now)
+	u, err := a.resolve(ctx, token, now)
+	if ok && modellab.ErrorCode(err) == modellab.EUNAVAILABLE && a.stillTrusted(e, now) {
+		// The database cannot be asked and the shared cache lost the
+		// lookup (a Redis restart empties the local tier): a token seen
+		// within tokenCacheTTL keeps working, the bound that holds for
+		// revocations whenever Redis cannot carry them.
+		return e.user, nil
+	}
+	return u, err
+}
+
+// stillTrusted reports whether a front entry may answer while its lookup
+// cannot be confirmed: a known user, seen within tokenCacheTTL, not
+// expired, not revoked here.
+func (a *authenticator) stillTrusted(e *tokenEntry, now time.Time) bool {
+	if e.user == nil || !now.Before(e.trustUntil) || e.expired(now) {
+		return false
+	}
+	_, gone := a.revoked.GetIfPresent(e.tokenID)
+	return !gone
 }
 
 // fromEntry answers from a front entry; decided is false when the entry
