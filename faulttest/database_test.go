@@ -92,7 +92,7 @@ func TestDatabaseCut(t *testing.T) {
 				for _, c := range cached {
 					r := in.do("GET", c.path, c.token, nil)
 					if r.err != nil || r.status != 200 {
-						t.Errorf("%s: GET %s: %s, want 200 STALE", phase, c.path, r)
+						t.Errorf("%s: GET %s: %s, want 200 STALE (cache: %+v)", phase, c.path, r, in.cache.Stats())
 						continue
 					}
 					if got := r.header.Get("X-Cache"); got != "STALE" {
