@@ -20,6 +20,24 @@ func (w *discardWriter) Header() http.Header         { return w.h }
 func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 func (w *discardWriter) WriteHeader(code int)        { w.code = code }
 
+// hitFixture is a server holding 50 global models, a user, the body of
+// the global list, and a plain handler writing that body.
+func hitFixture(b *testing.B) (e *env, alice string, body []byte, static http.Handler) {
+	e = newEnv(b, envOpts{})
+	for i := 0; i < 50; i++ {
+		e.model(adminToken, map[string]any{"name": "model-" + strconv.Itoa(i), "provider": "meta", "visibility": "global"})
+	}
+	alice, _ = e.user("alice")
+	body = e.must(200, "GET", "/api/models", "", nil).body
+	static = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(200)
+		_, _ = w.Write(body)
+	})
+	return e, alice, body, static
+}
+
 // BenchmarkCachedVsStatic measures a cache hit of GET /api/models through
 // the whole server (middleware, auth, cache, headers, metrics) beside a
 // plain handler writing the same bytes: the ratio says how close a cached
@@ -27,18 +45,7 @@ func (w *discardWriter) WriteHeader(code int)        { w.code = code }
 //
 //	go test -run '^$' -bench CachedVsStatic -benchmem -count 5 ./server/
 func BenchmarkCachedVsStatic(b *testing.B) {
-	e := newEnv(b, envOpts{})
-	for i := 0; i < 50; i++ {
-		e.model(adminToken, map[string]any{"name": "model-" + strconv.Itoa(i), "provider": "meta", "visibility": "global"})
-	}
-	alice, _ := e.user("alice")
-	body := e.must(200, "GET", "/api/models", "", nil).body
-	static := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-		w.WriteHeader(200)
-		_, _ = w.Write(body)
-	})
+	e, alice, body, static := hitFixture(b)
 	run := func(b *testing.B, h http.Handler, token string) {
 		req := httptest.NewRequest("GET", "/api/models", nil)
 		if token != "" {
@@ -72,18 +79,7 @@ func BenchmarkCachedVsStatic(b *testing.B) {
 //
 //	go test -run '^$' -bench CachedVsStaticCPU -benchmem -count 6 ./server/
 func BenchmarkCachedVsStaticCPU(b *testing.B) {
-	e := newEnv(b, envOpts{})
-	for i := 0; i < 50; i++ {
-		e.model(adminToken, map[string]any{"name": "model-" + strconv.Itoa(i), "provider": "meta", "visibility": "global"})
-	}
-	alice, _ := e.user("alice")
-	body := e.must(200, "GET", "/api/models", "", nil).body
-	static := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
-		w.WriteHeader(200)
-		_, _ = w.Write(body)
-	})
+	e, alice, _, static := hitFixture(b)
 	run := func(b *testing.B, h http.Handler, token string) {
 		req := httptest.NewRequest("GET", "/api/models", nil)
 		if token != "" {
