@@ -43,7 +43,7 @@ func (s *Service) ModelsList(ctx context.Context, u *modellab.User) (Answer, err
 func (s *Service) modelParts(ctx context.Context, u *modellab.User) (part, part, error) {
 	// The shared part is loaded for everyone: no caller's share pays for
 	// it, or one user's excess would fail the others waiting on it.
-	g, err := s.modelsPart(withoutCaller(ctx), readSpec{key: keyModelsGlobal, group: groupModelsPart, ttl: s.cfg.ModelsTTL}, "")
+	g, err := s.modelsPart(ctx, readSpec{key: keyModelsGlobal, group: groupModelsPart, ttl: s.cfg.ModelsTTL, shared: true}, "")
 	if err != nil || u == nil {
 		return g, emptyPart, err
 	}

@@ -16,6 +16,9 @@ type readSpec struct {
 	group string
 	ttl   time.Duration
 	tags  []string
+	// shared marks a value loaded for everyone (the global model part): its
+	// load is admitted under the global bound only, not the caller's share.
+	shared bool
 }
 
 // loader computes the value of a cached read from the database. It is a
@@ -33,6 +36,9 @@ func cachedRead[A, T any](ctx context.Context, s *Service, spec readSpec, arg A,
 	}
 	return s.cache.Fetch(ctx, spec.key, cache.FetchOptions{TTL: spec.ttl, Group: spec.group, Tags: spec.tags},
 		func(ctx context.Context) ([]byte, error) {
+			if spec.shared {
+				ctx = withoutCaller(ctx)
+			}
 			var body []byte
 			err := s.withDB(ctx, func(ctx context.Context) error {
 				v, err := load(ctx, s, arg)
