@@ -200,6 +200,11 @@ type Cache struct {
 
 	// retired holds what flushLocal dropped, for stale-if-error only.
 	retired retiredSet
+	// ownWrites holds the keys this process wrote itself in the last
+	// ownWriteWindow without changing their value (a lease taken or
+	// released, a tag generation created): the tracking pushes that follow
+	// must not drop their retired copies (see dropTrackedKey).
+	ownWrites *otter.Cache[string, struct{}]
 
 	// births marks loads and invalidations in order; fences are what
 	// Redis has not confirmed (see fenceSet).
@@ -301,6 +306,8 @@ func New(opts Options) (*Cache, error) {
 			c.local = c.newLocalTier()
 		}
 		c.gens = otter.Must(&otter.Options[string, genItem]{MaximumSize: 1 << 16})
+		c.ownWrites = otter.Must(&otter.Options[string, struct{}]{
+			MaximumSize: 1 << 16, ExpiryCalculator: otter.ExpiryWriting[string, struct{}](ownWriteWindow)})
 	}
 	if c.redisOn {
 		c.r.tripCh = make(chan struct{}, 1)
@@ -345,6 +352,7 @@ func (c *Cache) Close() {
 		}
 		if c.gens != nil {
 			c.gens.StopAllGoroutines()
+			c.ownWrites.StopAllGoroutines()
 		}
 		if c.clock != nil {
 			c.clock.Close()

@@ -249,7 +249,7 @@ func (c *Cache) onInvalidations(msgs []rueidis.RedisMessage) {
 		k = k[len(c.opts.Prefix):]
 		c.dropTrackedKey(k)
 		if tag, ok := strings.CutPrefix(k, "gen:"); ok {
-			c.dropLocalGen(tag)
+			c.dropTrackedGen(tag)
 		}
 	}
 }
@@ -258,13 +258,36 @@ func (c *Cache) onInvalidations(msgs []rueidis.RedisMessage) {
 // this process's own lease writes on a miss, so while a load of k runs here
 // its retired copy is kept: that load failing is when the copy is needed.
 func (c *Cache) dropTrackedKey(k string) {
-	if !c.loading(k) {
+	if !c.loading(k) && !c.ownWrite(k) {
 		c.dropLocalKey(k)
 		return
 	}
 	c.bump(k)
 	if c.local != nil {
 		c.local.Invalidate(k)
+	}
+}
+
+// ownWriteWindow is how long after this process wrote a key itself (see
+// Cache.ownWrites) a push for it is taken for that write: longer than a
+// load that began with the write may take to fail.
+const ownWriteWindow = 10 * time.Second
+
+// dropTrackedGen is dropLocalGen for a tracking push. A push also follows
+// this process's own creation of a generation (a load after Redis came back
+// empty creates it with SET NX): the local generation is dropped either
+// way, but the retired copies of the tag are kept after our own write,
+// since the load that made it failing is when they are needed. A tag
+// invalidation by another instance inside that window leaves them retired:
+// they are served only if the database fails too, and then as STALE.
+func (c *Cache) dropTrackedGen(tag string) {
+	if !c.ownWrite("gen:" + tag) {
+		c.dropLocalGen(tag)
+		return
+	}
+	c.genEpoch.Add(1)
+	if c.gens != nil {
+		c.gens.Invalidate(tag)
 	}
 }
 

@@ -161,6 +161,7 @@ return 0
 func (c *Cache) acquire(ctx context.Context, op *fetchOp, key, token string) (bool, *Entry, error) {
 	lease := c.opts.LeaseTTL.Milliseconds()
 	seen := c.births.Load()
+	c.markOwnWrite(key)
 	res, _ := c.run(ctx, op, luaCall{acquireScript, key, []string{token, strconv.FormatInt(lease, 10), strconv.FormatInt(2*lease, 10)}})
 	arr, err := res.ToArray()
 	if err != nil {
@@ -202,7 +203,26 @@ func (c *Cache) release(ctx context.Context, op *fetchOp, key, token string) {
 	if op.failed {
 		return
 	}
+	c.markOwnWrite(key)
 	c.run(ctx, op, luaCall{releaseScript, key, []string{token}})
+}
+
+// markOwnWrite notes that this process is about to write key (unprefixed)
+// without changing what it holds.
+func (c *Cache) markOwnWrite(key string) {
+	if c.ownWrites != nil {
+		c.ownWrites.Set(key, struct{}{})
+	}
+}
+
+// ownWrite reports whether key was marked by markOwnWrite within
+// ownWriteWindow.
+func (c *Cache) ownWrite(key string) bool {
+	if c.ownWrites == nil {
+		return false
+	}
+	_, ok := c.ownWrites.GetIfPresent(key)
+	return ok
 }
 
 const genTTL = 24 * time.Hour
@@ -219,6 +239,7 @@ func (c *Cache) redisGen(ctx context.Context, op *fetchOp, tag string) (string, 
 		return "", err
 	}
 	mine := newGen()
+	c.markOwnWrite("gen:" + tag)
 	res, err = c.do(ctx, op, func(b rueidis.Builder) rueidis.Completed {
 		return b.Set().Key(c.genKey(tag)).Value(mine).Nx().Get().PxMilliseconds(jitter(genTTL).Milliseconds()).Build()
 	})
