@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modellab/modellab/internal/testnginx"
+
 	"github.com/modellab/modellab/internal/testpg"
 	"github.com/modellab/modellab/internal/testredis"
 )
@@ -58,45 +60,8 @@ func startNginx(t *testing.T, upstreams []string) string {
 	t.Helper()
 	nginx := findNginx(t)
 	dir := t.TempDir()
-	site := mustReadFile(t, repoPath("deploy", "nginx", "modellab.conf"))
-	line := regexp.MustCompile(`(?m)^\s*server modellab-1:8080[^\n]*\n`).FindString(site)
-	if line == "" {
-		t.Fatal("modellab.conf has no upstream modellab-1:8080")
-	}
-	for i := 2; i < len(upstreams); i++ {
-		name := fmt.Sprintf("modellab-%d:8080", i+1)
-		if !strings.Contains(site, name) { // one more line like the first
-			site = strings.Replace(site, line, line+strings.Replace(line, "modellab-1:8080", name, 1), 1)
-		}
-	}
-	for i, u := range upstreams {
-		name := fmt.Sprintf("modellab-%d:8080", i+1)
-		if !strings.Contains(site, name) {
-			t.Fatalf("modellab.conf has no upstream %s", name)
-		}
-		site = strings.ReplaceAll(site, name, u)
-	}
 	front := freeAddr(t)
-	site = regexp.MustCompile(`(?m)^\s*listen \[::\]:80;\n`).ReplaceAllString(site, "")
-	site = strings.Replace(site, "listen 80;", "listen "+front+";", 1)
-	writeFile(t, filepath.Join(dir, "modellab.conf"), site)
-	main := fmt.Sprintf(`daemon off;
-master_process off;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path %[1]s/body;
-    proxy_temp_path %[1]s/proxy;
-    fastcgi_temp_path %[1]s/fastcgi;
-    uwsgi_temp_path %[1]s/uwsgi;
-    scgi_temp_path %[1]s/scgi;
-    include %[1]s/modellab.conf;
-}
-`, dir)
-	conf := filepath.Join(dir, "nginx.conf")
-	writeFile(t, conf, main)
+	conf := testnginx.Conf(t, dir, upstreams, front)
 	cmd := exec.Command(nginx, "-e", filepath.Join(dir, "error.log"), "-p", dir, "-c", conf)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -14,6 +13,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/modellab/modellab/internal/testnginx"
 )
 
 // findTool returns the path of a checking tool: on PATH, or unpacked by
@@ -36,54 +37,11 @@ func findTool(t *testing.T, name string) string {
 	return strings.TrimSpace(string(out))
 }
 
-// nginxConf writes a main nginx.conf into dir that includes a copy of
-// deploy/nginx/modellab.conf with its upstream servers replaced by
-// upstreams (the compose names do not resolve here) and, when listen is
-// set, its listen lines by that address. Nothing else is changed.
-func nginxConf(t *testing.T, dir string, upstreams []string, listen string) string {
-	t.Helper()
-	site := mustRead(t, repoPath("deploy", "nginx", "modellab.conf"))
-	for i, u := range upstreams {
-		name := fmt.Sprintf("modellab-%d:8080", i+1)
-		if !strings.Contains(site, name) {
-			t.Fatalf("modellab.conf has no upstream %s", name)
-		}
-		site = strings.ReplaceAll(site, name, u)
-	}
-	if listen != "" {
-		site = regexp.MustCompile(`(?m)^\s*listen \[::\]:80;\n`).ReplaceAllString(site, "")
-		site = strings.Replace(site, "listen 80;", "listen "+listen+";", 1)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "modellab.conf"), []byte(site), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	main := fmt.Sprintf(`daemon off;
-master_process off;
-pid %[1]s/nginx.pid;
-error_log %[1]s/error.log warn;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path %[1]s/body;
-    proxy_temp_path %[1]s/proxy;
-    fastcgi_temp_path %[1]s/fastcgi;
-    uwsgi_temp_path %[1]s/uwsgi;
-    scgi_temp_path %[1]s/scgi;
-    include %[1]s/modellab.conf;
-}
-`, dir)
-	path := filepath.Join(dir, "nginx.conf")
-	if err := os.WriteFile(path, []byte(main), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // nginx -t accepts the configuration.
 func TestNginxConfigSyntax(t *testing.T) {
 	nginx := findTool(t, "nginx")
 	dir := t.TempDir()
-	conf := nginxConf(t, dir, []string{"127.0.0.1:18001", "127.0.0.1:18002"}, "")
+	conf := testnginx.Conf(t, dir, []string{"127.0.0.1:18001", "127.0.0.1:18002"}, "")
 	out, err := exec.Command(nginx, "-e", filepath.Join(dir, "error.log"), "-p", dir, "-c", conf, "-t").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "test is successful") {
 		t.Fatalf("nginx -t: %v\n%s", err, out)
@@ -122,7 +80,7 @@ func TestNginxInFrontOfTwoInstances(t *testing.T) {
 	defer sick.Close()
 	dir := t.TempDir()
 	front := freeAddr(t)
-	conf := nginxConf(t, dir, []string{strings.TrimPrefix(sick.URL, "http://"), strings.TrimPrefix(healthy.url, "http://")}, front)
+	conf := testnginx.Conf(t, dir, []string{strings.TrimPrefix(sick.URL, "http://"), strings.TrimPrefix(healthy.url, "http://")}, front)
 	cmd := exec.Command(nginx, "-e", filepath.Join(dir, "error.log"), "-p", dir, "-c", conf)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
