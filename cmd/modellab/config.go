@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +41,9 @@ type config struct {
 	Shutdown      time.Duration
 	ShutdownDelay time.Duration // readiness 503 but still serving, before the drain
 	DebugAddr     string        // "" = no profiling listener
+	// Inherited: socket activation passed this process its listening
+	// socket (file descriptor 3); Addr is not listened on.
+	Inherited bool
 
 	// The chat gateway's timeouts, and the inference server the demo
 	// data's running servers point at ("" = none).
@@ -83,6 +87,8 @@ const (
 var envVars = []envVar{
 	{"ADDR", ":8080", "`:8080` (or `:$PORT` when `PORT` is set)", "listen address", inServe | inProbe},
 	{"PORT", "", "", "listen port when `ADDR` is not set (set by many platforms)", inServe | inProbe},
+	{"LISTEN_FDS", "", "unset", "socket activation (systemd's `modellab.socket`, or any supervisor that does the same): `1` with `LISTEN_PID` naming this process serves the inherited listening socket, file descriptor 3, instead of listening on `ADDR`; the socket outlives a restart, so connections made meanwhile wait in it instead of being refused (DEPLOYMENT.md, \"Restarts without a refused connection\")", inServe},
+	{"LISTEN_PID", "", "unset", "the process `LISTEN_FDS` is meant for; `LISTEN_FDS` is ignored in any other process (as systemd's `sd_listen_fds` does)", inServe},
 	{"DATABASE_URL", "sqlite://./modellab.db", "", "`postgres://…` selects PostgreSQL; `sqlite://PATH` the embedded SQLite", inServe | inDB},
 	{"REDIS_URL", "", "", "`redis://` or `rediss://` (TLS) URL of a standalone Redis or any node of a Redis Cluster", inServe},
 	{"UPSTASH_REDIS_URL", "", "", "production Redis (TLS `rediss://`); wins over `REDIS_URL` when both are set", inServe},
@@ -176,6 +182,21 @@ func (e *envReader) integer(name string, min int) int {
 	return n
 }
 
+// inherited reports whether socket activation passed process pid its
+// listening socket. Only one socket is served: more is a configuration
+// error, not something to guess about.
+func (e *envReader) inherited(pid int) bool {
+	fds, owner := e.str("LISTEN_FDS"), e.str("LISTEN_PID")
+	if fds == "" || owner != strconv.Itoa(pid) {
+		return false
+	}
+	if fds != "1" {
+		e.fail(fmt.Errorf("LISTEN_FDS=%q: modellab serves exactly one inherited socket", fds))
+		return false
+	}
+	return true
+}
+
 // loadConfig reads the whole environment, as serve does.
 func loadConfig(getenv func(string) string) (config, error) {
 	return loadConfigFor(getenv, inServe)
@@ -190,6 +211,7 @@ func loadConfigFor(getenv func(string) string, sc scope) (config, error) {
 	if p := e.str("PORT"); p != "" && e.getenv("ADDR") == "" {
 		c.Addr = ":" + p
 	}
+	c.Inherited = e.inherited(os.Getpid())
 	c.DatabaseURL = e.str("DATABASE_URL")
 	c.DisableRedis = e.boolean("DISABLE_REDIS_CACHE")
 	c.DisableCache = e.boolean("DISABLE_CACHE")

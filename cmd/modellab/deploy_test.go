@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -131,6 +132,20 @@ func TestComposeFile(t *testing.T) {
 		if !bytes.Contains(conf, []byte("server "+name+":8080")) {
 			t.Errorf("deploy/nginx/modellab.conf has no upstream server %s:8080", name)
 		}
+	}
+}
+
+// TestNginxKeepaliveBelowShutdownDelay: nginx must close its idle
+// connections to an instance that got SIGTERM before the instance drains
+// (and closes them from its side, racing with a request nginx writes).
+func TestNginxKeepaliveBelowShutdownDelay(t *testing.T) {
+	m := regexp.MustCompile(`(?m)^\s*keepalive_timeout (\d+)s;`).FindSubmatch([]byte(mustRead(t, repoPath("deploy", "nginx", "modellab.conf"))))
+	if m == nil {
+		t.Fatal("deploy/nginx/modellab.conf: no keepalive_timeout Ns; in the upstream")
+	}
+	idle, _ := time.ParseDuration(string(m[1]) + "s")
+	if delay := time.Duration(envDefaultMS(t, "SHUTDOWN_DELAY_MS")) * time.Millisecond; idle >= delay {
+		t.Errorf("upstream keepalive_timeout %v, want less than SHUTDOWN_DELAY_MS's default %v", idle, delay)
 	}
 }
 
@@ -362,6 +377,13 @@ func TestSystemdUnit(t *testing.T) {
 	if err != nil || stop <= shutdownBudget(t) {
 		t.Errorf("TimeoutStopSec=%q, want more than the shutdown budget %v", last("TimeoutStopSec"), shutdownBudget(t))
 	}
+	if got := kv["Requires"]; !slices.Contains(got, "modellab.socket") {
+		t.Errorf("Requires=%q, want modellab.socket (socket activation)", got)
+	}
+	sock := readUnit(t, repoPath("deploy", "systemd", "modellab.socket"))
+	if got := sock["ListenStream"]; len(got) != 1 {
+		t.Errorf("modellab.socket: ListenStream=%q, want one socket (modellab serves exactly one)", got)
+	}
 	for _, line := range strings.Split(mustRead(t, repoPath("deploy", "systemd", "modellab.env")), "\n") {
 		if k, _, ok := strings.Cut(line, "="); ok && !strings.HasPrefix(line, "#") && !isEnvVar(k) {
 			t.Errorf("modellab.env sets %s, which modellab does not read", k)
@@ -391,11 +413,16 @@ func TestSystemdVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(t.TempDir(), "modellab.service")
+	dir := t.TempDir()
+	path := filepath.Join(dir, "modellab.service")
 	if err := os.WriteFile(path, []byte(strings.ReplaceAll(unit, "/usr/local/bin/modellab", self)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(sa, "verify", "--man=no", path).CombinedOutput()
+	sock := filepath.Join(dir, "modellab.socket")
+	if err := os.WriteFile(sock, []byte(mustRead(t, repoPath("deploy", "systemd", "modellab.socket"))), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(sa, "verify", "--man=no", sock, path).CombinedOutput()
 	if err != nil || len(bytes.TrimSpace(out)) > 0 {
 		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
 	}

@@ -212,9 +212,9 @@ func serve(ctx context.Context, cfg config, wantDemo bool, log *slog.Logger, log
 	log.Info("database ready", "engine", a.db.Engine(), "url", redactURL(cfg.DatabaseURL))
 	log.Info("cache ready", "mode", a.cache.Mode(), "redis", a.cache.RedisState())
 
-	ln, err := net.Listen("tcp", cfg.Addr)
+	ln, err := listen(cfg)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+		return err
 	}
 	addr := ln.Addr().String()
 	if wantDemo {
