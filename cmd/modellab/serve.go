@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -225,6 +224,8 @@ func serve(ctx context.Context, cfg config, wantDemo bool, log *slog.Logger, log
 		}
 	}
 	srv := newHTTPServer(a.handler, log)
+	conns := newConnStates()
+	srv.ConnState = conns.track
 	if cfg.DebugAddr != "" {
 		stop, err := serveDebug(cfg.DebugAddr, log)
 		if err != nil {
@@ -243,41 +244,11 @@ func serve(ctx context.Context, cfg config, wantDemo bool, log *slog.Logger, log
 		return err
 	case <-ctx.Done():
 	}
-	if err := handOver(srv, a.api, errc, cfg, log); err != nil {
+	h := handover{srv: srv, ln: ln, conns: conns, api: a.api, served: errc, cfg: cfg, log: log}
+	if err := h.run(); err != nil {
 		return err
 	}
 	log.Info("stopped")
-	return nil
-}
-
-// handOver is the graceful end of serve after SIGTERM: /readyz answers 503
-// at once while everything else is still served for SHUTDOWN_DELAY_MS, so
-// that load balancers take the instance out before it stops accepting;
-// then in-flight requests drain for up to SHUTDOWN_TIMEOUT_MS.
-func handOver(srv *http.Server, api *server.Server, errc <-chan error, cfg config, log *slog.Logger) error {
-	// Responses from now on carry Connection: close (server.Server sets
-	// it): a proxy's pooled connections move to new ones, still accepted
-	// here during the delay, so that few are idle when the listener
-	// closes. Idle ones are not closed now: that races with a request a
-	// proxy is writing on one.
-	api.BeginShutdown()
-	log.Info("shutting down: readiness 503, still serving", "delay", cfg.ShutdownDelay)
-	select {
-	case err := <-errc:
-		return err
-	case <-time.After(cfg.ShutdownDelay):
-	}
-	// Stop accepting, let in-flight requests finish, then close.
-	log.Info("shutting down: draining in-flight requests", "timeout", cfg.Shutdown)
-	sctx, cancel := context.WithTimeout(context.Background(), cfg.Shutdown)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		log.Warn("shutdown did not drain in time", "err", err)
-		_ = srv.Close()
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
-	}
 	return nil
 }
 
