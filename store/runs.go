@@ -451,17 +451,20 @@ func (t *tx) execSQLite(q string, args ...any) error {
 	return withCtx(t.ctx, err)
 }
 
-// historySQL reads a run's head (owner, last step, rewrites, status) and its points
-// in one statement, so that a cache fill is one query: the first branch is
-// the head (status is never empty), the second the points (an empty status).
-// Rows come in (key, step) order along the primary key; MetricHistory does
-// not rely on it for correctness.
+// historySQL reads a run's head (owner, status, last step, rewrites) and
+// its points in one statement, so that a cache fill is one query. Four
+// columns, not more: most of a long read is the server sending a hundred
+// thousand rows, and each column is paid on every one. The head row is
+// told apart by its step, below zero (a point's is never): it holds
+// "owner status", -2 - last_step (-1 for none), 0 and rewrites; the other
+// rows are (key, step, value, ts). Rows come in (key, step) order along
+// the primary key; MetricHistory does not rely on it for correctness.
 func historySQL(nkeys int) string {
 	var b strings.Builder
-	b.WriteString(`SELECT owner_id, COALESCE(last_step, -1), CAST(0 AS DOUBLE PRECISION), rewrites, status
+	b.WriteString(`SELECT owner_id || ' ' || status, -2 - COALESCE(last_step, -1), CAST(0 AS DOUBLE PRECISION), rewrites
 		FROM runs WHERE id = ?
 		UNION ALL
-		SELECT * FROM (SELECT key, step, value, ts, '' AS status FROM metric_points WHERE run_id = ? AND step > ?`)
+		SELECT * FROM (SELECT key, step, value, ts FROM metric_points WHERE run_id = ? AND step > ?`)
 	if nkeys > 0 {
 		b.WriteString(" AND key IN (?" + strings.Repeat(", ?", nkeys-1) + ")")
 	}
@@ -485,7 +488,7 @@ func (db *DB) MetricHistory(ctx context.Context, id string, q modellab.MetricQue
 		return modellab.RunHistory{}, fail(err, "read metrics")
 	}
 	defer r.Close()
-	h, found, err := scanHistory(r)
+	h, found, err := scanHistory(r, q)
 	if err != nil {
 		return modellab.RunHistory{}, err
 	}
@@ -499,20 +502,42 @@ func (db *DB) MetricHistory(ctx context.Context, id string, q modellab.MetricQue
 // historyBuilder folds the rows of historySQL into a RunHistory.
 type historyBuilder struct {
 	h     modellab.RunHistory
+	q     modellab.MetricQuery
 	found bool
 	at    map[string]int // key -> index in h.Series
 	cur   int            // series of the last point
+	// expect is how many points a series may hold (from the run's last
+	// step), when one key was asked for: its slice is made that large at
+	// once rather than grown and copied twenty times.
+	expect int
 }
 
-func newHistoryBuilder() *historyBuilder {
-	return &historyBuilder{h: modellab.RunHistory{Series: []modellab.MetricSeries{}}, at: map[string]int{}, cur: -1}
+func newHistoryBuilder(q modellab.MetricQuery) *historyBuilder {
+	return &historyBuilder{h: modellab.RunHistory{Series: []modellab.MetricSeries{}}, q: q, at: map[string]int{}, cur: -1}
 }
 
-func (b *historyBuilder) head(owner, status string, lastStep, rewrites int64) {
-	b.found, b.h.OwnerID, b.h.Status, b.h.Rewrites = true, owner, status, rewrites
-	if lastStep >= 0 {
-		b.h.LastStep = &lastStep
+// maxExpect bounds the slice made ahead: a sparse key (an eval every
+// thousand steps) of a long run must not cost a long slice.
+const maxExpect = 1 << 16
+
+// row takes one row of historySQL: the head when step < 0.
+func (b *historyBuilder) row(key []byte, step int64, value float64, ts int64) error {
+	if step >= 0 {
+		b.point(key, step, value, ts)
+		return nil
 	}
+	owner, status, ok := strings.Cut(string(key), " ")
+	if !ok {
+		return modellab.Errorf(modellab.EINTERNAL, "read metrics: run head %q", key)
+	}
+	b.found, b.h.OwnerID, b.h.Status, b.h.Rewrites = true, owner, status, ts
+	if last := -2 - step; last >= 0 {
+		b.h.LastStep = &last
+		if len(b.q.Keys) == 1 {
+			b.expect = int(max(0, min(last-b.q.AfterStep, maxExpect)))
+		}
+	}
+	return nil
 }
 
 // point appends a point. The key's bytes are copied only when a series
@@ -524,7 +549,7 @@ func (b *historyBuilder) point(key []byte, step int64, value float64, ts int64) 
 		if !ok {
 			i = len(b.h.Series)
 			b.at[string(key)] = i
-			b.h.Series = append(b.h.Series, modellab.MetricSeries{Key: string(key)})
+			b.h.Series = append(b.h.Series, modellab.MetricSeries{Key: string(key), Points: make([]modellab.MetricSample, 0, b.expect)})
 		}
 		b.cur = i
 	}
@@ -546,25 +571,23 @@ func (b *historyBuilder) finish() (modellab.RunHistory, bool) {
 	return b.h, b.found
 }
 
-func scanHistory(r rows) (modellab.RunHistory, bool, error) {
+func scanHistory(r rows, q modellab.MetricQuery) (modellab.RunHistory, bool, error) {
 	if pr, ok := r.(pgRows); ok {
-		return scanHistoryPG(pr.Rows)
+		return scanHistoryPG(pr.Rows, q)
 	}
-	b := newHistoryBuilder()
+	b := newHistoryBuilder(q)
 	// RawBytes: no copy; point copies a key when a series starts.
-	var key, status sql.RawBytes
+	var key sql.RawBytes
 	var step, ts int64
 	var value float64
-	dest := []any{&key, &step, &value, &ts, &status}
+	dest := []any{&key, &step, &value, &ts}
 	for r.Next() {
 		if err := r.Scan(dest...); err != nil {
 			return b.h, false, fail(err, "read metrics")
 		}
-		if len(status) > 0 {
-			b.head(string(key), string(status), step, ts)
-			continue
+		if err := b.row(key, step, value, ts); err != nil {
+			return b.h, false, err
 		}
-		b.point(key, step, value, ts)
 	}
 	if err := r.Err(); err != nil {
 		return b.h, false, fail(err, "read metrics")
@@ -574,13 +597,13 @@ func scanHistory(r rows) (modellab.RunHistory, bool, error) {
 }
 
 // scanHistoryPG reads the rows' raw values: pgx would otherwise build a
-// string and box four values for every one of a hundred thousand rows.
-func scanHistoryPG(r pgx.Rows) (modellab.RunHistory, bool, error) {
-	b := newHistoryBuilder()
+// string and box three values for every one of a hundred thousand rows.
+func scanHistoryPG(r pgx.Rows, q modellab.MetricQuery) (modellab.RunHistory, bool, error) {
+	b := newHistoryBuilder(q)
 	for r.Next() {
 		v := r.RawValues()
 		fd := r.FieldDescriptions()
-		if len(v) != 5 || len(fd) != 5 {
+		if len(v) != 4 || len(fd) != 4 {
 			return b.h, false, modellab.Errorf(modellab.EINTERNAL, "read metrics: %d columns", len(v))
 		}
 		step, err1 := rawInt(v[1], fd[1].Format)
@@ -589,11 +612,9 @@ func scanHistoryPG(r pgx.Rows) (modellab.RunHistory, bool, error) {
 		if err := errors.Join(err1, err2, err3); err != nil {
 			return b.h, false, modellab.WrapError(modellab.EINTERNAL, err, "read metrics")
 		}
-		if len(v[4]) > 0 {
-			b.head(string(v[0]), string(v[4]), step, ts)
-			continue
+		if err := b.row(v[0], step, value, ts); err != nil {
+			return b.h, false, err
 		}
-		b.point(v[0], step, value, ts)
 	}
 	if err := r.Err(); err != nil {
 		return b.h, false, fail(err, "read metrics")
