@@ -76,6 +76,9 @@ type Message struct {
 	Content        string    `json:"content"`
 	Status         string    `json:"status"`
 	CreatedAt      time.Time `json:"created_at"`
+	// UpdatedAt is when the message was last written: a streaming reply
+	// is written as it grows, so an old one has no writer left.
+	UpdatedAt time.Time `json:"-"`
 }
 
 // ValidMessageStatus reports whether s is a message status.

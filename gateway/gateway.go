@@ -73,6 +73,12 @@ type Gateway struct {
 }
 
 // New builds a gateway.
+// LongestSilence is the longest a stream may go without a byte before the
+// gateway ends it: the first-byte or the idle timeout.
+func (g *Gateway) LongestSilence() time.Duration {
+	return max(g.cfg.FirstByteTimeout, g.cfg.IdleTimeout)
+}
+
 func New(cfg Config) *Gateway {
 	if cfg.FirstByteTimeout <= 0 {
 		cfg.FirstByteTimeout = DefaultFirstByteTimeout

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/modellab/modellab"
+	"github.com/modellab/modellab/gateway"
 	"github.com/modellab/modellab/internal/fakeopenai"
 	"github.com/modellab/modellab/internal/testenv"
 	"github.com/modellab/modellab/service"
@@ -230,5 +231,41 @@ func TestMessageStreamCutShort(t *testing.T) {
 	}
 	if ms := lab.get(c.ID).Messages; len(ms) != 0 {
 		t.Errorf("messages stored without a server: %+v", ms)
+	}
+}
+
+// TestAbandonedReplySettles: a reply whose serve process died mid-stream
+// is left "streaming" in the database with nobody to finish it. Once it
+// has gone unwritten for longer than a live writer ever leaves it, reading
+// the conversation reports it as error, keeps its text, and stores that;
+// a reply written recently stays streaming.
+func TestAbandonedReplySettles(t *testing.T) {
+	lab := newChatLab(t, envOpts{})
+	m, _ := lab.serve("bot", fakeopenai.Echo)
+	dead := lab.conversation(m.ID, "")
+	live := lab.conversation(m.ID, "")
+	old := time.Now().Add(-2 * (gateway.DefaultFirstByteTimeout + time.Minute))
+	turn := func(at time.Time) []modellab.Message {
+		return []modellab.Message{
+			{Role: modellab.RoleUser, Content: "hello", Status: modellab.MessageDone, CreatedAt: at},
+			{Role: modellab.RoleAssistant, Content: "You sa", Status: modellab.MessageStreaming, CreatedAt: at},
+		}
+	}
+	ctx := context.Background()
+	if err := lab.e.db.AddMessages(ctx, dead.ID, turn(old), ""); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.e.db.AddMessages(ctx, live.ID, turn(time.Now()), ""); err != nil {
+		t.Fatal(err)
+	}
+	if ms := lab.get(dead.ID).Messages; len(ms) != 2 || ms[1].Status != modellab.MessageError || ms[1].Content != "You sa" {
+		t.Fatalf("abandoned reply read as %+v, want error with its text", ms)
+	}
+	stored, err := lab.e.db.ListMessages(ctx, dead.ID)
+	if err != nil || stored[1].Status != modellab.MessageError {
+		t.Errorf("abandoned reply stored as %+v (%v), want error", stored, err)
+	}
+	if ms := lab.get(live.ID).Messages; ms[1].Status != modellab.MessageStreaming {
+		t.Errorf("a reply written just now read as %q, want streaming", ms[1].Status)
 	}
 }

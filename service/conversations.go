@@ -81,11 +81,37 @@ func (s *Service) GetConversation(ctx context.Context, u *modellab.User, id stri
 	d := ConversationDetail{Conversation: c}
 	err = s.withDB(ctx, func(ctx context.Context) error {
 		var err error
-		d.Messages, err = s.store.ListMessages(ctx, c.ID)
-		return err
+		if d.Messages, err = s.store.ListMessages(ctx, c.ID); err != nil {
+			return err
+		}
+		s.settleAbandoned(ctx, d.Messages)
+		return nil
 	})
 	d.Messages = nonNil(d.Messages)
 	return d, err
+}
+
+// abandonedAfter is how long a streaming reply can go unwritten while its
+// writer lives: the gateway's longest silence, then the write interval and
+// the bound of the final write, with a margin.
+func (s *Service) abandonedAfter() time.Duration {
+	return s.gw.LongestSilence() + replyFlushEvery + finishTimeout + 5*time.Second
+}
+
+// settleAbandoned marks error, and stores so, every streaming reply that
+// no writer can still be writing: its serve process died mid-stream. It
+// would otherwise stay streaming for ever. What was received is kept.
+func (s *Service) settleAbandoned(ctx context.Context, msgs []modellab.Message) {
+	for i := range msgs {
+		m := &msgs[i]
+		if m.Status != modellab.MessageStreaming || s.now().Sub(m.UpdatedAt) < s.abandonedAfter() {
+			continue
+		}
+		m.Status = modellab.MessageError
+		if err := s.store.UpdateMessage(ctx, m); err != nil {
+			s.log.WarnContext(ctx, "could not settle an abandoned reply", "message_id", m.ID, "err", err)
+		}
+	}
 }
 
 // DeleteConversation removes one of u's conversations and its messages.

@@ -9,7 +9,7 @@ import (
 
 const (
 	conversationCols = "id, owner_id, model_id, title, created_at, updated_at"
-	messageCols      = "id, conversation_id, role, content, status, created_at"
+	messageCols      = "id, conversation_id, role, content, status, created_at, updated_at"
 )
 
 func scanConversation(r interface{ Scan(...any) error }) (modellab.Conversation, error) {
@@ -22,9 +22,9 @@ func scanConversation(r interface{ Scan(...any) error }) (modellab.Conversation,
 
 func scanMessage(r interface{ Scan(...any) error }) (modellab.Message, error) {
 	var m modellab.Message
-	var created int64
-	err := r.Scan(&m.ID, &m.ConversationID, &m.Role, &m.Content, &m.Status, &created)
-	m.CreatedAt = fromMicros(created)
+	var created, updated int64
+	err := r.Scan(&m.ID, &m.ConversationID, &m.Role, &m.Content, &m.Status, &created, &updated)
+	m.CreatedAt, m.UpdatedAt = fromMicros(created), fromMicros(updated)
 	return m, err
 }
 
@@ -155,7 +155,7 @@ func (db *DB) AddMessages(ctx context.Context, conversationID string, msgs []mod
 		if m.ID == "" {
 			m.ID = modellab.NewID(modellab.PrefixMessage)
 		}
-		m.ConversationID, m.CreatedAt = conversationID, at
+		m.ConversationID, m.CreatedAt, m.UpdatedAt = conversationID, at, at
 		out[i] = m
 	}
 	err := db.inTx(ctx, db.opts.QueryTimeout, func(t *tx) error {
@@ -201,14 +201,16 @@ func (db *DB) UpdateMessage(ctx context.Context, m *modellab.Message) error {
 	if !modellab.ValidMessageStatus(m.Status) {
 		return modellab.FieldErrorf("status", "status must be done, streaming, error or canceled")
 	}
+	at := now().UTC().Truncate(time.Microsecond)
 	n, err := db.exec(ctx, "UPDATE messages SET content = ?, status = ?, updated_at = ? WHERE id = ?",
-		m.Content, m.Status, micros(now()), m.ID)
+		m.Content, m.Status, micros(at), m.ID)
 	if err != nil {
 		return fail(err, "update message")
 	}
 	if n == 0 {
 		return modellab.Errorf(modellab.ENOTFOUND, "message %s not found", m.ID)
 	}
+	m.UpdatedAt = at
 	return nil
 }
 
