@@ -70,7 +70,7 @@ func cachedContent[A, T any](ctx context.Context, s *Service, spec readSpec, arg
 	if e, ok := s.cache.Peek(spec.key, spec.group); ok {
 		return e, cache.Hit, nil
 	}
-	return s.cache.Fetch(ctx, spec.key, cache.FetchOptions{TTL: spec.ttl, Group: spec.group, Tags: spec.tags},
+	return s.cache.Fetch(ctx, spec.key, spec.fetchOptions(),
 		func(context.Context) ([]byte, error) { return encode(body(arg)) })
 }
 

@@ -21,6 +21,34 @@ type readSpec struct {
 	shared bool
 }
 
+// ttlJitter is the most of its TTL a key's hash takes off. Entries filled
+// together (a crowd's warm-up, every user after a restart) would otherwise
+// expire together and reload in the same second: a crowd run saw 1,000
+// per-user loads in one. A key keeps its own share, so that a test's clock
+// and an operator's reading of a TTL stay predictable.
+const ttlJitter = 0.1
+
+// fetchOptions is spec for the cache. A value for everyone (shared) keeps
+// its TTL: there is one of it, nothing to spread.
+func (spec readSpec) fetchOptions() cache.FetchOptions {
+	ttl := spec.ttl
+	if !spec.shared {
+		ttl -= time.Duration(float64(ttl) * ttlJitter * keyFraction(spec.key))
+	}
+	return cache.FetchOptions{TTL: ttl, Group: spec.group, Tags: spec.tags}
+}
+
+// keyFraction maps key to [0, 1) by its FNV-1a hash: the same for a key
+// on every instance and in every run.
+func keyFraction(key string) float64 {
+	h := uint64(14695981039346656037)
+	for i := 0; i < len(key); i++ {
+		h ^= uint64(key[i])
+		h *= 1099511628211
+	}
+	return float64(h>>11) / (1 << 53)
+}
+
 // loader computes the value of a cached read from the database. It is a
 // plain function of its argument, not a closure, so that a hit builds
 // nothing: see cachedRead.
@@ -34,7 +62,7 @@ func cachedRead[A, T any](ctx context.Context, s *Service, spec readSpec, arg A,
 	if e, ok := s.cache.Peek(spec.key, spec.group); ok {
 		return e, cache.Hit, nil
 	}
-	return s.cache.Fetch(ctx, spec.key, cache.FetchOptions{TTL: spec.ttl, Group: spec.group, Tags: spec.tags},
+	return s.cache.Fetch(ctx, spec.key, spec.fetchOptions(),
 		func(ctx context.Context) ([]byte, error) {
 			if spec.shared {
 				ctx = withoutCaller(ctx)
