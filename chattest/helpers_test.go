@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/modellab/modellab"
+	"github.com/modellab/modellab/internal/testbin"
 	"github.com/modellab/modellab/internal/testenv"
 )
 
@@ -45,6 +46,7 @@ func startChild(t testing.TB, cmd *exec.Cmd) *child {
 	if err != nil {
 		t.Fatal(err)
 	}
+	testbin.DieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -80,6 +80,7 @@ func startProc(t *testing.T, env map[string]string) *proc {
 	if err != nil {
 		t.Fatal(err)
 	}
+	testbin.DieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -20,8 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modellab/modellab/internal/testbin"
 	"github.com/modellab/modellab/internal/testnginx"
-
 	"github.com/modellab/modellab/internal/testpg"
 	"github.com/modellab/modellab/internal/testredis"
 )
@@ -62,6 +62,7 @@ func startNginx(t *testing.T, upstreams []string) string {
 	front := freeAddr(t)
 	conf := testnginx.Conf(t, dir, upstreams, front)
 	cmd := exec.Command(nginx, "-e", filepath.Join(dir, "error.log"), "-p", dir, "-c", conf)
+	testbin.DieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -187,6 +188,7 @@ func (m *member) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
+	testbin.DieWithParent(m.cmd)
 	if err := m.cmd.Start(); err != nil {
 		t.Fatalf("start modellab: %v", err)
 	}

@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"go.uber.org/goleak"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +16,9 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
+	"github.com/modellab/modellab/internal/testbin"
 	"github.com/modellab/modellab/internal/testpg"
 	"github.com/modellab/modellab/internal/testredis"
 )
@@ -205,6 +207,7 @@ func startProc(t *testing.T, env map[string]string) *proc {
 	if err != nil {
 		t.Fatal(err)
 	}
+	testbin.DieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start modellab: %v", err)
 	}

@@ -127,6 +127,7 @@ func startActivated(t *testing.T, sock *os.File, env []string, want string) *act
 	if err != nil {
 		t.Fatal(err)
 	}
+	testbin.DieWithParent(a.cmd)
 	if err := a.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modellab/modellab/internal/testbin"
 	"github.com/modellab/modellab/internal/testnginx"
 )
 
@@ -82,6 +83,7 @@ func TestNginxInFrontOfTwoInstances(t *testing.T) {
 	front := freeAddr(t)
 	conf := testnginx.Conf(t, dir, []string{strings.TrimPrefix(sick.URL, "http://"), strings.TrimPrefix(healthy.url, "http://")}, front)
 	cmd := exec.Command(nginx, "-e", filepath.Join(dir, "error.log"), "-p", dir, "-c", conf)
+	testbin.DieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -30,6 +30,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/modellab/modellab/internal/testbin"
 )
 
 // Server is one redis-server process owned by a test.
@@ -133,6 +135,7 @@ func freePort(t testing.TB, cluster bool) int {
 func (s *Server) launch(bin string) error {
 	cmd := exec.Command(bin, s.args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	testbin.DieWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return err
 	}
