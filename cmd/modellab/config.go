@@ -87,7 +87,7 @@ const (
 var envVars = []envVar{
 	{"ADDR", ":8080", "`:8080` (or `:$PORT` when `PORT` is set)", "listen address", inServe | inProbe},
 	{"PORT", "", "", "listen port when `ADDR` is not set (set by many platforms)", inServe | inProbe},
-	{"LISTEN_FDS", "", "unset", "socket activation (systemd's `modellab.socket`, or any supervisor that does the same): `1` with `LISTEN_PID` naming this process serves the inherited listening socket, file descriptor 3, instead of listening on `ADDR`; the socket outlives a restart, so connections made meanwhile wait in it instead of being refused (DEPLOYMENT.md, \"Restarts without a refused connection\")", inServe},
+	{"LISTEN_FDS", "", "unset", "socket activation (systemd's `modellab.socket`, or any supervisor that does the same): `1` with `LISTEN_PID` naming this process serves the inherited listening socket, file descriptor 3, instead of listening on `ADDR`; the socket outlives a restart, so connections made meanwhile wait in it instead of being refused (DEPLOYMENT.md, \"Rolling restarts behind nginx\")", inServe},
 	{"LISTEN_PID", "", "unset", "the process `LISTEN_FDS` is meant for; `LISTEN_FDS` is ignored in any other process (as systemd's `sd_listen_fds` does)", inServe},
 	{"DATABASE_URL", "sqlite://./modellab.db", "", "`postgres://…` selects PostgreSQL; `sqlite://PATH` the embedded SQLite", inServe | inDB},
 	{"REDIS_URL", "", "", "`redis://` or `rediss://` (TLS) URL of a standalone Redis or any node of a Redis Cluster", inServe},
