@@ -168,9 +168,13 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 		}
 		sw := &statusWriter{ResponseWriter: w, id: id}
 		w.Header()["X-Request-Id"] = sw.headerValue(id)
-		// The peer's address, not X-Forwarded-For: the server trusts no
-		// proxy header, which any client could forge to get a fresh share.
-		sw.caller.Reset(r.RemoteAddr)
+		// The peer's address, or the client a trusted proxy names: never a
+		// header any client could forge to get a fresh share.
+		addr := r.RemoteAddr
+		if len(s.cfg.TrustedProxies) > 0 {
+			addr = clientAddr(r, s.cfg.TrustedProxies)
+		}
+		sw.caller.Reset(addr)
 		r = r.WithContext(&requestContext{Context: r.Context(), sw: sw})
 
 		if n := s.metrics.inFlight.Add(1); n > maxInFlight {
@@ -204,7 +208,8 @@ func (s *Server) middleware(mux *http.ServeMux) http.Handler {
 				slog.String("method", r.Method), slog.String("path", r.URL.Path),
 				slog.String("route", route), slog.Int("status", sw.status),
 				slog.Int64("bytes", sw.bytes), slog.Duration("duration", elapsed),
-				slog.String("request_id", id), slog.String("cache", sw.Header().Get("X-Cache")))
+				slog.String("request_id", id), slog.String("cache", sw.Header().Get("X-Cache")),
+				slog.String("client", addr))
 		}
 	})
 }

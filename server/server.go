@@ -8,6 +8,7 @@ package server
 import (
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync/atomic"
 
 	"github.com/modellab/modellab/cache"
@@ -27,6 +28,11 @@ type Config struct {
 	// AccessLog, when set, gets one line per request. It is a logger of
 	// its own so that it can be buffered without delaying error logs.
 	AccessLog *slog.Logger
+
+	// TrustedProxies are the proxies whose X-Forwarded-For names the
+	// client of an anonymous request, for fairness (clientAddr). None: the
+	// peer's address, whatever the header says.
+	TrustedProxies []netip.Prefix
 }
 
 // Server is the JSON API of modellab.

@@ -5,12 +5,14 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/modellab/modellab/server"
 	"github.com/modellab/modellab/service"
 )
 
@@ -41,6 +43,9 @@ type config struct {
 	Shutdown      time.Duration
 	ShutdownDelay time.Duration // readiness 503 but still serving, before the drain
 	DebugAddr     string        // "" = no profiling listener
+	// TrustedProxies name the client of an anonymous request through
+	// X-Forwarded-For (none: the peer is the client).
+	TrustedProxies []netip.Prefix
 	// Inherited: socket activation passed this process its listening
 	// socket (file descriptor 3); Addr is not listened on.
 	Inherited bool
@@ -108,6 +113,7 @@ var envVars = []envVar{
 	{"DISABLE_LOCAL_CACHE", "false", "", "`true`: no in-process tier (to measure the Redis tier alone)", allServer},
 	{"ACCESS_LOG", "true", "", "one log line per request", inServe},
 	{"DEBUG_ADDR", "", "", "an address (e.g. `127.0.0.1:6060`) for a separate listener serving `/debug/pprof/`; never on the API address", inServe},
+	{"TRUSTED_PROXIES", "", "none", "addresses or CIDR prefixes, comma-separated (e.g. `127.0.0.1,10.0.0.0/8`), of the proxies in front: for a request from one of them, fairness counts an anonymous client by the last `X-Forwarded-For` address that is not itself a trusted proxy; otherwise (and by default) by the peer's address, so that behind nginx every anonymous client is one", inServe},
 	{"MAX_IN_FLIGHT", "10000", "", "requests served at once; past it, 503 with `Retry-After`", allServer},
 	{"MAX_DB_IN_FLIGHT", "64", "", "database-bound operations at once; the rest wait up to 1 s, then 503 (429 for a user past `MAX_DB_IN_FLIGHT_PER_USER`)", allServer},
 	{"MAX_DB_IN_FLIGHT_PER_USER", "", "a quarter of `MAX_DB_IN_FLIGHT` (rounded up)", "database-bound operations one user (or one anonymous client address) may hold at once, at most `MAX_DB_IN_FLIGHT`; the rest of that user's work waits its turn (fair between users) and is shed with 429 `rate_limited` and `Retry-After` when the wait runs out", allServer},
@@ -197,6 +203,15 @@ func (e *envReader) inherited(pid int) bool {
 	return true
 }
 
+func (e *envReader) prefixes(name string) []netip.Prefix {
+	v := e.str(name)
+	p, err := server.ParseTrustedProxies(v)
+	if err != nil {
+		e.fail(fmt.Errorf("%s=%q: %v (addresses or CIDR prefixes, comma-separated)", name, v, err))
+	}
+	return p
+}
+
 // loadConfig reads the whole environment, as serve does.
 func loadConfig(getenv func(string) string) (config, error) {
 	return loadConfigFor(getenv, inServe)
@@ -232,6 +247,7 @@ func loadConfigFor(getenv func(string) string, sc scope) (config, error) {
 	c.Shutdown = e.millis("SHUTDOWN_TIMEOUT_MS")
 	c.ShutdownDelay = time.Duration(e.integer("SHUTDOWN_DELAY_MS", 0)) * time.Millisecond
 	c.DebugAddr = e.str("DEBUG_ADDR")
+	c.TrustedProxies = e.prefixes("TRUSTED_PROXIES")
 	e.chat(&c)
 	c.LogLevel = e.logLevel()
 	c.LogFormat = strings.ToLower(e.str("LOG_FORMAT"))

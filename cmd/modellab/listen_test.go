@@ -191,3 +191,47 @@ func postModel(t *testing.T, addr, token, name string) int {
 	res.Body.Close()
 	return res.StatusCode
 }
+
+// TestTrustedProxies: the access log's client is the peer unless the peer
+// is a trusted proxy, whose X-Forwarded-For then names the client; a bad
+// TRUSTED_PROXIES stops serve with a message naming it.
+func TestTrustedProxies(t *testing.T) {
+	for _, tc := range []struct{ name, trusted, want string }{
+		{"none trusted", "", "client=127.0.0.1:"},
+		{"loopback trusted", "127.0.0.1, ::1", "client=198.51.100.7\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := startServe(t, map[string]string{
+				"DATABASE_URL":        "sqlite://" + filepath.Join(t.TempDir(), "p.db"),
+				"DISABLE_REDIS_CACHE": "true", "ACCESS_LOG": "true", "TRUSTED_PROXIES": tc.trusted,
+			}, "--demo=false")
+			req, err := http.NewRequest("GET", p.url+"/api/models", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.Header.Set("X-Forwarded-For", "198.51.100.7")
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			if code := p.stop(t); code != 0 {
+				t.Fatalf("serve exited %d", code)
+			}
+			var line string
+			for _, l := range strings.SplitAfter(p.logs(), "\n") {
+				if strings.Contains(l, "path=/api/models") {
+					line = l
+				}
+			}
+			if !strings.Contains(line, tc.want) {
+				t.Errorf("access log line %q, want %q in it", line, tc.want)
+			}
+		})
+	}
+	code, _, stderr := runCLI(map[string]string{"TRUSTED_PROXIES": "10.0.0.0/33", "DISABLE_REDIS_CACHE": "true",
+		"DATABASE_URL": "sqlite://" + filepath.Join(t.TempDir(), "bad.db")}, "serve", "--addr", "127.0.0.1:0")
+	if code == 0 || !strings.Contains(stderr, "TRUSTED_PROXIES") {
+		t.Errorf("bad TRUSTED_PROXIES: exit %d, stderr %q", code, stderr)
+	}
+}

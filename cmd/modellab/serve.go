@@ -183,11 +183,12 @@ func (a *app) mount(cfg config, log *slog.Logger, logOut io.Writer) error {
 		accessLog = newLogger(a.accessLog, cfg)
 	}
 	api := server.New(server.Config{
-		Service:     a.service,
-		Metrics:     a.metrics,
-		Logger:      log,
-		MaxInFlight: cfg.MaxInFlight,
-		AccessLog:   accessLog,
+		Service:        a.service,
+		Metrics:        a.metrics,
+		Logger:         log,
+		MaxInFlight:    cfg.MaxInFlight,
+		TrustedProxies: cfg.TrustedProxies,
+		AccessLog:      accessLog,
 	})
 	a.api = api
 	pages, err := web.New(web.Config{Service: a.service, Logger: log})
