@@ -18,22 +18,31 @@ func clientAddr(r *http.Request, trusted []netip.Prefix) string {
 	if !ok || !isTrusted(peer, trusted) {
 		return r.RemoteAddr
 	}
-	client := peer
+	// Substrings of the request, not formatted addresses: this runs on
+	// every request behind the proxy, hits included.
+	client := r.RemoteAddr
 	values := r.Header["X-Forwarded-For"]
 	for i := len(values) - 1; i >= 0; i-- {
-		hops := strings.Split(values[i], ",")
-		for j := len(hops) - 1; j >= 0; j-- {
-			a, err := netip.ParseAddr(strings.TrimSpace(hops[j]))
-			if err != nil {
-				return client.String() // a hop we cannot read: stop at the last one we could
+		rest := values[i]
+		for rest != "" {
+			hop := rest
+			if k := strings.LastIndexByte(rest, ','); k >= 0 {
+				hop, rest = rest[k+1:], rest[:k]
+			} else {
+				rest = ""
 			}
-			client = a.Unmap()
-			if !isTrusted(client, trusted) {
-				return client.String()
+			hop = strings.TrimSpace(hop)
+			a, err := netip.ParseAddr(hop)
+			if err != nil {
+				return client // a hop we cannot read: stop at the last one we could
+			}
+			client = hop
+			if !isTrusted(a.Unmap(), trusted) {
+				return client
 			}
 		}
 	}
-	return client.String()
+	return client
 }
 
 // hostAddr is the IP of a host:port (or of a bare IP).

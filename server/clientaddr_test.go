@@ -23,9 +23,10 @@ func TestClientAddr(t *testing.T) {
 		{"several header lines", "127.0.0.1:4000", []string{"198.51.100.9", "10.1.2.3"}, "198.51.100.9"},
 		{"IPv6 proxy", "[::1]:4000", []string{"2001:db8::5"}, "2001:db8::5"},
 		{"IPv4-mapped peer", "[::ffff:127.0.0.1]:4000", []string{"198.51.100.1"}, "198.51.100.1"},
-		{"trusted proxy, no header: the proxy", "127.0.0.1:4000", nil, "127.0.0.1"},
+		{"trusted proxy, no header: the proxy", "127.0.0.1:4000", nil, "127.0.0.1:4000"},
 		{"all hops trusted: the first", "127.0.0.1:4000", []string{"10.0.0.1, 10.0.0.2"}, "10.0.0.1"},
-		{"garbage stops at the last hop read", "127.0.0.1:4000", []string{"198.51.100.1, not-an-ip"}, "127.0.0.1"},
+		{"garbage stops at the last hop read", "127.0.0.1:4000", []string{"198.51.100.1, not-an-ip"}, "127.0.0.1:4000"},
+		{"garbage after a trusted hop", "127.0.0.1:4000", []string{"junk, 10.0.0.1"}, "10.0.0.1"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -37,6 +38,15 @@ func TestClientAddr(t *testing.T) {
 				t.Errorf("clientAddr = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// A request behind the proxy pays no allocation for it.
+func TestClientAddrAllocs(t *testing.T) {
+	trusted, _ := ParseTrustedProxies("127.0.0.1")
+	r := &http.Request{RemoteAddr: "127.0.0.1:4000", Header: http.Header{"X-Forwarded-For": {"1.2.3.4, 198.51.100.1"}}}
+	if n := testing.AllocsPerRun(100, func() { _ = clientAddr(r, trusted) }); n != 0 {
+		t.Errorf("clientAddr allocates %v times per request, want 0", n)
 	}
 }
 
