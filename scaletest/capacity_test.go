@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/modellab/modellab/internal/testenv"
 	"github.com/modellab/modellab/internal/testpg"
 	"github.com/modellab/modellab/internal/testredis"
 )
@@ -119,7 +120,7 @@ func TestCapacityCosts(t *testing.T) {
 		t.Skip("long: set MODELLAB_SOAK=1 (make soak)")
 	}
 	r := testredis.Start(t)
-	m := startMember(t, freeAddr(t), map[string]string{
+	m := startMember(t, testenv.FreeAddr(t), map[string]string{
 		"DATABASE_URL": testpg.URL(t), "REDIS_URL": r.URL(), "ADMIN_TOKEN": adminToken,
 		"ACCESS_LOG": "false", "LOG_LEVEL": "warn", "SHUTDOWN_DELAY_MS": "0",
 	})

@@ -29,12 +29,7 @@ func TestClusterFailoverReadYourWrites(t *testing.T) {
 		redisTimeout: 100 * time.Millisecond}) // the production default
 	a.waitRedisUp()
 	tok, uid := a.user("writer")
-	readers := []string{tok, ""}
-	for i := 0; i < 10; i++ {
-		rt, _ := a.user(fmt.Sprintf("reader%d", i))
-		a.model(rt, map[string]any{"name": "m", "provider": "p"})
-		readers = append(readers, rt)
-	}
+	readers := readerTokens(a, tok)
 	stop, reads, failed := readLoad(a, readers, 100)
 	master, err := cl.MasterOf(prefix + "api:models:user:" + uid)
 	if err != nil {
@@ -120,12 +115,7 @@ func TestClusterFailoverTwoInstances(t *testing.T) {
 	a.waitRedisUp()
 	b.waitRedisUp()
 	tok, uid := a.user("writer")
-	readers := []string{tok, ""}
-	for i := 0; i < 10; i++ {
-		rt, _ := a.user(fmt.Sprintf("reader%d", i))
-		a.model(rt, map[string]any{"name": "m", "provider": "p"})
-		readers = append(readers, rt)
-	}
+	readers := readerTokens(a, tok)
 	stopA, readsA, failedA := readLoad(a, readers, 50)
 	stopB, readsB, failedB := readLoad(b, readers, 50)
 	master, err := cl.MasterOf(prefix + "api:models:user:" + uid)
@@ -229,4 +219,16 @@ func failoverFigures(after []failoverRound) (firstVisible, settled, worst time.D
 func tail(s string, n int) string {
 	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
 	return strings.Join(lines[max(0, len(lines)-n):], "\n")
+}
+
+// readerTokens is the readers of the failover tests: the writer, an
+// anonymous reader ("") and ten users with a private model each, made on a.
+func readerTokens(a *inst, writer string) []string {
+	readers := []string{writer, ""}
+	for i := 0; i < 10; i++ {
+		rt, _ := a.user(fmt.Sprintf("reader%d", i))
+		a.model(rt, map[string]any{"name": "m", "provider": "p"})
+		readers = append(readers, rt)
+	}
+	return readers
 }

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/modellab/modellab/internal/testbin"
+	"github.com/modellab/modellab/internal/testenv"
 	"github.com/modellab/modellab/internal/testnginx"
 	"github.com/modellab/modellab/internal/testpg"
 	"github.com/modellab/modellab/internal/testredis"
@@ -59,7 +60,7 @@ func startNginx(t *testing.T, upstreams []string) string {
 	t.Helper()
 	nginx := findNginx(t)
 	dir := t.TempDir()
-	front := freeAddr(t)
+	front := testenv.FreeAddr(t)
 	conf := testnginx.Conf(t, dir, upstreams, front)
 	cmd := exec.Command(nginx, "-e", filepath.Join(dir, "error.log"), "-p", dir, "-c", conf)
 	testbin.DieWithParent(cmd)
@@ -97,16 +98,6 @@ func writeFile(t *testing.T, path, s string) {
 	if err := os.WriteFile(path, []byte(s), 0o644); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // member is one `modellab serve` process on a fixed address that the test

@@ -2,7 +2,6 @@ package main
 
 import (
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/modellab/modellab/internal/testbin"
+	"github.com/modellab/modellab/internal/testenv"
 	"github.com/modellab/modellab/internal/testnginx"
 )
 
@@ -49,16 +49,6 @@ func TestNginxConfigSyntax(t *testing.T) {
 	}
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // nginx with this configuration in front of two instances, one of them
 // sick (it sheds everything with 503, then goes away): GETs are retried on
 // the healthy one (proxy_next_upstream http_503, then error), a POST is
@@ -80,7 +70,7 @@ func TestNginxInFrontOfTwoInstances(t *testing.T) {
 	}))
 	defer sick.Close()
 	dir := t.TempDir()
-	front := freeAddr(t)
+	front := testenv.FreeAddr(t)
 	conf := testnginx.Conf(t, dir, []string{strings.TrimPrefix(sick.URL, "http://"), strings.TrimPrefix(healthy.url, "http://")}, front)
 	cmd := exec.Command(nginx, "-e", filepath.Join(dir, "error.log"), "-p", dir, "-c", conf)
 	testbin.DieWithParent(cmd)

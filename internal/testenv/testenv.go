@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -227,4 +228,16 @@ func (c *Client) Model(token string, body map[string]any) modellab.Model {
 	var m modellab.Model
 	c.Must(201, "POST", "/api/models", token, body).JSON(c.T, &m)
 	return m
+}
+
+// FreeAddr is a loopback address with a port free a moment ago, for a
+// process the test starts that must listen on a known address.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
