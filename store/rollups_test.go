@@ -191,11 +191,11 @@ func (db *DB) testProvider(t *testing.T) *goose.Provider {
 	}
 	var p *goose.Provider
 	if db.engine == EngineSQLite {
-		p, err = goose.NewProvider(goose.DialectSQLite3, db.wr, fsys)
+		p, err = goose.NewProvider(goose.DialectSQLite3, db.wr, fsys, goose.WithGoMigrations(db.goMigrations()...))
 	} else {
 		sqldb := stdlib.OpenDBFromPool(db.pool)
 		t.Cleanup(func() { sqldb.Close() })
-		p, err = goose.NewProvider(goose.DialectPostgres, sqldb, fsys)
+		p, err = goose.NewProvider(goose.DialectPostgres, sqldb, fsys, goose.WithGoMigrations(db.goMigrations()...))
 	}
 	if err != nil {
 		t.Fatal(err)

@@ -68,7 +68,7 @@ func (rs *runSeeder) seed(ctx context.Context, res *SeedResult) error {
 	}
 	err := rs.db.inTx(ctx, 0, func(t *tx) error {
 		points := rs.pointRows(plans)
-		if err := bulkInsert(t, "metric_points", pointCols, points.next); err != nil {
+		if err := bulkInsert(t, "metric_chunks", chunkCols, points.next); err != nil {
 			return fmt.Errorf("metric points: %w", err)
 		}
 		res.MetricPoints = points.n
@@ -86,7 +86,7 @@ func (rs *runSeeder) seed(ctx context.Context, res *SeedResult) error {
 	}
 	res.Runs = len(plans)
 	// Statistics for the planner, as the rest of the seed has them.
-	for _, table := range []string{"runs", "run_latest", "metric_points"} {
+	for _, table := range []string{"runs", "run_latest", "metric_chunks"} {
 		if _, err := rs.db.exec(ctx, "ANALYZE "+table); err != nil {
 			return fail(err, "analyze "+table)
 		}
@@ -259,15 +259,15 @@ func (rs *runSeeder) plan(i int, owner *modellab.User, models []*seedModel) plan
 	return plannedRun{run: run, shape: sh, params: string(params), last: -1, latest: map[string]modellab.MetricPoint{}}
 }
 
-// pointStream yields the points of the runs, run after run, generating
-// each run's when its turn comes (a large data set never sits in memory)
-// and noting its summary.
+// pointStream yields the chunk rows of the runs, run after run,
+// generating each run's points when its turn comes (a large data set never
+// sits in memory) and noting its summary.
 type pointStream struct {
 	rs    *runSeeder
 	plans []plannedRun
 	run   int
-	buf   []modellab.MetricPoint
-	n     int
+	rows  [][]any
+	n     int // points
 }
 
 func (rs *runSeeder) pointRows(plans []plannedRun) *pointStream {
@@ -275,23 +275,27 @@ func (rs *runSeeder) pointRows(plans []plannedRun) *pointStream {
 }
 
 func (ps *pointStream) next() ([]any, bool) {
-	for len(ps.buf) == 0 {
+	for len(ps.rows) == 0 {
 		if ps.run++; ps.run >= len(ps.plans) {
 			return nil, false
 		}
 		p := &ps.plans[ps.run]
-		ps.buf = p.shape.points(ps.rs.s.r)
-		for _, pt := range ps.buf {
+		pts := dedupePoints(p.shape.points(ps.rs.s.r))
+		for _, pt := range pts {
 			p.last = max(p.last, pt.Step)
 			if l, ok := p.latest[pt.Key]; !ok || pt.Step >= l.Step {
 				p.latest[pt.Key] = pt
 			}
 		}
+		ps.n += len(pts)
+		for _, g := range groupChunks(pts) {
+			c := g.row()
+			ps.rows = append(ps.rows, []any{p.run.ID, c.key, c.chunk, c.lo, c.hi, c.data})
+		}
 	}
-	pt := &ps.buf[0]
-	ps.buf = ps.buf[1:]
-	ps.n++
-	return []any{ps.plans[ps.run].run.ID, pt.Key, pt.Step, pt.Value, micros(pt.Timestamp)}, true
+	row := ps.rows[0]
+	ps.rows = ps.rows[1:]
+	return row, true
 }
 
 // bulkInsert writes the rows next yields into table: one COPY on

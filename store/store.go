@@ -308,16 +308,17 @@ func (db *DB) migrations() (*goose.Provider, func(), error) {
 	// missing earlier one instead of refusing to start. Each migration
 	// touches its own tables, so the order between them does not matter.
 	outOfOrder := goose.WithAllowOutofOrder(true)
+	goMigrations := goose.WithGoMigrations(db.goMigrations()...)
 	switch db.engine {
 	case EngineSQLite:
-		p, err = goose.NewProvider(goose.DialectSQLite3, db.wr, fsys, outOfOrder)
+		p, err = goose.NewProvider(goose.DialectSQLite3, db.wr, fsys, outOfOrder, goMigrations)
 	default:
 		sqldb := stdlib.OpenDBFromPool(db.pool)
 		done = func() { _ = sqldb.Close() }
 		var locker lock.SessionLocker
 		locker, err = lock.NewPostgresSessionLocker()
 		if err == nil {
-			p, err = goose.NewProvider(goose.DialectPostgres, sqldb, fsys, goose.WithSessionLocker(locker), outOfOrder)
+			p, err = goose.NewProvider(goose.DialectPostgres, sqldb, fsys, goose.WithSessionLocker(locker), outOfOrder, goMigrations)
 		}
 	}
 	if err != nil {
