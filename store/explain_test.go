@@ -137,3 +137,34 @@ func TestRollupReadsUseKeys(t *testing.T) {
 		})
 	}
 }
+
+// TestHistoryReadsUseKey: the history read and ingest's lookup of stored
+// chunks reach one run's chunks through the primary key, never a scan.
+func TestHistoryReadsUseKey(t *testing.T) {
+	for _, engine := range []string{EngineSQLite, EnginePostgres} {
+		t.Run(engine, func(t *testing.T) {
+			db := openInternal(t, engine)
+			if err := db.Migrate(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			for name, q := range map[string]struct {
+				sql  string
+				args []any
+			}{
+				"all keys": {historySQL(0), []any{"run_x", "run_x", int64(0), int64(-1)}},
+				"a poll":   {historySQL(0), []any{"run_x", "run_x", int64(1562), int64(99_999)}},
+				"two keys": {historySQL(2), []any{"run_x", "run_x", int64(7), int64(500), "loss", "lr"}},
+			} {
+				plan := db.explain(t, q.sql, q.args)
+				t.Logf("%s:\n%s", name, plan)
+				if strings.Contains(plan, "SCAN metric_chunks\n") || strings.HasSuffix(plan, "SCAN metric_chunks") ||
+					strings.Contains(plan, "Seq Scan on metric_chunks") {
+					t.Errorf("%s: full scan of metric_chunks:\n%s", name, plan)
+				}
+				if !strings.Contains(plan, "metric_chunks_pkey") && !strings.Contains(plan, "sqlite_autoindex_metric_chunks_1") {
+					t.Errorf("%s: plan does not use the chunks' primary key:\n%s", name, plan)
+				}
+			}
+		})
+	}
+}

@@ -22,7 +22,9 @@ import (
 // row is told apart by its chunk, below zero (a chunk's is never): it
 // holds "owner status", -2 - last_step (-1 for none), no data and
 // rewrites; the other rows are (key, chunk, data, hi). A chunk whose
-// highest step is not after the cursor holds nothing to read. Rows come in
+// highest step is not after the cursor holds nothing to read; the bound on
+// the chunk lets the primary key skip those of a long run that a poll
+// (the cursor at the last step) does not need. Rows come in
 // (key, chunk) order along the primary key; MetricHistory does not rely on
 // it for correctness.
 func historySQL(nkeys int) string {
@@ -30,7 +32,7 @@ func historySQL(nkeys int) string {
 	b.WriteString(`SELECT owner_id || ' ' || status, -2 - COALESCE(last_step, -1), CAST(NULL AS BYTEA), rewrites
 		FROM runs WHERE id = ?
 		UNION ALL
-		SELECT * FROM (SELECT key, chunk, data, hi FROM metric_chunks WHERE run_id = ? AND hi > ?`)
+		SELECT * FROM (SELECT key, chunk, data, hi FROM metric_chunks WHERE run_id = ? AND chunk >= ? AND hi > ?`)
 	if nkeys > 0 {
 		b.WriteString(" AND key IN (?" + strings.Repeat(", ?", nkeys-1) + ")")
 	}
@@ -44,8 +46,8 @@ func historySQL(nkeys int) string {
 // rights: OwnerID says whose run it is. A run that does not exist is
 // ENOTFOUND.
 func (db *DB) MetricHistory(ctx context.Context, id string, q modellab.MetricQuery) (modellab.RunHistory, error) {
-	args := make([]any, 0, 3+len(q.Keys))
-	args = append(args, id, id, q.AfterStep)
+	args := make([]any, 0, 4+len(q.Keys))
+	args = append(args, id, id, chunkOf(max(q.AfterStep+1, 0)), q.AfterStep)
 	for _, k := range q.Keys {
 		args = append(args, k)
 	}
