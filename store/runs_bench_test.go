@@ -61,7 +61,8 @@ func curve(key string, from, n int) []modellab.MetricPoint {
 // BenchmarkIngest stores 10,000-point batches (five keys, 2,000 steps
 // each) into one run: "append" as a training job logging in bulk does
 // (every step new), "rewrite" sending the same batch again (every point
-// replaces one).
+// replaces one). BenchmarkIngestStep is the other end: a trainer logging
+// one step of three keys per call.
 func BenchmarkIngest(b *testing.B) {
 	keys := []string{"loss", "lr", "grad_norm", "throughput", "eval/loss"}
 	const perKey = modellab.MaxPointsPerBatch / 5
@@ -98,6 +99,27 @@ func BenchmarkIngest(b *testing.B) {
 				b.ReportMetric(float64(b.N*modellab.MaxPointsPerBatch)/b.Elapsed().Seconds(), "points/s")
 			})
 		}
+	}
+}
+
+func BenchmarkIngestStep(b *testing.B) {
+	for _, engine := range []string{"sqlite", "postgres"} {
+		b.Run(engine, func(b *testing.B) {
+			db := benchOpen(b, engine)
+			ctx := context.Background()
+			run := benchRun(b, db)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				var pts []modellab.MetricPoint
+				for _, k := range []string{"loss", "lr", "grad_norm"} {
+					pts = append(pts, curve(k, i, 1)...)
+				}
+				if err := db.IngestMetrics(ctx, modellab.MetricBatch{RunID: run.ID, OwnerID: run.OwnerID, Points: pts}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "calls/s")
+		})
 	}
 }
 
