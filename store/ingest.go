@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"math"
 	"slices"
 	"strings"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/modellab/modellab"
+	"modernc.org/sqlite"
 )
 
 // dedupePoints keeps the last of the points that share a (key, step), as
@@ -91,12 +93,15 @@ func (db *DB) IngestMetrics(ctx context.Context, b modellab.MetricBatch) error {
 	in.groups = groupChunks(in.points)
 	var n int64
 	var err error
-	if db.pool != nil && len(in.points) < pgTxMin {
+	switch {
+	case db.pool == nil:
+		n, err = db.ingestSQLite(ctx, in)
+	case len(in.points) < pgTxMin:
 		n, err = db.ingestPostgresAppend(ctx, in)
 		if errors.Is(err, errNotAppend) {
 			n, err = db.ingestTx(ctx, in)
 		}
-	} else {
+	default:
 		n, err = db.ingestTx(ctx, in)
 	}
 	if err != nil {
@@ -172,18 +177,14 @@ func (db *DB) ingestPostgresAppend(ctx context.Context, in *ingest) (int64, erro
 	return n, err
 }
 
-// ingestTx is the general ingest, on both engines: in a transaction that
-// holds the run's row (SQLite's holds the whole database), read the stored
-// chunks the batch falls into, merge, write them back and the summary.
+// ingestTx is the general ingest on PostgreSQL: in a transaction that
+// holds the run's row, read the stored chunks the batch falls into, merge,
+// write them back and the summary.
 func (db *DB) ingestTx(ctx context.Context, in *ingest) (int64, error) {
 	var n int64
 	err := db.inTx(ctx, db.opts.QueryTimeout, func(t *tx) error {
-		lock := "SELECT last_step FROM runs WHERE id = ? AND owner_id = ?"
-		if t.pg != nil {
-			lock += " FOR UPDATE"
-		}
 		var last *int64
-		err := t.get(lock, []any{in.b.RunID, in.b.OwnerID}, &last)
+		err := t.get("SELECT last_step FROM runs WHERE id = ? AND owner_id = ? FOR UPDATE", []any{in.b.RunID, in.b.OwnerID}, &last)
 		if errors.Is(err, sql.ErrNoRows) || errors.Is(err, pgx.ErrNoRows) {
 			return nil
 		}
@@ -303,12 +304,14 @@ const pgChunkUpsert = `INSERT INTO metric_chunks (run_id, key, chunk, lo, hi, da
 
 const sqliteChunkUpsert = " ON CONFLICT (run_id, key, chunk) DO UPDATE SET lo = excluded.lo, hi = excluded.hi, data = excluded.data"
 
-// upsertChunks writes the chunks whole.
+// upsertChunks writes the chunks whole (PostgreSQL).
 func (t *tx) upsertChunks(run string, rows []chunkRow) error {
-	if t.pg != nil {
-		keys, chunks, los, his, data := chunkColumns(rows)
-		return t.exec(pgChunkUpsert, run, keys, chunks, los, his, data)
-	}
+	keys, chunks, los, his, data := chunkColumns(rows)
+	return t.exec(pgChunkUpsert, run, keys, chunks, los, his, data)
+}
+
+// writeChunksSQLite inserts the chunks, doing onConflict with a stored one.
+func (t *tx) writeChunksSQLite(run string, rows []chunkRow, onConflict string) error {
 	args := make([]any, 0, min(len(rows), sqliteChunkBatch)*len(chunkCols))
 	for start := 0; start < len(rows); start += sqliteChunkBatch {
 		part := rows[start:min(start+sqliteChunkBatch, len(rows))]
@@ -317,7 +320,7 @@ func (t *tx) upsertChunks(run string, rows []chunkRow) error {
 			c := &part[i]
 			args = append(args, run, c.key, c.chunk, c.lo, c.hi, c.data)
 		}
-		if err := t.execSQLite(insertValues("metric_chunks", chunkCols, len(part))+sqliteChunkUpsert, args...); err != nil {
+		if err := t.execSQLite(insertValues("metric_chunks", chunkCols, len(part))+onConflict, args...); err != nil {
 			return err
 		}
 	}
@@ -339,21 +342,58 @@ var latestCols = []string{"run_id", "key", "step", "value"}
 // summary keeps the run's latest values and last step, and counts a
 // batch that reaches back below the last step as a rewrite.
 func (t *tx) summary(in *ingest) error {
-	if t.pg != nil {
-		lkeys, lsteps, lvalues := pointColumns(in.latest)
-		return t.exec(pgSummarySQL, in.b.RunID, lkeys, lsteps, lvalues, in.bottom, in.top, in.top, in.at, in.b.RunID)
-	}
-	err := t.exec(`UPDATE runs SET rewrites = rewrites + CASE WHEN ? < COALESCE(last_step, -1) THEN 1 ELSE 0 END,
-		last_step = CASE WHEN last_step IS NULL OR last_step < ? THEN ? ELSE last_step END,
-		updated_at = ? WHERE id = ?`, in.bottom, in.top, in.top, in.at, in.b.RunID)
-	if err != nil {
-		return err
-	}
-	args := make([]any, 0, len(in.latest)*len(latestCols))
-	for i := range in.latest {
-		args = append(args, in.b.RunID, in.latest[i].Key, in.latest[i].Step, in.latest[i].Value)
-	}
-	return t.execSQLite(insertValues("run_latest", latestCols, len(in.latest))+sqliteLatestUpsert, args...)
+	lkeys, lsteps, lvalues := pointColumns(in.latest)
+	return t.exec(pgSummarySQL, in.b.RunID, lkeys, lsteps, lvalues, in.bottom, in.top, in.top, in.at, in.b.RunID)
+}
+
+// ingestSQLite is the ingest in SQLite's transaction, which holds the
+// whole database: three statements, as a trainer's step costs them. The
+// run's summary goes first and is the owner check; the chunks are then
+// appended to in one upsert, as on PostgreSQL; only a batch that reaches
+// back into a stored chunk, which that upsert refuses, reads the chunks
+// and merges (a refused statement leaves SQLite's transaction as it was,
+// and a part of the batch already appended merges again unchanged).
+func (db *DB) ingestSQLite(ctx context.Context, in *ingest) (int64, error) {
+	var n int64
+	err := db.inTx(ctx, db.opts.QueryTimeout, func(t *tx) error {
+		var err error
+		n, err = t.execN(`UPDATE runs SET rewrites = rewrites + CASE WHEN ? < COALESCE(last_step, -1) THEN 1 ELSE 0 END,
+			last_step = CASE WHEN last_step IS NULL OR last_step < ? THEN ? ELSE last_step END,
+			updated_at = ? WHERE id = ? AND owner_id = ?`, in.bottom, in.top, in.top, in.at, in.b.RunID, in.b.OwnerID)
+		if err != nil || n == 0 {
+			return err
+		}
+		err = t.writeChunksSQLite(in.b.RunID, newChunks(in.groups), sqliteChunkAppend)
+		if isNotAppendSQLite(err) {
+			unknown := int64(math.MaxInt64) // any chunk may be stored
+			var rows []chunkRow
+			if rows, err = t.mergeChunks(in, &unknown); err == nil {
+				err = t.writeChunksSQLite(in.b.RunID, rows, sqliteChunkUpsert)
+			}
+		}
+		if err != nil {
+			return err
+		}
+		args := make([]any, 0, len(in.latest)*len(latestCols))
+		for i := range in.latest {
+			args = append(args, in.b.RunID, in.latest[i].Key, in.latest[i].Step, in.latest[i].Value)
+		}
+		return t.execSQLite(insertValues("run_latest", latestCols, len(in.latest))+sqliteLatestUpsert, args...)
+	})
+	return n, err
+}
+
+// sqliteChunkAppend is ingestPostgresSQL's append on SQLite; || of two
+// blobs is their bytes, made a blob again by the CAST.
+const sqliteChunkAppend = ` ON CONFLICT (run_id, key, chunk) DO UPDATE SET hi = excluded.hi,
+	data = CASE WHEN excluded.lo > metric_chunks.hi THEN CAST(metric_chunks.data || excluded.data AS BLOB) END`
+
+// sqliteNotNull is SQLITE_CONSTRAINT_NOTNULL.
+const sqliteNotNull = 1299
+
+func isNotAppendSQLite(err error) bool {
+	var se *sqlite.Error
+	return errors.As(err, &se) && se.Code() == sqliteNotNull && strings.Contains(se.Error(), "metric_chunks.data")
 }
 
 // execSQLite runs a statement written for SQLite as it is: statements
