@@ -56,9 +56,12 @@ func bucketValueUS(k int64) float64 {
 	return 2 * math.Pow(latencyGamma, float64(k)) / (latencyGamma + 1)
 }
 
-// rollupKey is one row of usage_hourly or usage_daily (by width).
+// rollupKey is one row of usage_hourly or usage_daily (by width). User
+// and model are interned (rollups.names): the seed aggregates a million
+// events into millions of keys, and keys without pointers hash faster and
+// are not scanned by the collector.
 type rollupKey struct {
-	user, model string
+	user, model int32
 	period      int64
 }
 
@@ -80,23 +83,38 @@ type rollupLevel struct {
 }
 
 // rollups aggregates events into the rollup rows they add to.
-type rollups struct{ hourly, daily rollupLevel }
+type rollups struct {
+	hourly, daily rollupLevel
+	ids           map[string]int32
+	names         []string
+}
 
 func newRollups() *rollups {
 	lvl := func(w int64) rollupLevel {
 		return rollupLevel{width: w, sums: map[rollupKey]*rollupSums{}, latency: map[latencyKey]int64{}}
 	}
-	return &rollups{hourly: lvl(hourMS), daily: lvl(dayMS)}
+	return &rollups{hourly: lvl(hourMS), daily: lvl(dayMS), ids: map[string]int32{}}
+}
+
+func (r *rollups) id(s string) int32 {
+	if i, ok := r.ids[s]; ok {
+		return i
+	}
+	i := int32(len(r.names))
+	r.ids[s] = i
+	r.names = append(r.names, s)
+	return i
 }
 
 // addRow counts one event, as eventRow makes its row, under its model and
 // under allModels, at both widths.
 func (r *rollups) addRow(row []any) {
-	user, ts, model := row[0].(string), row[1].(int64), row[2].(string)
+	user, ts, model := r.id(row[0].(string)), row[1].(int64), r.id(row[2].(string))
 	in, out, lat, status, cost := row[3].(int64), row[4].(int64), row[5].(int64), row[6].(string), row[7].(int64)
 	bucket := latencyBucket(lat)
+	all := r.id(allModels)
 	for _, l := range []*rollupLevel{&r.hourly, &r.daily} {
-		for _, m := range []string{model, allModels} {
+		for _, m := range []int32{model, all} {
 			k := rollupKey{user: user, model: m, period: floorDiv(ts, l.width) * l.width}
 			s := l.sums[k]
 			if s == nil {
@@ -121,60 +139,66 @@ var (
 	latencyCols = []string{"user_id", "model_id", "period", "bucket", "n"}
 )
 
-func compareKeys(a, b rollupKey) int {
-	return cmp.Or(cmp.Compare(a.user, b.user), cmp.Compare(a.model, b.model), cmp.Compare(a.period, b.period))
-}
-
-// sumRows returns a level's sum rows in key order: concurrent ingests lock
-// rows in the same order and cannot deadlock.
-func (l *rollupLevel) sumRows() [][]any {
-	keys := slices.SortedFunc(maps.Keys(l.sums), compareKeys)
-	rows := make([][]any, len(keys))
-	for i, k := range keys {
-		s := l.sums[k]
-		rows[i] = []any{k.user, k.model, k.period, s.requests, s.errors, s.input, s.output, s.costNanos, s.latencyUS}
+// ranks is each interned name's place in byte order, so that keys sort
+// as their strings would at the cost of integers.
+func (r *rollups) ranks() []int32 {
+	order := make([]int32, len(r.names))
+	for i := range order {
+		order[i] = int32(i)
 	}
-	return rows
-}
-
-// latencyRows returns a level's histogram rows in key order.
-func (l *rollupLevel) latencyRows() [][]any {
-	keys := slices.SortedFunc(maps.Keys(l.latency), func(a, b latencyKey) int {
-		return cmp.Or(compareKeys(a.rollupKey, b.rollupKey), cmp.Compare(a.bucket, b.bucket))
-	})
-	rows := make([][]any, len(keys))
-	for i, k := range keys {
-		rows[i] = []any{k.user, k.model, k.period, k.bucket, l.latency[k]}
+	slices.SortFunc(order, func(a, b int32) int { return strings.Compare(r.names[a], r.names[b]) })
+	rank := make([]int32, len(order))
+	for place, id := range order {
+		rank[id] = int32(place)
 	}
-	return rows
+	return rank
 }
 
-// rollupTables are the tables of both levels, with their rows.
-func (r *rollups) tables() []struct {
+func compareKeys(rank []int32, a, b rollupKey) int {
+	return cmp.Or(cmp.Compare(rank[a.user], rank[b.user]), cmp.Compare(rank[a.model], rank[b.model]), cmp.Compare(a.period, b.period))
+}
+
+// rollupTable is one table's rows, in key order (concurrent ingests lock
+// rows in the same order and cannot deadlock), made one at a time: the
+// seed's millions of rows are never all built at once.
+type rollupTable struct {
 	name string
 	cols []string
-	keys int
-	rows [][]any
-} {
-	type t = struct {
-		name string
-		cols []string
-		keys int
-		rows [][]any
+	keys int // leading columns that are the primary key
+	n    int
+	row  func(i int) []any
+}
+
+// tables are the tables of both levels, with their rows.
+func (r *rollups) tables() []rollupTable {
+	rank := r.ranks()
+	var out []rollupTable
+	for _, l := range []struct {
+		level           *rollupLevel
+		sums, latencies string
+	}{{&r.hourly, "usage_hourly", "latency_hourly"}, {&r.daily, "usage_daily", "latency_daily"}} {
+		sums := slices.SortedFunc(maps.Keys(l.level.sums), func(a, b rollupKey) int { return compareKeys(rank, a, b) })
+		out = append(out, rollupTable{l.sums, sumCols, 3, len(sums), func(i int) []any {
+			k := sums[i]
+			s := l.level.sums[k]
+			return []any{r.names[k.user], r.names[k.model], k.period, s.requests, s.errors, s.input, s.output, s.costNanos, s.latencyUS}
+		}})
+		lat := slices.SortedFunc(maps.Keys(l.level.latency), func(a, b latencyKey) int {
+			return cmp.Or(compareKeys(rank, a.rollupKey, b.rollupKey), cmp.Compare(a.bucket, b.bucket))
+		})
+		out = append(out, rollupTable{l.latencies, latencyCols, 4, len(lat), func(i int) []any {
+			k := lat[i]
+			return []any{r.names[k.user], r.names[k.model], k.period, k.bucket, l.level.latency[k]}
+		}})
 	}
-	return []t{
-		{"usage_hourly", sumCols, 3, r.hourly.sumRows()},
-		{"usage_daily", sumCols, 3, r.daily.sumRows()},
-		{"latency_hourly", latencyCols, 4, r.hourly.latencyRows()},
-		{"latency_daily", latencyCols, 4, r.daily.latencyRows()},
-	}
+	return out
 }
 
 // upsertRollups adds r to the stored rollups in t: rows that exist grow by
 // the new sums, the others are inserted.
 func upsertRollups(t *tx, r *rollups) error {
 	for _, tb := range r.tables() {
-		if err := upsertAdd(t, tb.name, tb.cols, tb.keys, tb.rows); err != nil {
+		if err := upsertAdd(t, tb); err != nil {
 			return err
 		}
 	}
@@ -184,21 +208,21 @@ func upsertRollups(t *tx, r *rollups) error {
 // rollupBatch rows per statement keeps SQLite under its parameter limit.
 const rollupBatch = 500
 
-// upsertAdd inserts rows whose first keyCols columns are the primary key,
-// adding the other columns to an existing row's.
-func upsertAdd(t *tx, table string, cols []string, keyCols int, rows [][]any) error {
-	set := make([]string, 0, len(cols)-keyCols)
-	for _, c := range cols[keyCols:] {
-		set = append(set, c+" = "+table+"."+c+" + excluded."+c)
+// upsertAdd inserts a table's rows, adding the columns after its key to
+// an existing row's.
+func upsertAdd(t *tx, tb rollupTable) error {
+	set := make([]string, 0, len(tb.cols)-tb.keys)
+	for _, c := range tb.cols[tb.keys:] {
+		set = append(set, c+" = "+tb.name+"."+c+" + excluded."+c)
 	}
-	conflict := " ON CONFLICT (" + strings.Join(cols[:keyCols], ", ") + ") DO UPDATE SET " + strings.Join(set, ", ")
-	for start := 0; start < len(rows); start += rollupBatch {
-		end := min(start+rollupBatch, len(rows))
-		args := make([]any, 0, (end-start)*len(cols))
-		for _, row := range rows[start:end] {
-			args = append(args, row...)
+	conflict := " ON CONFLICT (" + strings.Join(tb.cols[:tb.keys], ", ") + ") DO UPDATE SET " + strings.Join(set, ", ")
+	for start := 0; start < tb.n; start += rollupBatch {
+		end := min(start+rollupBatch, tb.n)
+		args := make([]any, 0, (end-start)*len(tb.cols))
+		for i := start; i < end; i++ {
+			args = append(args, tb.row(i)...)
 		}
-		if err := t.exec(insertValues(table, cols, end-start)+conflict, args...); err != nil {
+		if err := t.exec(insertValues(tb.name, tb.cols, end-start)+conflict, args...); err != nil {
 			return err
 		}
 	}

@@ -557,23 +557,26 @@ func seedTables(users []modellab.User, seeded []SeededUser, models []seedModel, 
 }
 
 // rollupTables load the rollups of the events, after them: their rows are
-// known once every event went by.
+// known once every event went by, so the tables are made when the first
+// of them is loaded.
 func rollupTables(r *rollups) []seedTable {
-	var rows [][][]any
+	var tables map[string]rollupTable
 	var out []seedTable
-	for i, tb := range r.tables() {
+	for _, tb := range newRollups().tables() { // the tables' names and columns
 		next := 0
 		out = append(out, seedTable{tb.name, tb.cols, func() ([]any, bool) {
-			if rows == nil {
+			if tables == nil {
+				tables = map[string]rollupTable{}
 				for _, t := range r.tables() {
-					rows = append(rows, t.rows)
+					tables[t.name] = t
 				}
 			}
-			if next >= len(rows[i]) {
+			t := tables[tb.name]
+			if next >= t.n {
 				return nil, false
 			}
 			next++
-			return rows[i][next-1], true
+			return t.row(next - 1), true
 		}})
 	}
 	return out
