@@ -24,8 +24,8 @@ for file in $(git ls-files '*fuzz_test.go' 2>/dev/null || find . -name 'fuzz_tes
 		fi
 		after=$(count "$corpus")
 		# Go 1.26's fuzzing coordinator can report the end of -fuzztime itself
-		# as a failure, "context deadline exceeded", with no failing input
-		# (Go issue 75804, fixed in Go 1.27). Only that exact case is retried
+		# as a failure, "context deadline exceeded", with no failing input (a
+		# race in its shutdown, fixed in Go 1.27). Only that exact case is retried
 		# once; a failing input is always written to the corpus, and fails.
 		if [ "$after" -eq "$before" ] && grep -q '^    context deadline exceeded$' "$out" && ! grep -q 'Failing input written' "$out"; then
 			echo "== $pkg $target: the coordinator's deadline race, not an input; again"
