@@ -66,11 +66,10 @@ func groupChunks(points []modellab.MetricPoint) []pointGroup {
 // chunkRow is a row of metric_chunks: lo and hi are its lowest and
 // highest step.
 type chunkRow struct {
-	key       string
-	chunk     int64
-	lo, hi    int64
-	data      []byte
-	hadStored bool // the row exists: an update, not an insert
+	key    string
+	chunk  int64
+	lo, hi int64
+	data   []byte
 }
 
 func appendRecord(dst []byte, step int64, value float64, ts int64) []byte {
@@ -133,7 +132,7 @@ func (g *pointGroup) merge(stored []byte) (chunkRow, error) {
 	}
 	lo, _, _ := record(data, 0)
 	hi, _, _ := record(data, len(data)/recordSize-1)
-	return chunkRow{key: g.key, chunk: g.chunk, lo: lo, hi: hi, data: data, hadStored: true}, nil
+	return chunkRow{key: g.key, chunk: g.chunk, lo: lo, hi: hi, data: data}, nil
 }
 
 // chunkColumns splits chunk rows into the column arrays unnest takes.

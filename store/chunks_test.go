@@ -86,10 +86,7 @@ func TestChunksAgainstModel(t *testing.T) {
 	for _, engine := range []string{EngineSQLite, EnginePostgres} {
 		t.Run(engine, func(t *testing.T) {
 			ctx := context.Background()
-			db := openInternal(t, engine)
-			if err := db.Migrate(ctx); err != nil {
-				t.Fatal(err)
-			}
+			db := openMigrated(t, engine)
 			run := chunkTestRun(t, db)
 			r := rand.New(rand.NewPCG(7, 11))
 			model := pointModel{}
@@ -113,10 +110,7 @@ func TestChunksAgainstModel(t *testing.T) {
 // PostgreSQL paths, lose no point.
 func TestChunksConcurrentIngest(t *testing.T) {
 	ctx := context.Background()
-	db := openInternal(t, EnginePostgres)
-	if err := db.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
+	db := openMigrated(t, EnginePostgres)
 	run := chunkTestRun(t, db)
 	model := pointModel{}
 	var mu sync.Mutex

@@ -108,10 +108,7 @@ func (db *DB) explain(t *testing.T, q string, args []any) string {
 func TestRollupReadsUseKeys(t *testing.T) {
 	for _, engine := range []string{EngineSQLite, EnginePostgres} {
 		t.Run(engine, func(t *testing.T) {
-			db := openInternal(t, engine)
-			if err := db.Migrate(context.Background()); err != nil {
-				t.Fatal(err)
-			}
+			db := openMigrated(t, engine)
 			r := msRange{1234, 40*dayMS - 5678} // raw edges, hours and days
 			for _, a := range []analyticsRead{
 				{user: "usr_x", r: r},
@@ -143,10 +140,7 @@ func TestRollupReadsUseKeys(t *testing.T) {
 func TestHistoryReadsUseKey(t *testing.T) {
 	for _, engine := range []string{EngineSQLite, EnginePostgres} {
 		t.Run(engine, func(t *testing.T) {
-			db := openInternal(t, engine)
-			if err := db.Migrate(context.Background()); err != nil {
-				t.Fatal(err)
-			}
+			db := openMigrated(t, engine)
 			for name, q := range map[string]struct {
 				sql  string
 				args []any

@@ -44,20 +44,7 @@ func (db *DB) chunksUp(ctx context.Context, tx *sql.Tx) error {
 	if err != nil {
 		return err
 	}
-	// A run at a time, its rows read to the end before its chunks are
-	// written: a connection serves one statement at a time, and one run's
-	// points fit in memory where a database's may not.
-	runs, err := migrateRuns(ctx, tx, "metric_points")
-	if err != nil {
-		return err
-	}
-	for _, run := range runs {
-		if err := db.chunkRun(ctx, tx, run); err != nil {
-			return err
-		}
-	}
-	_, err = tx.ExecContext(ctx, "DROP TABLE metric_points")
-	return err
+	return db.moveRuns(ctx, tx, "metric_points", db.chunkRun)
 }
 
 func (db *DB) chunksDown(ctx context.Context, tx *sql.Tx) error {
@@ -71,16 +58,24 @@ func (db *DB) chunksDown(ctx context.Context, tx *sql.Tx) error {
 	if err != nil {
 		return err
 	}
-	runs, err := migrateRuns(ctx, tx, "metric_chunks")
+	return db.moveRuns(ctx, tx, "metric_chunks", db.unchunkRun)
+}
+
+// moveRuns moves every run's rows out of table with move, then drops it.
+// A run at a time, its rows read to the end before they are written
+// elsewhere: a connection serves one statement at a time, and one run's
+// points fit in memory where a database's may not.
+func (db *DB) moveRuns(ctx context.Context, tx *sql.Tx, table string, move func(context.Context, *sql.Tx, string) error) error {
+	runs, err := migrateRuns(ctx, tx, table)
 	if err != nil {
 		return err
 	}
 	for _, run := range runs {
-		if err := db.unchunkRun(ctx, tx, run); err != nil {
+		if err := move(ctx, tx, run); err != nil {
 			return err
 		}
 	}
-	_, err = tx.ExecContext(ctx, "DROP TABLE metric_chunks")
+	_, err = tx.ExecContext(ctx, "DROP TABLE "+table)
 	return err
 }
 

@@ -49,6 +49,16 @@ func openInternal(t *testing.T, engine string) *DB {
 	return db
 }
 
+// openMigrated is openInternal with every migration applied.
+func openMigrated(t *testing.T, engine string) *DB {
+	t.Helper()
+	db := openInternal(t, engine)
+	if err := db.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
 // randomEvents makes n events of a few users and models over ten days,
 // with timestamps at any millisecond.
 func randomEvents(r *rand.Rand, n int, start time.Time) []modellab.Event {
@@ -130,10 +140,7 @@ func checkAgainstEvents(t *testing.T, db *DB, r *rand.Rand, start time.Time, que
 func TestRollupsMatchEvents(t *testing.T) {
 	for _, engine := range []string{EngineSQLite, EnginePostgres} {
 		t.Run(engine, func(t *testing.T) {
-			db := openInternal(t, engine)
-			if err := db.Migrate(context.Background()); err != nil {
-				t.Fatal(err)
-			}
+			db := openMigrated(t, engine)
 			r := rand.New(rand.NewPCG(7, 11))
 			start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 			events := randomEvents(r, 6000, start)
@@ -208,10 +215,7 @@ func TestSeedRollups(t *testing.T) {
 	for _, engine := range []string{EngineSQLite, EnginePostgres} {
 		t.Run(engine, func(t *testing.T) {
 			ctx := context.Background()
-			db := openInternal(t, engine)
-			if err := db.Migrate(ctx); err != nil {
-				t.Fatal(err)
-			}
+			db := openMigrated(t, engine)
 			now := time.Date(2026, 3, 11, 9, 30, 0, 0, time.UTC)
 			opts := SeedOptions{Users: 3, Models: 12, GlobalModels: 3, Servers: 6, Events: 5000, Days: 10, Now: now, RandSeed: 1}
 			res, err := Seed(ctx, db, opts)
