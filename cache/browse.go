@@ -48,6 +48,8 @@ var ErrBadCursor = errors.New("cache: bad browse cursor")
 const (
 	browseDefault = 100
 	browseMax     = 1000
+	// scanStepMin is the smallest COUNT of a Browse step.
+	scanStepMin = 10
 )
 
 // Browse lists the entries whose keys start with prefix, about limit of
@@ -141,7 +143,12 @@ func (c *Cache) browseRedis(ctx context.Context, prefix, cursor string, limit in
 	}
 	match := globEscape(c.opts.Prefix) + globEscape(prefix) + "*"
 	for node < len(nodes) && len(page.Keys) < limit {
-		keys, next, err := c.scan(ctx, nodes[node], scanStep{scanAt, match, int64(limit)})
+		// Each step asks for what the page still lacks, so that a page
+		// holds a few more than limit keys at most, not two steps' worth;
+		// never for fewer than scanStepMin, or sparse matches on a large
+		// keyspace would take a round trip each.
+		count := int64(max(limit-len(page.Keys), scanStepMin))
+		keys, next, err := c.scan(ctx, nodes[node], scanStep{scanAt, match, count})
 		if err != nil {
 			return page, err
 		}
