@@ -179,6 +179,9 @@ type Cache struct {
 	stripes  [seqStripes]atomic.Uint64
 	epoch    atomic.Uint64
 	genEpoch atomic.Uint64
+	// view counts the changes to what Peek reads (see Stamp); it starts
+	// at 1 so that the zero Stamp is never valid.
+	view atomic.Uint64
 
 	refMu     sync.Mutex
 	refreshed map[string]time.Time // last background refresh per key
@@ -283,6 +286,7 @@ func New(opts Options) (*Cache, error) {
 		seed:    maphash.MakeSeed(),
 		flights: make(map[string]*flight),
 	}
+	c.view.Store(1)
 	if opts.RedisURL != "" && !opts.DisableRedis && !opts.Disabled {
 		co, err := parseRedisURL(opts)
 		if err != nil {
@@ -342,6 +346,7 @@ func (c *Cache) Close() {
 		c.flightMu.Lock()
 		c.closed.Store(true)
 		c.flightMu.Unlock()
+		c.changed()
 		c.cancel()
 		c.wg.Wait()
 		if rc := c.r.conn.Load(); rc != nil {

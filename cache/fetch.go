@@ -174,33 +174,96 @@ func (c *Cache) serveStale(ctx context.Context, r *request, e *Entry) answer {
 // otherwise be allocated on every hit. false means "call Fetch"; a Peek
 // that finds an entry counts as a hit of group.
 func (c *Cache) Peek(key, group string) (*Entry, bool) {
+	e, _, ok := c.PeekStamp(key, group)
+	return e, ok
+}
+
+// PeekStamp is Peek that also returns a Stamp of the answer: while the
+// stamp is Valid, a Peek of key would return the same entry, so a caller
+// that built something from it (a composed answer) may serve that again
+// without looking the key up.
+func (c *Cache) PeekStamp(key, group string) (*Entry, Stamp, bool) {
 	if c.local == nil || c.isClosed() {
-		return nil, false
+		return nil, Stamp{}, false
 	}
+	// Read before the lookup: a change applied after this load moves the
+	// view past it, so the stamp can only be too old, never too new.
+	st := Stamp{view: c.view.Load()}
 	it, ok := c.local.GetIfPresent(key)
 	if !ok {
-		return nil, false
+		return nil, Stamp{}, false
 	}
 	now := c.now()
 	e := it.e
 	if !e.Fresh(now) || !c.trusted(it.until, now) || c.fences.blocks(key, e) {
-		return nil, false
+		return nil, Stamp{}, false
 	}
+	st.until = e.FreshUntil.UnixNano()
+	st.cap(it.until)
 	for _, t := range e.tags {
 		g, ok := c.gens.GetIfPresent(t.tag)
 		if !ok || g.gen != t.gen || !c.trusted(g.until, now) {
-			return nil, false
+			return nil, Stamp{}, false
 		}
+		st.cap(g.until)
 	}
 	if inEarlyWindow(e, now) && c.refreshEarly(e, now) {
 		// Peek has no loader to refresh with: the caller's Fetch does it.
 		e.refreshWanted.Store(true)
-		return nil, false
+		return nil, Stamp{}, false
 	}
+	// Past the start of the early window every hit draws for a refresh,
+	// which a stamp would skip.
+	st.cap(e.earlyFrom)
+	c.CountHit(key, group)
+	return e, st, true
+}
+
+// CountHit counts a hit of key in group as Peek does: for a caller that
+// served a key's entry on a Valid stamp instead of a Peek.
+func (c *Cache) CountHit(key, group string) {
 	c.stats.localHits.Add(1)
 	c.hot.seen(c.group(group).hit.Add(1), key)
-	return e, true
 }
+
+// Stamp is a proof that Peeks would still answer what they answered when
+// it was taken; see PeekStamp. The zero Stamp is never valid.
+type Stamp struct {
+	view  uint64 // the local view's version (Cache.view), 0 for none
+	until int64  // Unix nanoseconds (the cache's clock) it expires at
+}
+
+// cap shortens the stamp to end at until (0: no bound).
+func (s *Stamp) cap(until int64) {
+	if until != 0 && until < s.until {
+		s.until = until
+	}
+}
+
+// IsZero reports whether s is the zero Stamp (taken by no Peek).
+func (s Stamp) IsZero() bool { return s.view == 0 }
+
+// Join returns a stamp valid while both s and o are.
+func (s Stamp) Join(o Stamp) Stamp {
+	if s.view != o.view {
+		return Stamp{}
+	}
+	s.cap(o.until)
+	return s
+}
+
+// Valid reports whether a stamp still holds: nothing in the local tier has
+// changed since it was taken (any store, drop, tag generation or fence
+// moves the view), and its entries are still fresh, trusted and short of
+// their early-refresh window.
+func (c *Cache) Valid(s Stamp) bool {
+	return s.view != 0 && s.view == c.view.Load() && c.now().UnixNano() < s.until && !c.isClosed()
+}
+
+// changed moves the local view: every stamp taken before is invalid. It is
+// called after each change to what Peek reads (never before it, or a
+// concurrent PeekStamp could see the old state under the new view).
+func (c *Cache) changed() { c.view.Add(1) }
 
 // trusted reports whether a local copy with the fallback cap until may be
 // used without asking Redis.

@@ -89,6 +89,7 @@ func (p *pendingSet) empty() bool { return len(p.m) == 0 && p.overflow == 0 }
 // recordLocked queues an invalidation Redis has not confirmed and fences
 // what it names; c.r.mu is held.
 func (c *Cache) recordLocked(q queued) {
+	defer c.changed() // a new fence can only hide entries
 	if c.r.pending.add(q.inv, q.mark) {
 		c.fences.collapse(q.mark)
 		return
@@ -266,6 +267,7 @@ func (c *Cache) dropTrackedKey(k string) {
 	if c.local != nil {
 		c.local.Invalidate(k)
 	}
+	c.changed()
 }
 
 // ownWriteWindow is how long after this process wrote a key itself (see
@@ -289,6 +291,7 @@ func (c *Cache) dropTrackedGen(tag string) {
 	if c.gens != nil {
 		c.gens.Invalidate(tag)
 	}
+	c.changed()
 }
 
 // subscribe listens to the fallback's invalidation channel until Close.

@@ -42,6 +42,7 @@ func (c *Cache) storeLocalUntil(key string, e *Entry, seq uint64, until int64) {
 			c.local.Invalidate(key)
 		}
 	}
+	c.changed()
 }
 
 func (c *Cache) dropLocalKey(k string) {
@@ -49,6 +50,7 @@ func (c *Cache) dropLocalKey(k string) {
 	if c.local != nil {
 		c.local.Invalidate(k)
 	}
+	c.changed()
 	c.retired.drop(k) // after the local copy is gone: see retiredSet
 }
 
@@ -84,6 +86,7 @@ func (c *Cache) dropLocalPattern(pattern string) int {
 			}
 		}
 	}
+	c.changed()
 	c.retired.dropMatching(match) // after the local copies: see retiredSet
 	c.epoch.Add(1)
 	return n
@@ -102,6 +105,7 @@ func (c *Cache) flushLocal() {
 	if c.gens != nil {
 		c.gens.InvalidateAll()
 	}
+	c.changed()
 	c.epoch.Add(1)
 	c.genEpoch.Add(1)
 }

@@ -47,6 +47,7 @@ func (c *Cache) currentGen(ctx context.Context, op *fetchOp, tag string) string 
 	}
 	g := newGen()
 	it, _ := c.gens.SetIfAbsent(tag, genItem{gen: g})
+	c.changed()
 	return it.gen
 }
 
@@ -60,12 +61,14 @@ func (c *Cache) storeGen(tag, gen string, epoch uint64) {
 	if c.genEpoch.Load() != epoch {
 		c.gens.Invalidate(tag)
 	}
+	c.changed()
 }
 
 // setLocalGen installs a generation this process chose (InvalidateTag).
 func (c *Cache) setLocalGen(tag, gen string) {
 	c.genEpoch.Add(1)
 	c.gens.Set(tag, c.genItem(gen))
+	c.changed()
 	c.retired.dropTag(tag) // after the new generation: see retiredSet
 	c.genEpoch.Add(1)
 }
@@ -75,6 +78,7 @@ func (c *Cache) dropLocalGen(tag string) {
 	if c.gens != nil {
 		c.gens.Invalidate(tag)
 	}
+	c.changed()
 	c.retired.dropTag(tag)
 }
 

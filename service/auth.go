@@ -62,7 +62,10 @@ type tokenEntry struct {
 	trustUntil time.Time
 	key        string
 	shared     *cache.Entry // the cache entry it was decoded from; nil: caching is off
-	used       atomic.Int64 // unix nanoseconds of the last use recorded
+	// stamp, while valid, says a Peek of key would still return shared,
+	// so the check is an atomic load rather than a lookup.
+	stamp atomic.Pointer[cache.Stamp]
+	used  atomic.Int64 // unix nanoseconds of the last use recorded
 }
 
 func (e *tokenEntry) expired(now time.Time) bool {
@@ -162,7 +165,7 @@ func (a *authenticator) fromEntry(token string, e *tokenEntry, now time.Time) (u
 	case e.expired(now):
 		return nil, errExpiredToken(), true
 	case e.shared != nil:
-		if got, ok := a.cache.Peek(e.key, GroupAuth); !ok || got != e.shared {
+		if !a.sharedHeld(e) {
 			return nil, nil, false
 		}
 	default:
@@ -173,6 +176,21 @@ func (a *authenticator) fromEntry(token string, e *tokenEntry, now time.Time) (u
 	}
 	a.uses.mark(e, now)
 	return e.user, nil, true
+}
+
+// sharedHeld reports whether the shared cache still holds the lookup e was
+// decoded from (a revocation anywhere drops it), counting the hit.
+func (a *authenticator) sharedHeld(e *tokenEntry) bool {
+	if st := e.stamp.Load(); st != nil && a.cache.Valid(*st) {
+		a.cache.CountHit(e.key, GroupAuth)
+		return true
+	}
+	got, st, ok := a.cache.PeekStamp(e.key, GroupAuth)
+	if !ok || got != e.shared {
+		return false
+	}
+	e.stamp.Store(&st)
+	return true
 }
 
 // resolve looks a token up in the shared cache, else in the database.

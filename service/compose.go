@@ -7,6 +7,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"sync"
+	"sync/atomic"
+	"weak"
 
 	"github.com/maypok86/otter/v2"
 
@@ -116,6 +118,63 @@ type plan struct {
 	etag  string
 	size  int
 	runs  []span
+	memo  atomic.Pointer[memo]
+}
+
+// memo serves a plan's answer again without looking its parts up: while
+// its stamp is Valid, both parts are still the entries the body was made
+// from. It holds the body weakly, so the bodies' budget stays the only
+// bound on their memory.
+type memo struct {
+	stamp cache.Stamp
+	body  weak.Pointer[bodyRef]
+	keys  [2]string // the parts' cache keys ("" for none), whose hits a memo hit counts
+}
+
+// bodyRef is a composed body as the bodies cache holds it: by pointer, for
+// memos to refer to.
+type bodyRef struct{ b []byte }
+
+// arm lets the plan's answer, body, be served from a memo while the parts
+// a and b stay what they are. Only parts taken by a Peek have a stamp.
+func (p *plan) arm(a, b part, body *bodyRef) {
+	st := a.stamp
+	if b.key != "" {
+		st = st.Join(b.stamp)
+	}
+	if a.key == "" || st.IsZero() {
+		return
+	}
+	p.memo.Store(&memo{stamp: st, body: weak.Make(body), keys: [2]string{a.key, b.key}})
+}
+
+// stamps is what a memo hit asks of the cache.
+type stamps interface {
+	Valid(cache.Stamp) bool
+	CountHit(key, group string)
+}
+
+// memoHit answers key from its plan's memo while the memo's stamp holds,
+// counting the hits of the parts (of group) it stands for.
+func (c *composer) memoHit(key, group string, st stamps) (Answer, bool) {
+	p, ok := c.plans.GetIfPresent(key)
+	if !ok {
+		return Answer{}, false
+	}
+	m := p.memo.Load()
+	if m == nil || !st.Valid(m.stamp) {
+		return Answer{}, false
+	}
+	b := m.body.Value()
+	if b == nil {
+		return Answer{}, false
+	}
+	for _, k := range m.keys {
+		if k != "" {
+			st.CountHit(k, group)
+		}
+	}
+	return Answer{body: b.b, ETag: p.etag, Result: cache.Hit, comp: c}, true
 }
 
 // composer keeps the plans, one per composed key, and the bodies and gzip
@@ -125,7 +184,7 @@ type composer struct {
 	plans       *otter.Cache[string, *plan]
 	statusPlans *otter.Cache[string, *statusPlan]
 	indexes     *otter.Cache[string, modelIndex]
-	bodies      *otter.Cache[string, []byte]
+	bodies      *otter.Cache[string, *bodyRef]
 	gzips       *otter.Cache[string, []byte]
 }
 
@@ -143,7 +202,7 @@ func newComposer() *composer {
 		plans:       otter.Must(&otter.Options[string, *plan]{MaximumSize: maxPlans}),
 		statusPlans: otter.Must(&otter.Options[string, *statusPlan]{MaximumSize: maxPlans}),
 		indexes:     newIndexCache(),
-		bodies:      otter.Must(&otter.Options[string, []byte]{MaximumWeight: composedBodyMax, Weigher: weigh}),
+		bodies:      otter.Must(&otter.Options[string, *bodyRef]{MaximumWeight: composedBodyMax, Weigher: func(k string, v *bodyRef) uint32 { return weigh(k, v.b) }}),
 		gzips:       otter.Must(&otter.Options[string, []byte]{MaximumWeight: composedGzipMax, Weigher: weigh}),
 	}
 }
@@ -186,12 +245,14 @@ func (c *composer) merge(key string, shape listShape, a, b part) (Answer, error)
 		}
 		p = newPlan(shape, a, b)
 		c.plans.Set(key, p)
-		body := p.write(make([]byte, 0, p.size), shape, a, b)
+		body := &bodyRef{p.write(make([]byte, 0, p.size), shape, a, b)}
 		c.bodies.Set(p.etag, body)
-		return Answer{body: body, ETag: p.etag, Result: res, comp: c}, nil
+		p.arm(a, b, body)
+		return Answer{body: body.b, ETag: p.etag, Result: res, comp: c}, nil
 	}
 	if body, ok := c.bodies.GetIfPresent(p.etag); ok {
-		return Answer{body: body, ETag: p.etag, Result: res, comp: c}, nil
+		p.arm(a, b, body)
+		return Answer{body: body.b, ETag: p.etag, Result: res, comp: c}, nil
 	}
 	bp := bodyPool.Get().(*[]byte)
 	return Answer{body: p.write((*bp)[:0], shape, a, b), ETag: p.etag, Result: res, comp: c, buf: bp}, nil
@@ -216,11 +277,14 @@ func (p *plan) write(b []byte, shape listShape, x, y part) []byte {
 // emptyPart stands for the private part of an anonymous caller.
 var emptyPart = part{items: encodeItems(nil, nil), res: cache.Hit}
 
-// part is one cached part of a composed answer: the entry's ETag and body.
+// part is one cached part of a composed answer: the entry's ETag and body,
+// and for a part a Peek found, its key and stamp (see plan.arm).
 type part struct {
 	etag  string
 	items itemList
 	res   cache.Result
+	key   string
+	stamp cache.Stamp
 }
 
 func partOf(e *cache.Entry, res cache.Result) part {

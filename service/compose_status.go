@@ -47,7 +47,7 @@ func (c *composer) status(key string, sv, g, p part) (Answer, error) {
 	pl, ok := c.statusPlans.GetIfPresent(key)
 	if ok && pl.etags == etags {
 		if body, ok := c.bodies.GetIfPresent(pl.etag); ok {
-			return Answer{body: body, ETag: pl.etag, Result: res, comp: c}, nil
+			return Answer{body: body.b, ETag: pl.etag, Result: res, comp: c}, nil
 		}
 	}
 	for _, x := range []part{sv, g, p} {
@@ -60,7 +60,7 @@ func (c *composer) status(key string, sv, g, p part) (Answer, error) {
 		c.statusPlans.Set(key, pl)
 	}
 	body := c.writeStatus(make([]byte, 0, len(sv.items)+4096), sv, g, p)
-	c.bodies.Set(pl.etag, body)
+	c.bodies.Set(pl.etag, &bodyRef{body})
 	return Answer{body: body, ETag: pl.etag, Result: res, comp: c}, nil
 }
 

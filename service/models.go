@@ -7,19 +7,24 @@ import (
 	"time"
 
 	"github.com/modellab/modellab"
+	"github.com/modellab/modellab/cache"
 )
 
 // ModelsList returns the encoded model list the caller may see (u nil: the
 // global list), sorted by name then id: the global part and the caller's
 // own part, each cached once, merged.
 func (s *Service) ModelsList(ctx context.Context, u *modellab.User) (Answer, error) {
-	g, p, err := s.modelParts(ctx, u)
-	if err != nil {
-		return Answer{}, err
-	}
 	key := ""
 	if u != nil {
 		key = u.ID
+	}
+	if a, ok := s.comp.memoHit(key, groupModelsPart, s.cache); ok {
+		s.cache.Record(GroupModels, a.Result)
+		return a, nil
+	}
+	g, p, err := s.modelParts(ctx, u)
+	if err != nil {
+		return Answer{}, err
 	}
 	a, err := s.comp.merge(key, modelsShape, g, p)
 	if errors.Is(err, errItemList) {
@@ -54,6 +59,11 @@ func (s *Service) modelParts(ctx context.Context, u *modellab.User) (part, part,
 // modelsPart reads one part: the global models (ownerID empty) or one
 // owner's private models.
 func (s *Service) modelsPart(ctx context.Context, spec readSpec, ownerID string) (part, error) {
+	if e, st, ok := s.cache.PeekStamp(spec.key, spec.group); ok {
+		p := partOf(e, cache.Hit)
+		p.key, p.stamp = spec.key, st
+		return p, nil
+	}
 	e, res, err := cachedRead(ctx, s, spec, ownerID, loadModelsPart)
 	if err != nil {
 		return part{}, err
