@@ -29,7 +29,9 @@ func TestStamp(t *testing.T) {
 		{"key invalidated", false, func(_ *testing.T, c, _ *Cache, _ *fakeClock) { c.Invalidate(ctx, "k") }, false},
 		{"tag invalidated", false, func(_ *testing.T, c, _ *Cache, _ *fakeClock) { c.InvalidateTag(ctx, "t") }, false},
 		{"pattern purged", false, func(_ *testing.T, c, _ *Cache, _ *fakeClock) { _, _ = c.InvalidatePattern(ctx, "k*") }, false},
-		{"other key stored", false, func(t *testing.T, c, _ *Cache, _ *fakeClock) { fetch(t, c, "other", FetchOptions{TTL: ttl}, constLoad("x")) }, false},
+		{"other key stored", false, func(t *testing.T, c, _ *Cache, _ *fakeClock) {
+			fetch(t, c, "other", FetchOptions{TTL: ttl}, constLoad("x"))
+		}, false},
 		{"closed", false, func(_ *testing.T, c, _ *Cache, _ *fakeClock) { c.Close() }, false},
 		{"invalidated by another instance", true, func(t *testing.T, c, peer *Cache, _ *fakeClock) {
 			peer.Invalidate(ctx, "k")
