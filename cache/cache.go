@@ -370,6 +370,10 @@ func (c *Cache) isClosed() bool { return c.closed.Load() }
 // now is the cache's clock (Options.Now, or the coarse clock).
 func (c *Cache) now() time.Time { return c.opts.Now() }
 
+// Now is the cache's clock: Options.Now if one was given, else a clock
+// read from an atomic, refreshed every millisecond (it stops at Close).
+func (c *Cache) Now() time.Time { return c.now() }
+
 // stopwatch is the clock that measures loads: the injected one in tests,
 // else the monotonic clock (the coarse clock cannot time a load shorter
 // than a millisecond).

@@ -78,8 +78,16 @@ type authConfig struct {
 	adminToken string
 	admin      modellab.User
 	now        func() time.Time
+	clock      otter.Clock // of the token caches' expiry; nil: otter's
 	log        *slog.Logger
 }
+
+// coarseClock is the cache's clock as the token caches' expiry clock. It
+// has no ticks: expired lookups go when read or evicted, not on a timer.
+type coarseClock struct{ c *cache.Cache }
+
+func (k coarseClock) NowNano() int64                     { return k.c.Now().UnixNano() }
+func (k coarseClock) Tick(time.Duration) <-chan time.Time { return nil }
 
 type authenticator struct {
 	authConfig
@@ -97,10 +105,12 @@ func newAuthenticator(cfg authConfig) *authenticator {
 	c := otter.Must(&otter.Options[string, *tokenEntry]{
 		MaximumSize:      100_000,
 		ExpiryCalculator: otter.ExpiryWriting[string, *tokenEntry](tokenCacheTTL),
+		Clock:            cfg.clock,
 	})
 	r := otter.Must(&otter.Options[string, struct{}]{
 		MaximumSize:      100_000,
 		ExpiryCalculator: otter.ExpiryWriting[string, struct{}](tokenCacheTTL),
+		Clock:            cfg.clock,
 	})
 	return &authenticator{authConfig: cfg, tokens: c, revoked: r, uses: newTokenUses(cfg.store, cfg.log)}
 }

@@ -21,8 +21,9 @@ import (
 // for everyone, the private part per user) as an item list, and the answer
 // is merged on the way out: runs of pre-encoded items copied into one
 // buffer, no JSON encoded. The plan of a merge (which runs, the size, the
-// ETag) is kept per user and reused while the parts stay the same, so a
-// hit costs two lookups, a plan lookup and one copy of the body.
+// ETag) is kept per user and reused while the parts stay the same; while a
+// stamp of both parts holds (see memo), a hit is the plan's lookup and an
+// atomic load, without looking the parts up.
 
 // Answer is a response body ready to write: one cached entry, or a body
 // composed from cached parts. Callers Release it once written.

@@ -92,6 +92,13 @@ type Service struct {
 
 // New builds the service; zero fields of cfg get the contract's defaults.
 func New(cfg Config) *Service {
+	auth := authConfig{store: cfg.Store, cache: cfg.Cache, adminToken: cfg.AdminToken, now: cfg.Now, log: cfg.Logger}
+	if cfg.Now == nil && cfg.Cache != nil {
+		// The token check runs on every request: the cache's clock is an
+		// atomic read where the system clock may cost a system call, and
+		// token expiry needs no more than its millisecond.
+		auth.now, auth.clock = cfg.Cache.Now, coarseClock{cfg.Cache}
+	}
 	cfg = withDefaults(cfg)
 	s := &Service{
 		cfg:   cfg,
@@ -108,8 +115,11 @@ func New(cfg Config) *Service {
 		// is a full read.
 		s.tails = newTailCache()
 	}
-	s.auth = newAuthenticator(authConfig{store: cfg.Store, cache: cfg.Cache, adminToken: cfg.AdminToken,
-		admin: cfg.AdminUser, now: cfg.Now, log: cfg.Logger})
+	auth.admin, auth.log = cfg.AdminUser, cfg.Logger
+	if auth.now == nil {
+		auth.now = cfg.Now
+	}
+	s.auth = newAuthenticator(auth)
 	s.usage = newUsageRecorder(s)
 	return s
 }
