@@ -86,7 +86,7 @@ type authConfig struct {
 // has no ticks: expired lookups go when read or evicted, not on a timer.
 type coarseClock struct{ c *cache.Cache }
 
-func (k coarseClock) NowNano() int64                     { return k.c.Now().UnixNano() }
+func (k coarseClock) NowNano() int64                      { return k.c.Now().UnixNano() }
 func (k coarseClock) Tick(time.Duration) <-chan time.Time { return nil }
 
 type authenticator struct {
