@@ -255,9 +255,9 @@ func (s Stamp) Join(o Stamp) Stamp {
 // Valid reports whether a stamp still holds: nothing in the local tier has
 // changed since it was taken (any store, drop, tag generation or fence
 // moves the view), and its entries are still fresh, trusted and short of
-// their early-refresh window.
+// their early-refresh window. Close moves the view too.
 func (c *Cache) Valid(s Stamp) bool {
-	return s.view != 0 && s.view == c.view.Load() && c.now().UnixNano() < s.until && !c.isClosed()
+	return s.view != 0 && s.view == c.view.Load() && c.now().UnixNano() < s.until
 }
 
 // changed moves the local view: every stamp taken before is invalid. It is

@@ -92,13 +92,7 @@ type Service struct {
 
 // New builds the service; zero fields of cfg get the contract's defaults.
 func New(cfg Config) *Service {
-	auth := authConfig{store: cfg.Store, cache: cfg.Cache, adminToken: cfg.AdminToken, now: cfg.Now, log: cfg.Logger}
-	if cfg.Now == nil && cfg.Cache != nil {
-		// The token check runs on every request: the cache's clock is an
-		// atomic read where the system clock may cost a system call, and
-		// token expiry needs no more than its millisecond.
-		auth.now, auth.clock = cfg.Cache.Now, coarseClock{cfg.Cache}
-	}
+	clockGiven := cfg.Now != nil
 	cfg = withDefaults(cfg)
 	s := &Service{
 		cfg:   cfg,
@@ -115,13 +109,22 @@ func New(cfg Config) *Service {
 		// is a full read.
 		s.tails = newTailCache()
 	}
-	auth.admin, auth.log = cfg.AdminUser, cfg.Logger
-	if auth.now == nil {
-		auth.now = cfg.Now
-	}
-	s.auth = newAuthenticator(auth)
+	s.auth = newAuthenticator(authConfigOf(cfg, clockGiven))
 	s.usage = newUsageRecorder(s)
 	return s
+}
+
+// authConfigOf is the token check's configuration. Without a clock given,
+// it reads the cache's: the check runs on every request, the cache's clock
+// is an atomic read where the system clock may cost a system call, and
+// token expiry needs no more than its millisecond.
+func authConfigOf(cfg Config, clockGiven bool) authConfig {
+	a := authConfig{store: cfg.Store, cache: cfg.Cache, adminToken: cfg.AdminToken,
+		admin: cfg.AdminUser, now: cfg.Now, log: cfg.Logger}
+	if !clockGiven && cfg.Cache != nil {
+		a.now, a.clock = cfg.Cache.Now, coarseClock{cfg.Cache}
+	}
+	return a
 }
 
 func withDefaults(cfg Config) Config {
