@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"maps"
 	"math"
@@ -66,6 +67,9 @@ type analyticsRead struct {
 	modelID   string // "" for every model
 	modelCond string // on rollup rows: "model_id = ?", "model_id <> ''"…
 	modelArgs []any
+	// digestDays: whole days come from the daily digests, not from the
+	// daily rollups (every model, by model or by latency).
+	digestDays bool
 }
 
 // sums is the union of rows (model_id, t, requests, errors, input, output,
@@ -93,7 +97,9 @@ func (a analyticsRead) sums(c cover) union {
 	}
 	add("usage_hourly", c.hours[0])
 	add("usage_hourly", c.hours[1])
-	add("usage_daily", c.days)
+	if !a.digestDays {
+		add("usage_daily", c.days)
+	}
 	return u
 }
 
@@ -108,15 +114,24 @@ func (db *DB) Analytics(ctx context.Context, userID string, q modellab.Analytics
 	}
 	r := msRange{ceilMilli(q.From), ceilMilli(q.To)}
 	res := modellab.AnalyticsResult{From: q.From, To: q.To, Interval: q.Interval, ByModel: []modellab.ModelUsage{}}
-	base := analyticsRead{user: userID, r: r, modelID: q.ModelID}
+	base := analyticsRead{user: userID, r: r, modelID: q.ModelID, digestDays: q.ModelID == ""}
 	var series []modellab.SeriesPoint
 	var hist latencyCounts
-	var byModel []usageRow
+	var sums map[string]*rollupSums
+	var days dayDigests
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() (err error) { byModel, err = db.byModel(gctx, base.forModels()); return })
+	g.Go(func() (err error) { sums, err = db.modelSums(gctx, base.forModels()); return })
 	g.Go(func() (err error) { series, err = db.series(gctx, base.forTotals(), q); return })
 	g.Go(func() (err error) { hist, err = db.latencyHistogram(gctx, base); return })
+	if d := coverOf(r, true).days; base.digestDays && !d.empty() {
+		g.Go(func() (err error) { days, err = db.dailyDigests(gctx, userID, d); return })
+	}
 	if err := g.Wait(); err != nil {
+		return modellab.AnalyticsResult{}, err
+	}
+	days.addTo(sums, hist)
+	byModel, err := db.byModel(ctx, userID, sums)
+	if err != nil {
 		return modellab.AnalyticsResult{}, err
 	}
 	var costNanos, latUS int64
@@ -166,38 +181,99 @@ type usageRow struct {
 	costNanos, latencyUS int64
 }
 
-func (db *DB) byModel(ctx context.Context, a analyticsRead) ([]usageRow, error) {
+// modelSums sums the selection by model over what the SQL sources cover
+// (all of the range, or all but its whole days when those come from the
+// digests).
+func (db *DB) modelSums(ctx context.Context, a analyticsRead) (map[string]*rollupSums, error) {
 	u := a.sums(coverOf(a.r, true))
-	q := `SELECT a.model_id, COALESCE(m.name, ''), a.requests, a.errors, a.input_tokens, a.output_tokens,
-			a.cost_nanos, a.latency_us
-		FROM (SELECT model_id, CAST(SUM(requests) AS BIGINT) AS requests, CAST(SUM(errors) AS BIGINT) AS errors,
-				CAST(SUM(input_tokens) AS BIGINT) AS input_tokens, CAST(SUM(output_tokens) AS BIGINT) AS output_tokens,
-				CAST(SUM(cost_nanos) AS BIGINT) AS cost_nanos, CAST(SUM(latency_us) AS BIGINT) AS latency_us
-			FROM (` + u.sql() + `) AS u
-			GROUP BY model_id) AS a
-		LEFT JOIN models m ON m.id = a.model_id AND (m.owner_id IS NULL OR m.owner_id = ?)
-		ORDER BY a.requests DESC, a.model_id COLLATE "C"`
-	rows, err := db.query(ctx, q, append(u.args, a.user)...)
+	out := map[string]*rollupSums{}
+	if len(u.parts) == 0 {
+		return out, nil
+	}
+	rows, err := db.query(ctx, `SELECT model_id, CAST(SUM(requests) AS BIGINT), CAST(SUM(errors) AS BIGINT),
+			CAST(SUM(input_tokens) AS BIGINT), CAST(SUM(output_tokens) AS BIGINT),
+			CAST(SUM(cost_nanos) AS BIGINT), CAST(SUM(latency_us) AS BIGINT)
+		FROM (`+u.sql()+`) AS u
+		GROUP BY model_id`, u.args...)
 	if err != nil {
 		return nil, fail(err, "analytics by model")
 	}
 	defer rows.Close()
-	var out []usageRow
 	for rows.Next() {
-		var m usageRow
-		if err := rows.Scan(&m.ModelID, &m.ModelName, &m.Requests, &m.Errors, &m.InputTokens, &m.OutputTokens,
-			&m.costNanos, &m.latencyUS); err != nil {
+		var model string
+		var s rollupSums
+		if err := rows.Scan(&model, &s.requests, &s.errors, &s.input, &s.output, &s.costNanos, &s.latencyUS); err != nil {
 			return nil, fail(err, "analytics by model")
 		}
-		m.CostUSD, m.AvgLatencyMS = usd(m.costNanos), avgMS(m.latencyUS, m.Requests)
-		out = append(out, m)
+		out[model] = &s
 	}
 	return out, fail(rows.Err(), "analytics by model")
+}
+
+// byModel names the models' sums (a model the user may not see, or that
+// is gone, has no name) and orders them by requests, then id.
+func (db *DB) byModel(ctx context.Context, user string, sums map[string]*rollupSums) ([]usageRow, error) {
+	ids := slices.Collect(maps.Keys(sums))
+	names, err := db.modelNames(ctx, user, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]usageRow, 0, len(ids))
+	for _, id := range ids {
+		s := sums[id]
+		m := usageRow{ModelUsage: modellab.ModelUsage{ModelID: id, ModelName: names[id], Requests: s.requests, Errors: s.errors,
+			InputTokens: s.input, OutputTokens: s.output, CostUSD: usd(s.costNanos), AvgLatencyMS: avgMS(s.latencyUS, s.requests)},
+			costNanos: s.costNanos, latencyUS: s.latencyUS}
+		out = append(out, m)
+	}
+	slices.SortFunc(out, func(a, b usageRow) int {
+		return cmp.Or(cmp.Compare(b.Requests, a.Requests), strings.Compare(a.ModelID, b.ModelID))
+	})
+	return out, nil
+}
+
+// modelNames are the names of those of ids that user may see: global
+// models and their own.
+func (db *DB) modelNames(ctx context.Context, user string, ids []string) (map[string]string, error) {
+	out := make(map[string]string, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	const visible = ` AND (owner_id IS NULL OR owner_id = ?)`
+	var rows rows
+	var err error
+	if db.engine == EnginePostgres {
+		rows, err = db.query(ctx, `SELECT id, name FROM models WHERE id = ANY(?)`+visible, ids, user)
+	} else {
+		// One parameter a model, under SQLite's 32,766: a user's models
+		// with events in range.
+		args := make([]any, 0, len(ids)+1)
+		for _, id := range ids {
+			args = append(args, id)
+		}
+		rows, err = db.query(ctx, `SELECT id, name FROM models WHERE id IN (?`+strings.Repeat(", ?", len(ids)-1)+`)`+visible,
+			append(args, user)...)
+	}
+	if err != nil {
+		return nil, fail(err, "analytics model names")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id, name string
+		if err := rows.Scan(&id, &name); err != nil {
+			return nil, fail(err, "analytics model names")
+		}
+		out[id] = name
+	}
+	return out, fail(rows.Err(), "analytics model names")
 }
 
 // series buckets the selection by the query's interval; every bucket of
 // the range is present, zero-filled.
 func (db *DB) series(ctx context.Context, a analyticsRead, q modellab.AnalyticsQuery) ([]modellab.SeriesPoint, error) {
+	// The all-models rows of the daily rollups are a row a day: the
+	// digests would add nothing but their per-model part to decode.
+	a.digestDays = false
 	step := q.Step().Milliseconds()
 	start := floorDiv(q.From.UnixMilli(), step) * step
 	out := []modellab.SeriesPoint{}
@@ -241,7 +317,7 @@ func (db *DB) latencyHistogram(ctx context.Context, a analyticsRead) (latencyCou
 		table string
 		r     msRange
 	}{{"latency_hourly", c.hours[0]}, {"latency_hourly", c.hours[1]}, {"latency_daily", c.days}} {
-		if !part.r.empty() {
+		if !part.r.empty() && !(a.digestDays && part.table == "latency_daily") {
 			// Summed here by bucket: a week of daily histograms is 1,500
 			// rows, and 230 distinct buckets.
 			u.add(`SELECT 0 AS raw, bucket AS v, CAST(SUM(n) AS BIGINT) AS n FROM `+part.table+` WHERE user_id = ? AND `+a.modelCond+` AND period >= ? AND period < ? GROUP BY bucket`,
@@ -257,6 +333,10 @@ func (db *DB) latencyHistogram(ctx context.Context, a analyticsRead) (latencyCou
 			u.add(q, args...)
 		}
 	}
+	h := latencyCounts{}
+	if len(u.parts) == 0 {
+		return h, nil
+	}
 	rows, err := db.query(ctx, u.sql(), u.args...)
 	if err != nil {
 		return nil, fail(err, "analytics latency")
@@ -264,7 +344,6 @@ func (db *DB) latencyHistogram(ctx context.Context, a analyticsRead) (latencyCou
 	defer rows.Close()
 	// Rollup rows carry a bucket and its count; event rows a latency, to
 	// be bucketed here.
-	h := latencyCounts{}
 	for rows.Next() {
 		var raw, v, n int64
 		if err := rows.Scan(&raw, &v, &n); err != nil {

@@ -182,7 +182,7 @@ func TestChunksMigration(t *testing.T) {
 			}
 			checkHistory(t, db, run.ID, model, -1)
 			checkHistory(t, db, run.ID, model, 2000)
-			if _, err := p.Down(ctx); err != nil {
+			if _, err := p.DownTo(ctx, chunksVersion-1); err != nil {
 				t.Fatal(err)
 			}
 			var n int

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/modellab/modellab"
@@ -241,6 +242,28 @@ func (t *tx) get(q string, args []any, dest ...any) error {
 		return withCtx(t.ctx, t.pg.QueryRow(t.ctx, q, args...).Scan(dest...))
 	}
 	return withCtx(t.ctx, t.sql.QueryRowContext(t.ctx, q, args...).Scan(dest...))
+}
+
+// query reads rows in a transaction; the statement is counted when they
+// are closed.
+func (t *tx) query(q string, args ...any) (rows, error) {
+	start := time.Now()
+	done := sync.OnceFunc(func() { t.db.observe(start) }) // rows may be closed twice
+	q = t.db.sqlFor(q)
+	if t.pg != nil {
+		r, err := t.pg.Query(t.ctx, q, args...)
+		if err != nil {
+			done()
+			return nil, withCtx(t.ctx, err)
+		}
+		return pgRows{r, done}, nil
+	}
+	r, err := t.sql.QueryContext(t.ctx, q, args...)
+	if err != nil {
+		done()
+		return nil, withCtx(t.ctx, err)
+	}
+	return &sqlRows{Rows: r, cancel: done}, nil
 }
 
 // ModelByName returns the model of that name that ownerID may see: their

@@ -18,7 +18,7 @@ const chunksVersion = 7
 // ones.
 func (db *DB) goMigrations() []*goose.Migration {
 	return []*goose.Migration{goose.NewGoMigration(chunksVersion,
-		&goose.GoFunc{RunTx: db.chunksUp}, &goose.GoFunc{RunTx: db.chunksDown})}
+		&goose.GoFunc{RunTx: db.chunksUp}, &goose.GoFunc{RunTx: db.chunksDown}), db.digestsMigration()}
 }
 
 // migrateBatch rows per INSERT of a migration.
@@ -66,7 +66,7 @@ func (db *DB) chunksDown(ctx context.Context, tx *sql.Tx) error {
 // elsewhere: a connection serves one statement at a time, and one run's
 // points fit in memory where a database's may not.
 func (db *DB) moveRuns(ctx context.Context, tx *sql.Tx, table string, move func(context.Context, *sql.Tx, string) error) error {
-	runs, err := migrateRuns(ctx, tx, table)
+	runs, err := migrateDistinct(ctx, tx, "run_id", table)
 	if err != nil {
 		return err
 	}
@@ -79,22 +79,17 @@ func (db *DB) moveRuns(ctx context.Context, tx *sql.Tx, table string, move func(
 	return err
 }
 
-// migrateRuns lists the runs that have rows in table.
-func migrateRuns(ctx context.Context, tx *sql.Tx, table string) ([]string, error) {
-	r, err := tx.QueryContext(ctx, "SELECT DISTINCT run_id FROM "+table)
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
+// migrateDistinct lists the distinct values of col in table (the runs,
+// the users a migration goes through one at a time).
+func migrateDistinct(ctx context.Context, tx *sql.Tx, col, table string) ([]string, error) {
 	var out []string
-	for r.Next() {
-		var id string
-		if err := r.Scan(&id); err != nil {
-			return nil, err
-		}
-		out = append(out, id)
-	}
-	return out, r.Err()
+	err := migrateScan(ctx, tx, "SELECT DISTINCT "+col+" FROM "+table, nil, func(scan func(...any) error) error {
+		var v string
+		err := scan(&v)
+		out = append(out, v)
+		return err
+	})
+	return out, err
 }
 
 // chunkRun moves one run's points into chunks.

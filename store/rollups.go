@@ -195,14 +195,15 @@ func (r *rollups) tables() []rollupTable {
 }
 
 // upsertRollups adds r to the stored rollups in t: rows that exist grow by
-// the new sums, the others are inserted.
+// the new sums, the others are inserted; then the daily digests, which
+// rely on the row locks taken here (upsertDigests).
 func upsertRollups(t *tx, r *rollups) error {
 	for _, tb := range r.tables() {
 		if err := upsertAdd(t, tb); err != nil {
 			return err
 		}
 	}
-	return nil
+	return upsertDigests(t, r)
 }
 
 // rollupBatch rows per statement keeps SQLite under its parameter limit.

@@ -562,12 +562,12 @@ func seedTables(users []modellab.User, seeded []SeededUser, models []seedModel, 
 func rollupTables(r *rollups) []seedTable {
 	var tables map[string]rollupTable
 	var out []seedTable
-	for _, tb := range newRollups().tables() { // the tables' names and columns
+	for _, tb := range newRollups().loadTables() { // the tables' names and columns
 		next := 0
 		out = append(out, seedTable{tb.name, tb.cols, func() ([]any, bool) {
 			if tables == nil {
 				tables = map[string]rollupTable{}
-				for _, t := range r.tables() {
+				for _, t := range r.loadTables() {
 					tables[t.name] = t
 				}
 			}

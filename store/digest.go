@@ -1,0 +1,371 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"github.com/modellab/modellab"
+)
+
+// Daily digests (usage_daily_digest): per user and UTC day, one row that
+// holds the day's per-model sums and its all-models latency histogram,
+// each packed in a blob. They hold nothing the daily rollups do not; they
+// exist for the read that every analytics page makes, every model of one
+// user over whole days, which from usage_daily and latency_daily is a row
+// per model and day plus a row per bucket and day (about 2,900 rows for a
+// week of the seed's heaviest user) and from the digests one row per day.
+// Ingest keeps them in the same transaction as the rollups, by reading,
+// merging and rewriting each touched day's row (upsertDigests).
+
+// digestModel is one model's sums in a digest.
+type digestModel struct {
+	model string
+	sums  rollupSums
+}
+
+// digestFormat is the first byte of both blobs, so that a later layout can
+// be told apart from this one.
+const digestFormat = 1
+
+var errDigest = errors.New("malformed daily digest")
+
+func (s *rollupSums) add(o rollupSums) {
+	s.requests += o.requests
+	s.errors += o.errors
+	s.input += o.input
+	s.output += o.output
+	s.costNanos += o.costNanos
+	s.latencyUS += o.latencyUS
+}
+
+func (s *rollupSums) fields() [6]*int64 {
+	return [6]*int64{&s.requests, &s.errors, &s.input, &s.output, &s.costNanos, &s.latencyUS}
+}
+
+// encodeModels packs models, which are in byte order of their names: a
+// count, then per model its name and its six sums as varints.
+func encodeModels(models []digestModel) []byte {
+	b := binary.AppendUvarint([]byte{digestFormat}, uint64(len(models)))
+	for i := range models {
+		m := &models[i]
+		b = binary.AppendUvarint(b, uint64(len(m.model)))
+		b = append(b, m.model...)
+		for _, f := range m.sums.fields() {
+			b = binary.AppendVarint(b, *f)
+		}
+	}
+	return b
+}
+
+// digestReader reads the varints of a blob; a short or malformed blob
+// sets err and reads zeros from then on.
+type digestReader struct {
+	b   []byte
+	err error
+}
+
+func newDigestReader(b []byte) *digestReader {
+	if len(b) == 0 || b[0] != digestFormat {
+		return &digestReader{err: errDigest}
+	}
+	return &digestReader{b: b[1:]}
+}
+
+func (r *digestReader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *digestReader) varint() int64 {
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+// bytes returns the next n bytes, aliasing the blob.
+func (r *digestReader) bytes(n uint64) []byte {
+	if n > uint64(len(r.b)) {
+		r.fail()
+		return nil
+	}
+	out := r.b[:n]
+	r.b = r.b[n:]
+	return out
+}
+
+func (r *digestReader) fail() {
+	r.err, r.b = errDigest, nil
+}
+
+// eachModel calls fn with every model of a models blob, its name aliasing
+// the blob (fn copies it to keep it). The count is not trusted for
+// allocation: a corrupt blob fails, it does not allocate.
+func eachModel(b []byte, fn func(name []byte, s rollupSums)) error {
+	r := newDigestReader(b)
+	n := r.uvarint()
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		name := r.bytes(r.uvarint())
+		var s rollupSums
+		for _, f := range s.fields() {
+			*f = r.varint()
+		}
+		if r.err == nil {
+			fn(name, s)
+		}
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.err = errDigest
+	}
+	return r.err
+}
+
+// decodeModels unpacks a models blob.
+func decodeModels(b []byte) ([]digestModel, error) {
+	var out []digestModel
+	err := eachModel(b, func(name []byte, s rollupSums) {
+		out = append(out, digestModel{string(name), s})
+	})
+	return out, err
+}
+
+// mergeModels adds b to a; both and the result are in byte order.
+func mergeModels(a, b []digestModel) []digestModel {
+	out := make([]digestModel, 0, max(len(a), len(b)))
+	for len(a) > 0 && len(b) > 0 {
+		switch c := strings.Compare(a[0].model, b[0].model); {
+		case c < 0:
+			out, a = append(out, a[0]), a[1:]
+		case c > 0:
+			out, b = append(out, b[0]), b[1:]
+		default:
+			m := a[0]
+			m.sums.add(b[0].sums)
+			out, a, b = append(out, m), a[1:], b[1:]
+		}
+	}
+	return append(append(out, a...), b...)
+}
+
+// encodeLatency packs a histogram: a count, then per bucket, in bucket
+// order, the bucket's distance from the previous one and its count.
+func encodeLatency(h latencyCounts) []byte {
+	b := binary.AppendUvarint([]byte{digestFormat}, uint64(len(h)))
+	prev := int64(0)
+	for _, k := range slices.Sorted(maps.Keys(h)) {
+		b = binary.AppendVarint(b, k-prev)
+		b = binary.AppendVarint(b, h[k])
+		prev = k
+	}
+	return b
+}
+
+// addLatency adds a latency blob's counts to h.
+func addLatency(h latencyCounts, b []byte) error {
+	r := newDigestReader(b)
+	n := r.uvarint()
+	k := int64(0)
+	for i := uint64(0); i < n && r.err == nil; i++ {
+		k += r.varint()
+		if c := r.varint(); r.err == nil {
+			h[k] += c
+		}
+	}
+	if r.err == nil && len(r.b) != 0 {
+		r.err = errDigest
+	}
+	return r.err
+}
+
+// digestKey is one row of usage_daily_digest.
+type digestKey struct {
+	user   int32
+	period int64
+}
+
+// digestRows are the digests of r's events: per user and day, the models'
+// daily sums in byte order of their names and the all-models histogram.
+type digestRows struct {
+	keys    []digestKey
+	models  map[digestKey][]digestModel
+	latency map[digestKey]latencyCounts
+}
+
+func (r *rollups) digests() digestRows {
+	d := digestRows{models: map[digestKey][]digestModel{}, latency: map[digestKey]latencyCounts{}}
+	all := r.id(allModels)
+	for k, s := range r.daily.sums {
+		if k.model != all {
+			dk := digestKey{k.user, k.period}
+			d.models[dk] = append(d.models[dk], digestModel{r.names[k.model], *s})
+		}
+	}
+	for k, n := range r.daily.latency {
+		if k.model == all {
+			dk := digestKey{k.user, k.period}
+			if d.latency[dk] == nil {
+				d.latency[dk] = latencyCounts{}
+				d.keys = append(d.keys, dk) // every event counts under allModels
+			}
+			d.latency[dk][k.bucket] += n
+		}
+	}
+	for _, ms := range d.models {
+		slices.SortFunc(ms, func(a, b digestModel) int { return strings.Compare(a.model, b.model) })
+	}
+	rank := r.ranks()
+	slices.SortFunc(d.keys, func(a, b digestKey) int {
+		return cmp.Or(cmp.Compare(rank[a.user], rank[b.user]), cmp.Compare(a.period, b.period))
+	})
+	return d
+}
+
+var digestCols = []string{"user_id", "period", "models", "latency"}
+
+// digestTable is the digests as rows to load.
+func (r *rollups) digestTable() rollupTable {
+	d := r.digests()
+	return rollupTable{"usage_daily_digest", digestCols, 2, len(d.keys), func(i int) []any {
+		k := d.keys[i]
+		return []any{r.names[k.user], k.period, encodeModels(d.models[k]), encodeLatency(d.latency[k])}
+	}}
+}
+
+// loadTables are every table the rollups fill, as the seed loads them.
+func (r *rollups) loadTables() []rollupTable {
+	return append(r.tables(), r.digestTable())
+}
+
+// digestBatch rows per statement: four parameters a row written, two read.
+const digestBatch = 500
+
+// upsertDigests adds r's digests to the stored ones: each day's stored
+// row is read, merged with the new sums and written whole. Concurrent
+// ingests cannot lose each other's sums: upsertRollups, before this, has
+// updated every touched day's all-models usage_daily row, whose row lock
+// the transaction holds until it ends, so two transactions that touch the
+// same day go through here one after the other, and the second reads
+// what the first wrote (each statement of READ COMMITTED sees every
+// commit before it). SQLite runs one write transaction at a time.
+func upsertDigests(t *tx, r *rollups) error {
+	d := r.digests()
+	for start := 0; start < len(d.keys); start += digestBatch {
+		keys := d.keys[start:min(start+digestBatch, len(d.keys))]
+		stored, err := t.storedDigests(r, keys)
+		if err != nil {
+			return err
+		}
+		args := make([]any, 0, len(keys)*len(digestCols))
+		for _, k := range keys {
+			models, lat := d.models[k], d.latency[k]
+			if s, ok := stored[k]; ok {
+				old, err := decodeModels(s.models)
+				if err == nil {
+					err = addLatency(lat, s.latency)
+				}
+				if err != nil {
+					return fmt.Errorf("user %s, day %d: %w", r.names[k.user], k.period, err)
+				}
+				models = mergeModels(old, models)
+			}
+			args = append(args, r.names[k.user], k.period, encodeModels(models), encodeLatency(lat))
+		}
+		if err := t.exec(insertValues("usage_daily_digest", digestCols, len(keys))+
+			" ON CONFLICT (user_id, period) DO UPDATE SET models = excluded.models, latency = excluded.latency", args...); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type digestBlobs struct{ models, latency []byte }
+
+// storedDigests reads those of keys' digests that exist.
+func (t *tx) storedDigests(r *rollups, keys []digestKey) (map[digestKey]digestBlobs, error) {
+	args := make([]any, 0, 2*len(keys))
+	for _, k := range keys {
+		args = append(args, r.names[k.user], k.period)
+	}
+	rs, err := t.query(`SELECT user_id, period, models, latency FROM usage_daily_digest WHERE (user_id, period) IN (VALUES `+
+		strings.TrimSuffix(strings.Repeat("(CAST(? AS TEXT), CAST(? AS BIGINT)), ", len(keys)), ", ")+`)`, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rs.Close()
+	out := make(map[digestKey]digestBlobs, len(keys))
+	for rs.Next() {
+		var user string
+		var period int64
+		var b digestBlobs
+		if err := rs.Scan(&user, &period, &b.models, &b.latency); err != nil {
+			return nil, err
+		}
+		out[digestKey{r.id(user), period}] = b
+	}
+	return out, rs.Err()
+}
+
+// dayDigests are the sums of a range of daily digests.
+type dayDigests struct {
+	models  map[string]*rollupSums
+	latency latencyCounts
+}
+
+// dailyDigests sums user's digests of the whole days in r.
+func (db *DB) dailyDigests(ctx context.Context, user string, r msRange) (dayDigests, error) {
+	d := dayDigests{models: map[string]*rollupSums{}, latency: latencyCounts{}}
+	rows, err := db.query(ctx, `SELECT models, latency FROM usage_daily_digest WHERE user_id = ? AND period >= ? AND period < ?`,
+		user, r.from, r.to)
+	if err != nil {
+		return d, fail(err, "analytics daily digests")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var models, lat []byte
+		if err := rows.Scan(&models, &lat); err != nil {
+			return d, fail(err, "analytics daily digests")
+		}
+		err := eachModel(models, func(name []byte, s rollupSums) {
+			if sum := d.models[string(name)]; sum != nil {
+				sum.add(s)
+			} else {
+				d.models[string(name)] = &s
+			}
+		})
+		if err == nil {
+			err = addLatency(d.latency, lat)
+		}
+		if err != nil {
+			return d, modellab.WrapError(modellab.EINTERNAL, err, "analytics daily digests of %s", user)
+		}
+	}
+	return d, fail(rows.Err(), "analytics daily digests")
+}
+
+// addTo adds the digests' sums to sums and their histogram to h.
+func (d dayDigests) addTo(sums map[string]*rollupSums, h latencyCounts) {
+	for m, s := range d.models {
+		if sum := sums[m]; sum != nil {
+			sum.add(*s)
+		} else {
+			sums[m] = s
+		}
+	}
+	for k, n := range d.latency {
+		h[k] += n
+	}
+}
