@@ -1,0 +1,128 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestDigestModelsRoundTrip(t *testing.T) {
+	tests := []struct {
+		name   string
+		models []digestModel
+	}{
+		{"none", nil},
+		{"one", []digestModel{{"mdl_a", rollupSums{1, 0, 10, 20, 30, 40}}}},
+		{"large sums", []digestModel{{"m", rollupSums{1 << 40, 1 << 39, 1 << 50, 1 << 51, 1 << 62, 1 << 45}}}},
+		{"several", []digestModel{{"", rollupSums{requests: 2}}, {"mdl_a", rollupSums{3, 1, 4, 1, 5, 9}}, {"mdl_b", rollupSums{2, 6, 5, 3, 5, 8}}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, err := decodeModels(encodeModels(tt.models))
+			if err != nil {
+				t.Fatalf("decode: %v", err)
+			}
+			if len(got) != len(tt.models) || len(got) > 0 && !reflect.DeepEqual(got, tt.models) {
+				t.Errorf("got %+v, want %+v", got, tt.models)
+			}
+		})
+	}
+}
+
+func TestDigestLatencyRoundTrip(t *testing.T) {
+	want := latencyCounts{zeroBucket: 3, 0: 1, 17: 2, 900: 5, 1107: 1}
+	got := latencyCounts{}
+	if err := addLatency(got, encodeLatency(want)); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("got %v, want %v", got, want)
+	}
+	if err := addLatency(got, encodeLatency(latencyCounts{17: 1})); err != nil || got[17] != 3 {
+		t.Errorf("adding a second day: bucket 17 holds %d (%v), want 3", got[17], err)
+	}
+}
+
+// TestDigestMalformed: a blob that is cut short, of an unknown layout, or
+// longer than its count says is an error, never a wrong sum.
+func TestDigestMalformed(t *testing.T) {
+	models := encodeModels([]digestModel{{"mdl_a", rollupSums{3, 1, 4, 1, 5, 9}}, {"mdl_b", rollupSums{2, 6, 5, 3, 5, 8}}})
+	latency := encodeLatency(latencyCounts{1: 2, 300: 7})
+	tests := []struct {
+		name string
+		blob []byte
+	}{
+		{"empty", nil},
+		{"unknown layout", append([]byte{digestFormat + 1}, models[1:]...)},
+		{"cut in a name", models[:5]},
+		{"cut in a sum", models[:len(models)-1]},
+		{"trailing bytes", append(append([]byte{}, models...), 0)},
+		{"count too large", append([]byte{digestFormat, 200}, models[2:]...)},
+	}
+	for _, tt := range tests {
+		t.Run("models/"+tt.name, func(t *testing.T) {
+			if _, err := decodeModels(tt.blob); !errors.Is(err, errDigest) {
+				t.Errorf("decode: %v, want errDigest", err)
+			}
+		})
+	}
+	for _, tt := range []struct {
+		name string
+		blob []byte
+	}{{"empty", nil}, {"cut", latency[:len(latency)-1]}, {"trailing bytes", append(append([]byte{}, latency...), 1)}} {
+		t.Run("latency/"+tt.name, func(t *testing.T) {
+			if err := addLatency(latencyCounts{}, tt.blob); !errors.Is(err, errDigest) {
+				t.Errorf("decode: %v, want errDigest", err)
+			}
+		})
+	}
+}
+
+func TestMergeModels(t *testing.T) {
+	a := []digestModel{{"a", rollupSums{requests: 1}}, {"c", rollupSums{requests: 2, errors: 1}}}
+	b := []digestModel{{"b", rollupSums{requests: 5}}, {"c", rollupSums{requests: 3, latencyUS: 7}}, {"d", rollupSums{requests: 1}}}
+	want := []digestModel{{"a", rollupSums{requests: 1}}, {"b", rollupSums{requests: 5}},
+		{"c", rollupSums{requests: 5, errors: 1, latencyUS: 7}}, {"d", rollupSums{requests: 1}}}
+	if got := mergeModels(a, b); !reflect.DeepEqual(got, want) {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+}
+
+// TestDigestsConcurrentIngest: ingests that touch the same users' days at
+// the same time lose none of each other's sums in the digests, which are
+// read, merged and rewritten (the answers equal the events').
+func TestDigestsConcurrentIngest(t *testing.T) {
+	for _, engine := range []string{EngineSQLite, EnginePostgres} {
+		t.Run(engine, func(t *testing.T) {
+			db := openMigrated(t, engine)
+			r := rand.New(rand.NewPCG(13, 17))
+			start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+			events := randomEvents(r, 4000, start)
+			var wg sync.WaitGroup
+			errs := make(chan error, 8)
+			for w := range 8 {
+				part := events[w*500 : (w+1)*500]
+				wg.Go(func() {
+					for len(part) > 0 {
+						n := min(len(part), 25)
+						if err := db.InsertEvents(context.Background(), part[:n]); err != nil {
+							errs <- err
+							return
+						}
+						part = part[n:]
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			checkAgainstEvents(t, db, r, start, 60)
+		})
+	}
+}
