@@ -117,20 +117,22 @@ func (db *DB) Analytics(ctx context.Context, userID string, q modellab.Analytics
 	base := analyticsRead{user: userID, r: r, modelID: q.ModelID, digestDays: q.ModelID == ""}
 	var series []modellab.SeriesPoint
 	var hist latencyCounts
-	var sums map[string]*rollupSums
-	var days dayDigests
+	var sums, days *modelTotals
+	var daysLatency latencyCounts
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) { sums, err = db.modelSums(gctx, base.forModels()); return })
 	g.Go(func() (err error) { series, err = db.series(gctx, base.forTotals(), q); return })
 	g.Go(func() (err error) { hist, err = db.latencyHistogram(gctx, base); return })
 	if d := coverOf(r, true).days; base.digestDays && !d.empty() {
-		g.Go(func() (err error) { days, err = db.dailyDigests(gctx, userID, d); return })
+		g.Go(func() (err error) { days, daysLatency, err = db.dailyDigests(gctx, userID, d); return })
 	}
 	if err := g.Wait(); err != nil {
 		return modellab.AnalyticsResult{}, err
 	}
-	days.addTo(sums, hist)
-	byModel, err := db.byModel(ctx, userID, sums)
+	for k, n := range daysLatency {
+		hist[k] += n
+	}
+	byModel, err := db.byModel(ctx, userID, sums.join(days))
 	if err != nil {
 		return modellab.AnalyticsResult{}, err
 	}
@@ -181,12 +183,60 @@ type usageRow struct {
 	costNanos, latencyUS int64
 }
 
+// modelTotals are sums by model, in the order the models came.
+type modelTotals struct {
+	index map[string]int32
+	ids   []string
+	sums  []rollupSums
+}
+
+func newModelTotals(n int) *modelTotals {
+	return &modelTotals{index: make(map[string]int32, n), ids: make([]string, 0, n), sums: make([]rollupSums, 0, n)}
+}
+
+// addBytes adds s to the model named id, without a string made for an id
+// already there.
+func (t *modelTotals) addBytes(id []byte, s rollupSums) {
+	if i, ok := t.index[string(id)]; ok {
+		t.sums[i].add(s)
+		return
+	}
+	t.add(string(id), s)
+}
+
+func (t *modelTotals) add(id string, s rollupSums) {
+	if i, ok := t.index[id]; ok {
+		t.sums[i].add(s)
+		return
+	}
+	t.index[id] = int32(len(t.ids))
+	t.ids = append(t.ids, id)
+	t.sums = append(t.sums, s)
+}
+
+// join adds the smaller of t and o to the larger and returns it; either
+// may be nil.
+func (t *modelTotals) join(o *modelTotals) *modelTotals {
+	if t == nil || o != nil && len(o.ids) > len(t.ids) {
+		t, o = o, t
+	}
+	if t == nil {
+		return newModelTotals(0)
+	}
+	if o != nil {
+		for i, id := range o.ids {
+			t.add(id, o.sums[i])
+		}
+	}
+	return t
+}
+
 // modelSums sums the selection by model over what the SQL sources cover
 // (all of the range, or all but its whole days when those come from the
 // digests).
-func (db *DB) modelSums(ctx context.Context, a analyticsRead) (map[string]*rollupSums, error) {
+func (db *DB) modelSums(ctx context.Context, a analyticsRead) (*modelTotals, error) {
 	u := a.sums(coverOf(a.r, true))
-	out := map[string]*rollupSums{}
+	out := newModelTotals(0)
 	if len(u.parts) == 0 {
 		return out, nil
 	}
@@ -205,26 +255,24 @@ func (db *DB) modelSums(ctx context.Context, a analyticsRead) (map[string]*rollu
 		if err := rows.Scan(&model, &s.requests, &s.errors, &s.input, &s.output, &s.costNanos, &s.latencyUS); err != nil {
 			return nil, fail(err, "analytics by model")
 		}
-		out[model] = &s
+		out.add(model, s)
 	}
 	return out, fail(rows.Err(), "analytics by model")
 }
 
 // byModel names the models' sums (a model the user may not see, or that
 // is gone, has no name) and orders them by requests, then id.
-func (db *DB) byModel(ctx context.Context, user string, sums map[string]*rollupSums) ([]usageRow, error) {
-	ids := slices.Collect(maps.Keys(sums))
-	names, err := db.modelNames(ctx, user, ids)
+func (db *DB) byModel(ctx context.Context, user string, t *modelTotals) ([]usageRow, error) {
+	names, err := db.modelNames(ctx, user, t.ids)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]usageRow, 0, len(ids))
-	for _, id := range ids {
-		s := sums[id]
-		m := usageRow{ModelUsage: modellab.ModelUsage{ModelID: id, ModelName: names[id], Requests: s.requests, Errors: s.errors,
-			InputTokens: s.input, OutputTokens: s.output, CostUSD: usd(s.costNanos), AvgLatencyMS: avgMS(s.latencyUS, s.requests)},
-			costNanos: s.costNanos, latencyUS: s.latencyUS}
-		out = append(out, m)
+	out := make([]usageRow, 0, len(t.ids))
+	for i, id := range t.ids {
+		s := &t.sums[i]
+		out = append(out, usageRow{ModelUsage: modellab.ModelUsage{ModelID: id, ModelName: names[id], Requests: s.requests,
+			Errors: s.errors, InputTokens: s.input, OutputTokens: s.output, CostUSD: usd(s.costNanos),
+			AvgLatencyMS: avgMS(s.latencyUS, s.requests)}, costNanos: s.costNanos, latencyUS: s.latencyUS})
 	}
 	slices.SortFunc(out, func(a, b usageRow) int {
 		return cmp.Or(cmp.Compare(b.Requests, a.Requests), strings.Compare(a.ModelID, b.ModelID))

@@ -174,21 +174,26 @@ func encodeLatency(h latencyCounts) []byte {
 	return b
 }
 
-// addLatency adds a latency blob's counts to h.
-func addLatency(h latencyCounts, b []byte) error {
+// eachBucket calls fn with every bucket of a latency blob, in order.
+func eachBucket(b []byte, fn func(bucket, n int64)) error {
 	r := newDigestReader(b)
 	n := r.uvarint()
 	k := int64(0)
 	for i := uint64(0); i < n && r.err == nil; i++ {
 		k += r.varint()
 		if c := r.varint(); r.err == nil {
-			h[k] += c
+			fn(k, c)
 		}
 	}
 	if r.err == nil && len(r.b) != 0 {
 		r.err = errDigest
 	}
 	return r.err
+}
+
+// addLatency adds a latency blob's counts to h.
+func addLatency(h latencyCounts, b []byte) error {
+	return eachBucket(b, func(k, n int64) { h[k] += n })
 }
 
 // digestKey is one row of usage_daily_digest.
@@ -319,53 +324,47 @@ func (t *tx) storedDigests(r *rollups, keys []digestKey) (map[digestKey]digestBl
 	return out, rs.Err()
 }
 
-// dayDigests are the sums of a range of daily digests.
-type dayDigests struct {
-	models  map[string]*rollupSums
-	latency latencyCounts
-}
+// denseBuckets is the bucket range summed in an array when digests are
+// read: every latency an event may have (TestDenseBuckets); a bucket
+// outside it, which validation keeps out, would be summed in a map.
+const denseBuckets = 1300
 
-// dailyDigests sums user's digests of the whole days in r.
-func (db *DB) dailyDigests(ctx context.Context, user string, r msRange) (dayDigests, error) {
-	d := dayDigests{models: map[string]*rollupSums{}, latency: latencyCounts{}}
+// dailyDigests sums user's digests of the whole days in r: by model, and
+// the latency histogram.
+func (db *DB) dailyDigests(ctx context.Context, user string, r msRange) (*modelTotals, latencyCounts, error) {
 	rows, err := db.query(ctx, `SELECT models, latency FROM usage_daily_digest WHERE user_id = ? AND period >= ? AND period < ?`,
 		user, r.from, r.to)
 	if err != nil {
-		return d, fail(err, "analytics daily digests")
+		return nil, nil, fail(err, "analytics daily digests")
 	}
 	defer rows.Close()
+	t, h := newModelTotals(64), latencyCounts{}
+	var dense [denseBuckets]int64 // bucket k at k - zeroBucket
+	addModel := func(name []byte, s rollupSums) { t.addBytes(name, s) }
+	addBucket := func(k, n int64) {
+		if i := k - zeroBucket; i >= 0 && i < denseBuckets {
+			dense[i] += n
+		} else {
+			h[k] += n
+		}
+	}
 	for rows.Next() {
 		var models, lat []byte
 		if err := rows.Scan(&models, &lat); err != nil {
-			return d, fail(err, "analytics daily digests")
+			return nil, nil, fail(err, "analytics daily digests")
 		}
-		err := eachModel(models, func(name []byte, s rollupSums) {
-			if sum := d.models[string(name)]; sum != nil {
-				sum.add(s)
-			} else {
-				d.models[string(name)] = &s
-			}
-		})
+		err := eachModel(models, addModel)
 		if err == nil {
-			err = addLatency(d.latency, lat)
+			err = eachBucket(lat, addBucket)
 		}
 		if err != nil {
-			return d, modellab.WrapError(modellab.EINTERNAL, err, "analytics daily digests of %s", user)
+			return nil, nil, modellab.WrapError(modellab.EINTERNAL, err, "analytics daily digests of %s", user)
 		}
 	}
-	return d, fail(rows.Err(), "analytics daily digests")
-}
-
-// addTo adds the digests' sums to sums and their histogram to h.
-func (d dayDigests) addTo(sums map[string]*rollupSums, h latencyCounts) {
-	for m, s := range d.models {
-		if sum := sums[m]; sum != nil {
-			sum.add(*s)
-		} else {
-			sums[m] = s
+	for i, n := range dense {
+		if n != 0 {
+			h[int64(i)+zeroBucket] += n
 		}
 	}
-	for k, n := range d.latency {
-		h[k] += n
-	}
+	return t, h, fail(rows.Err(), "analytics daily digests")
 }

@@ -3,11 +3,14 @@ package store
 import (
 	"context"
 	"errors"
+	"math"
 	"math/rand/v2"
 	"reflect"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/modellab/modellab"
 )
 
 func TestDigestModelsRoundTrip(t *testing.T) {
@@ -123,6 +126,56 @@ func TestDigestsConcurrentIngest(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkAgainstEvents(t, db, r, start, 60)
+		})
+	}
+}
+
+func TestDenseBuckets(t *testing.T) {
+	if top := latencyBucket(modellab.MaxLatencyMS*1000) - zeroBucket; top >= denseBuckets {
+		t.Errorf("the longest latency's bucket is at %d, past denseBuckets %d", top, denseBuckets)
+	}
+}
+
+// TestDigestsExtremeLatencies: latencies of 0 and of the longest allowed
+// reach the digests' histogram and its percentile as they do the events'.
+func TestDigestsExtremeLatencies(t *testing.T) {
+	for _, engine := range []string{EngineSQLite, EnginePostgres} {
+		t.Run(engine, func(t *testing.T) {
+			db := openMigrated(t, engine)
+			ctx := context.Background()
+			day := time.Date(2026, 3, 2, 0, 0, 0, 0, time.UTC)
+			var events []modellab.Event
+			for i, lat := range []float64{0, 0, 0, modellab.MaxLatencyMS, modellab.MaxLatencyMS, 0.001, 5, 250} {
+				events = append(events, modellab.Event{UserID: "usr_x", ModelID: "mdl_1", Timestamp: day.Add(time.Duration(i) * time.Hour),
+					LatencyMS: lat, Status: modellab.EventOK})
+			}
+			if err := db.InsertEvents(ctx, events); err != nil {
+				t.Fatal(err)
+			}
+			defaultExact := exactP95Max
+			exactP95Max = 0
+			t.Cleanup(func() { exactP95Max = defaultExact })
+			for _, q := range []modellab.AnalyticsQuery{
+				{From: day, To: day.Add(24 * time.Hour), Interval: modellab.IntervalDay},
+				{From: day.Add(-24 * time.Hour), To: day.Add(48 * time.Hour), Interval: modellab.IntervalHour},
+			} {
+				got, err := db.Analytics(ctx, "usr_x", q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				want, err := db.analyticsFromEvents(ctx, "usr_x", q)
+				if err != nil {
+					t.Fatal(err)
+				}
+				gp, wp := got.Totals.P95LatencyMS, want.Totals.P95LatencyMS
+				if math.Abs(gp-wp) > latencyAlpha*wp+0.0005 {
+					t.Errorf("%v: p95 %v, events say %v", q.From, gp, wp)
+				}
+				got.Totals.P95LatencyMS = wp
+				if !reflect.DeepEqual(got, want) {
+					t.Errorf("%v:\ndigests %+v\nevents  %+v", q.From, got, want)
+				}
+			}
 		})
 	}
 }
