@@ -299,14 +299,27 @@ func upsertDigests(t *tx, r *rollups) error {
 
 type digestBlobs struct{ models, latency []byte }
 
-// storedDigests reads those of keys' digests that exist.
+// storedDigests reads those of keys' digests that exist: on PostgreSQL
+// by arrays, one statement text whatever the number of keys (each count
+// of placeholders would be a prepared statement of its own).
 func (t *tx) storedDigests(r *rollups, keys []digestKey) (map[digestKey]digestBlobs, error) {
-	args := make([]any, 0, 2*len(keys))
-	for _, k := range keys {
-		args = append(args, r.names[k.user], k.period)
+	users, periods := make([]string, len(keys)), make([]int64, len(keys))
+	for i, k := range keys {
+		users[i], periods[i] = r.names[k.user], k.period
 	}
-	rs, err := t.query(`SELECT user_id, period, models, latency FROM usage_daily_digest WHERE (user_id, period) IN (VALUES `+
-		strings.TrimSuffix(strings.Repeat("(CAST(? AS TEXT), CAST(? AS BIGINT)), ", len(keys)), ", ")+`)`, args...)
+	var rs rows
+	var err error
+	if t.pg != nil {
+		rs, err = t.query(`SELECT d.user_id, d.period, d.models, d.latency FROM usage_daily_digest d
+			JOIN unnest(?::text[], ?::bigint[]) AS x(user_id, period) ON d.user_id = x.user_id AND d.period = x.period`, users, periods)
+	} else {
+		args := make([]any, 0, 2*len(keys))
+		for i := range keys {
+			args = append(args, users[i], periods[i])
+		}
+		rs, err = t.query(`SELECT user_id, period, models, latency FROM usage_daily_digest WHERE (user_id, period) IN (VALUES `+
+			strings.TrimSuffix(strings.Repeat("(?, ?), ", len(keys)), ", ")+`)`, args...)
+	}
 	if err != nil {
 		return nil, err
 	}
