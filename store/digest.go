@@ -77,18 +77,13 @@ func newDigestReader(b []byte) *digestReader {
 	return &digestReader{b: b[1:]}
 }
 
-func (r *digestReader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail()
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
+func (r *digestReader) uvarint() uint64 { return readVarint(r, binary.Uvarint) }
 
-func (r *digestReader) varint() int64 {
-	v, n := binary.Varint(r.b)
+func (r *digestReader) varint() int64 { return readVarint(r, binary.Varint) }
+
+// readVarint reads one varint with read (binary.Uvarint or Varint).
+func readVarint[T uint64 | int64](r *digestReader, read func([]byte) (T, int)) T {
+	v, n := read(r.b)
 	if n <= 0 {
 		r.fail()
 		return 0

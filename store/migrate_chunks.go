@@ -21,14 +21,18 @@ func (db *DB) goMigrations() []*goose.Migration {
 		&goose.GoFunc{RunTx: db.chunksUp}, &goose.GoFunc{RunTx: db.chunksDown}), db.digestsMigration()}
 }
 
+// blobType is the engine's type for a column of bytes.
+func (db *DB) blobType() string {
+	if db.engine == EngineSQLite {
+		return "BLOB"
+	}
+	return "BYTEA"
+}
+
 // migrateBatch rows per INSERT of a migration.
 const migrateBatch = 500
 
 func (db *DB) chunksUp(ctx context.Context, tx *sql.Tx) error {
-	blob := "BYTEA"
-	if db.engine == EngineSQLite {
-		blob = "BLOB"
-	}
 	// The primary key is the read path (one run's keys, each a range of
 	// chunks) and the upsert's target. No foreign key, as metric_points
 	// had none: ingest checks the run, and deleting a run deletes its
@@ -40,7 +44,7 @@ func (db *DB) chunksUp(ctx context.Context, tx *sql.Tx) error {
 		lo     BIGINT NOT NULL CHECK (lo >= 0),
 		hi     BIGINT NOT NULL,
 		data   %s NOT NULL,
-		PRIMARY KEY (run_id, key, chunk))`, blob))
+		PRIMARY KEY (run_id, key, chunk))`, db.blobType()))
 	if err != nil {
 		return err
 	}

@@ -23,16 +23,12 @@ func (db *DB) digestsMigration() *goose.Migration {
 }
 
 func (db *DB) digestsUp(ctx context.Context, tx *sql.Tx) error {
-	blob := "BYTEA"
-	if db.engine == EngineSQLite {
-		blob = "BLOB"
-	}
 	_, err := tx.ExecContext(ctx, fmt.Sprintf(`CREATE TABLE usage_daily_digest (
 		user_id TEXT NOT NULL,
 		period  BIGINT NOT NULL,
 		models  %[1]s NOT NULL,
 		latency %[1]s NOT NULL,
-		PRIMARY KEY (user_id, period))`, blob))
+		PRIMARY KEY (user_id, period))`, db.blobType()))
 	if err != nil {
 		return err
 	}
