@@ -26,14 +26,14 @@ func (s *Service) AnalyticsData(ctx context.Context, u *modellab.User, q modella
 	return entryAnswer(e, res), nil
 }
 
-func loadAnalytics(ctx context.Context, s *Service, a analyticsArg) (modellab.AnalyticsResult, error) {
+func loadAnalytics(ctx context.Context, s *Service, a analyticsArg) (rawBody, error) {
 	res, err := s.store.Analytics(ctx, a.userID, a.q)
 	if err != nil {
-		return res, err
+		return nil, err
 	}
 	res.ByModel = nonNil(res.ByModel)
 	res.Series = nonNil(res.Series)
-	return res, nil
+	return encodeAnalytics(res)
 }
 
 // EventInput is one event a caller records.

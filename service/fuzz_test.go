@@ -1,6 +1,8 @@
 package service
 
 import (
+	"encoding/json"
+	"math"
 	"net/url"
 	"testing"
 	"time"
@@ -89,6 +91,41 @@ func FuzzAnalyticsQuery(f *testing.F) {
 			if same != equivalent(qa, qb) {
 				t.Fatalf("%q (%+v) and %q (%+v): same key %v, equivalent %v", a, qa, b, qb, same, equivalent(qa, qb))
 			}
+		}
+	})
+}
+
+// FuzzAnalyticsJSON checks that the hand-written analytics encoder writes
+// what json.Marshal does, for arbitrary strings (escapes, HTML, invalid
+// UTF-8), floats (exponents, NaN, infinities), times and nil lists.
+func FuzzAnalyticsJSON(f *testing.F) {
+	f.Add("day", "mdl_a", "gpt <b>&\"x\"\\\n\u2028", int64(5), 27.86734055, 1133.50533348561, 1e-7, int64(1764892800123), uint8(3))
+	f.Add("hour", "", "\xff\xfe", int64(-1), 1e21, 5e-324, math.NaN(), int64(-62135596800000), uint8(0))
+	f.Add("\t", "é", "\xff\xfe", int64(-1), 1e21, 5e-324, 0.0, int64(-62135596800000), uint8(1))
+	f.Add("e&f", "c>d", "a<b", int64(2), 0.5, 1e20, 1e-6, int64(0), uint8(1))
+	f.Add("week", "mdl_b", "plain", int64(math.MaxInt64), 123456789012345678.0, -0.0, math.Inf(1), int64(253402300800000), uint8(7))
+	f.Fuzz(func(t *testing.T, interval, id, name string, n int64, f1, f2, f3 float64, ms int64, shape uint8) {
+		at := time.UnixMilli(ms).In(time.FixedZone("x", int(n%50000)))
+		res := modellab.AnalyticsResult{From: at, To: at.Add(time.Hour).UTC(), Interval: interval,
+			Totals: modellab.AnalyticsTotals{Requests: n, Errors: -n, InputTokens: n / 3, OutputTokens: n % 7,
+				CostUSD: f1, AvgLatencyMS: f2, P95LatencyMS: f3}}
+		if shape&1 != 0 {
+			res.ByModel = []modellab.ModelUsage{}
+			for i := range int(shape % 4) {
+				res.ByModel = append(res.ByModel, modellab.ModelUsage{ModelID: id, ModelName: name, Requests: n + int64(i),
+					Errors: int64(i), InputTokens: n, OutputTokens: -n, CostUSD: f2 * float64(i), AvgLatencyMS: f1 / float64(i+1)})
+			}
+		}
+		if shape&2 != 0 {
+			res.Series = []modellab.SeriesPoint{{T: at, Requests: n, Errors: 1, Tokens: 2, AvgLatencyMS: f3}, {T: res.To, AvgLatencyMS: f1}}
+		}
+		want, wantErr := json.Marshal(res)
+		got, err := encodeAnalytics(res)
+		if (err != nil) != (wantErr != nil) {
+			t.Fatalf("error %v, json.Marshal's %v", err, wantErr)
+		}
+		if string(got) != string(want) {
+			t.Fatalf("encodeAnalytics:\n%s\njson.Marshal:\n%s", got, want)
 		}
 	})
 }

@@ -80,8 +80,9 @@ func cachedRead[A, T any](ctx context.Context, s *Service, spec readSpec, arg A,
 		})
 }
 
-// rawBody is a loaded value already in its cached form (an item list):
-// cachedRead stores it as is instead of encoding it as JSON.
+// rawBody is a loaded value already in its cached form (an item list, an
+// answer encoded by hand): cachedRead stores it as is instead of encoding
+// it as JSON.
 type rawBody []byte
 
 // encode marshals v; an encoding failure is a bug.

@@ -132,19 +132,21 @@ func (db *DB) Analytics(ctx context.Context, userID string, q modellab.Analytics
 	for k, n := range daysLatency {
 		hist[k] += n
 	}
-	byModel, err := db.byModel(ctx, userID, sums.join(days))
+	totals := sums.join(days)
+	names, err := db.modelNames(ctx, userID, totals)
 	if err != nil {
 		return modellab.AnalyticsResult{}, err
 	}
+	res.ByModel = totals.usage(names)
 	var costNanos, latUS int64
-	for _, m := range byModel {
-		res.ByModel = append(res.ByModel, m.ModelUsage)
-		res.Totals.Requests += m.Requests
-		res.Totals.Errors += m.Errors
-		res.Totals.InputTokens += m.InputTokens
-		res.Totals.OutputTokens += m.OutputTokens
-		costNanos += m.costNanos
-		latUS += m.latencyUS
+	for i := range totals.sums {
+		s := &totals.sums[i]
+		res.Totals.Requests += s.requests
+		res.Totals.Errors += s.errors
+		res.Totals.InputTokens += s.input
+		res.Totals.OutputTokens += s.output
+		costNanos += s.costNanos
+		latUS += s.latencyUS
 	}
 	res.Totals.CostUSD = usd(costNanos)
 	res.Totals.AvgLatencyMS = avgMS(latUS, res.Totals.Requests)
@@ -177,12 +179,6 @@ func (a analyticsRead) forTotals() analyticsRead {
 	return a
 }
 
-// usageRow is a per-model row with the integer sums totals are made of.
-type usageRow struct {
-	modellab.ModelUsage
-	costNanos, latencyUS int64
-}
-
 // modelTotals are sums by model, in the order the models came.
 type modelTotals struct {
 	index map[string]int32
@@ -195,23 +191,24 @@ func newModelTotals(n int) *modelTotals {
 }
 
 // addBytes adds s to the model named id, without a string made for an id
-// already there.
-func (t *modelTotals) addBytes(id []byte, s rollupSums) {
+// already there, and returns the model's index.
+func (t *modelTotals) addBytes(id []byte, s rollupSums) int {
 	if i, ok := t.index[string(id)]; ok {
 		t.sums[i].add(s)
-		return
+		return int(i)
 	}
-	t.add(string(id), s)
+	return t.add(string(id), s)
 }
 
-func (t *modelTotals) add(id string, s rollupSums) {
+func (t *modelTotals) add(id string, s rollupSums) int {
 	if i, ok := t.index[id]; ok {
 		t.sums[i].add(s)
-		return
+		return int(i)
 	}
 	t.index[id] = int32(len(t.ids))
 	t.ids = append(t.ids, id)
 	t.sums = append(t.sums, s)
+	return len(t.ids) - 1
 }
 
 // join adds the smaller of t and o to the larger and returns it; either
@@ -260,60 +257,63 @@ func (db *DB) modelSums(ctx context.Context, a analyticsRead) (*modelTotals, err
 	return out, fail(rows.Err(), "analytics by model")
 }
 
-// byModel names the models' sums (a model the user may not see, or that
-// is gone, has no name) and orders them by requests, then id.
-func (db *DB) byModel(ctx context.Context, user string, t *modelTotals) ([]usageRow, error) {
-	names, err := db.modelNames(ctx, user, t.ids)
-	if err != nil {
-		return nil, err
+// usage is the models' sums with their names (names[i] for ids[i]),
+// ordered by requests, then id in byte order.
+func (t *modelTotals) usage(names []string) []modellab.ModelUsage {
+	order := make([]int32, len(t.ids))
+	for i := range order {
+		order[i] = int32(i)
 	}
-	out := make([]usageRow, 0, len(t.ids))
-	for i, id := range t.ids {
-		s := &t.sums[i]
-		out = append(out, usageRow{ModelUsage: modellab.ModelUsage{ModelID: id, ModelName: names[id], Requests: s.requests,
-			Errors: s.errors, InputTokens: s.input, OutputTokens: s.output, CostUSD: usd(s.costNanos),
-			AvgLatencyMS: avgMS(s.latencyUS, s.requests)}, costNanos: s.costNanos, latencyUS: s.latencyUS})
-	}
-	slices.SortFunc(out, func(a, b usageRow) int {
-		return cmp.Or(cmp.Compare(b.Requests, a.Requests), strings.Compare(a.ModelID, b.ModelID))
+	slices.SortFunc(order, func(a, b int32) int {
+		return cmp.Or(cmp.Compare(t.sums[b].requests, t.sums[a].requests), strings.Compare(t.ids[a], t.ids[b]))
 	})
-	return out, nil
+	out := make([]modellab.ModelUsage, len(order))
+	for j, i := range order {
+		s := &t.sums[i]
+		out[j] = modellab.ModelUsage{ModelID: t.ids[i], ModelName: names[i], Requests: s.requests, Errors: s.errors,
+			InputTokens: s.input, OutputTokens: s.output, CostUSD: usd(s.costNanos), AvgLatencyMS: avgMS(s.latencyUS, s.requests)}
+	}
+	return out
 }
 
-// modelNames are the names of those of ids that user may see: global
-// models and their own.
-func (db *DB) modelNames(ctx context.Context, user string, ids []string) (map[string]string, error) {
-	out := make(map[string]string, len(ids))
-	if len(ids) == 0 {
+// modelNames are the names of t's models, by index, for those user may
+// see (global models and their own); the others' are "".
+func (db *DB) modelNames(ctx context.Context, user string, t *modelTotals) ([]string, error) {
+	out := make([]string, len(t.ids))
+	if len(t.ids) == 0 {
 		return out, nil
 	}
 	const visible = ` AND (owner_id IS NULL OR owner_id = ?)`
 	var rows rows
 	var err error
 	if db.engine == EnginePostgres {
-		rows, err = db.query(ctx, `SELECT id, name FROM models WHERE id = ANY(?)`+visible, ids, user)
+		// The ids go as one text that the server splits: pgx's encoding of
+		// a text[] of 250 ids cost more than the statement. Generated ids
+		// hold no comma; an id that did would match no model, and so have
+		// no name, as it should.
+		rows, err = db.query(ctx, `SELECT id, name FROM models WHERE id = ANY(string_to_array(?, ','))`+visible,
+			strings.Join(t.ids, ","), user)
 	} else {
 		// One parameter a model, under SQLite's 32,766: a user's models
 		// with events in range.
-		args := make([]any, 0, len(ids)+1)
-		for _, id := range ids {
+		args := make([]any, 0, len(t.ids)+1)
+		for _, id := range t.ids {
 			args = append(args, id)
 		}
-		rows, err = db.query(ctx, `SELECT id, name FROM models WHERE id IN (?`+strings.Repeat(", ?", len(ids)-1)+`)`+visible,
+		rows, err = db.query(ctx, `SELECT id, name FROM models WHERE id IN (?`+strings.Repeat(", ?", len(t.ids)-1)+`)`+visible,
 			append(args, user)...)
 	}
 	if err != nil {
 		return nil, fail(err, "analytics model names")
 	}
 	defer rows.Close()
-	for rows.Next() {
-		var id, name string
-		if err := rows.Scan(&id, &name); err != nil {
-			return nil, fail(err, "analytics model names")
+	err = scanPairs(rows, func(id, name []byte) error {
+		if i, ok := t.index[string(id)]; ok {
+			out[i] = string(name)
 		}
-		out[id] = name
-	}
-	return out, fail(rows.Err(), "analytics model names")
+		return nil
+	})
+	return out, fail(err, "analytics model names")
 }
 
 // series buckets the selection by the query's interval; every bucket of

@@ -3,12 +3,16 @@ package store
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"maps"
 	"slices"
 	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/modellab/modellab"
 )
@@ -346,9 +350,9 @@ func (db *DB) dailyDigests(ctx context.Context, user string, r msRange) (*modelT
 		return nil, nil, fail(err, "analytics daily digests")
 	}
 	defer rows.Close()
-	t, h := newModelTotals(64), latencyCounts{}
+	var t *modelTotals
+	h := latencyCounts{}
 	var dense [denseBuckets]int64 // bucket k at k - zeroBucket
-	addModel := func(name []byte, s rollupSums) { t.addBytes(name, s) }
 	addBucket := func(k, n int64) {
 		if i := k - zeroBucket; i >= 0 && i < denseBuckets {
 			dense[i] += n
@@ -356,23 +360,103 @@ func (db *DB) dailyDigests(ctx context.Context, user string, r msRange) (*modelT
 			h[k] += n
 		}
 	}
-	for rows.Next() {
-		var models, lat []byte
-		if err := rows.Scan(&models, &lat); err != nil {
-			return nil, nil, fail(err, "analytics daily digests")
+	var decodeErr error
+	err = scanPairs(rows, func(models, lat []byte) error {
+		if t == nil {
+			t = newModelTotals(modelCount(models))
 		}
-		err := eachModel(models, addModel)
-		if err == nil {
-			err = eachBucket(lat, addBucket)
+		decodeErr = t.addDigest(models)
+		if decodeErr == nil {
+			decodeErr = eachBucket(lat, addBucket)
 		}
-		if err != nil {
-			return nil, nil, modellab.WrapError(modellab.EINTERNAL, err, "analytics daily digests of %s", user)
-		}
+		return decodeErr
+	})
+	if decodeErr != nil {
+		return nil, nil, modellab.WrapError(modellab.EINTERNAL, decodeErr, "analytics daily digests of %s", user)
+	}
+	if err != nil {
+		return nil, nil, fail(err, "analytics daily digests")
 	}
 	for i, n := range dense {
 		if n != 0 {
 			h[int64(i)+zeroBucket] += n
 		}
 	}
-	return t, h, fail(rows.Err(), "analytics daily digests")
+	if t == nil {
+		t = newModelTotals(0)
+	}
+	return t, h, nil
+}
+
+// modelCount is the count a models blob starts with, for sizing what its
+// models are summed in; bounded by what the blob can hold (a model takes
+// at least 7 bytes), since a corrupt count must not allocate.
+func modelCount(b []byte) int {
+	if len(b) < 2 {
+		return 0
+	}
+	n, k := binary.Uvarint(b[1:])
+	if k <= 0 {
+		return 0
+	}
+	return int(min(n, uint64(len(b)/7)))
+}
+
+// addDigest adds a models blob to t. Days' blobs are all in byte order of
+// the model ids and mostly hold the same models, so the model after the
+// one just matched is tried first: a comparison of the ids, where a map
+// lookup would hash them.
+func (t *modelTotals) addDigest(b []byte) error {
+	next := 0
+	return eachModel(b, func(name []byte, s rollupSums) {
+		if next < len(t.ids) && t.ids[next] == string(name) {
+			t.sums[next].add(s)
+			next++
+			return
+		}
+		next = t.addBytes(name, s) + 1
+	})
+}
+
+// scanPairs calls fn with the two columns of each row, TEXT or BLOB/BYTEA,
+// as bytes that alias the driver's buffer until the next row: the copy and
+// the string pgx would otherwise make of every value are the most of what
+// an analytics read allocates.
+func scanPairs(r rows, fn func(a, b []byte) error) error {
+	if pr, ok := r.(pgRows); ok {
+		return scanPairsPG(pr.Rows, fn)
+	}
+	var a, b sql.RawBytes
+	for r.Next() {
+		if err := r.Scan(&a, &b); err != nil {
+			return err
+		}
+		if err := fn(a, b); err != nil {
+			return err
+		}
+	}
+	return r.Err()
+}
+
+func scanPairsPG(r pgx.Rows, fn func(a, b []byte) error) error {
+	for r.Next() {
+		v, fd := r.RawValues(), r.FieldDescriptions()
+		if len(v) != 2 || len(fd) != 2 {
+			return fmt.Errorf("%d columns, want 2", len(v))
+		}
+		var pair [2][]byte
+		for i := range pair {
+			pair[i] = v[i]
+			if fd[i].DataTypeOID == pgtype.ByteaOID {
+				var err error
+				if pair[i], err = rawBytea(v[i], fd[i].Format); err != nil {
+					return err
+				}
+			}
+		}
+		if err := fn(pair[0], pair[1]); err != nil {
+			return err
+		}
+	}
+	return r.Err()
 }
