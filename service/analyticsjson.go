@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"encoding/json"
 	"math"
 	"strconv"
@@ -21,8 +22,11 @@ func encodeAnalytics(res modellab.AnalyticsResult) ([]byte, error) {
 	if !plainAnalytics(res) {
 		return encode(res)
 	}
-	b := make([]byte, 0, 256+160*len(res.ByModel)+110*len(res.Series))
-	b = append(b, `{"from":`...)
+	// Written in a pooled buffer, then copied once at its size: an estimate
+	// of the size would either grow the buffer or waste some of it.
+	bp := bodyPool.Get().(*[]byte)
+	defer bodyPool.Put(bp)
+	b := append((*bp)[:0], `{"from":`...)
 	b = appendTime(b, res.From)
 	b = append(b, `,"to":`...)
 	b = appendTime(b, res.To)
@@ -47,7 +51,8 @@ func encodeAnalytics(res modellab.AnalyticsResult) ([]byte, error) {
 	b = appendList(b, res.ByModel, appendModelUsage)
 	b = append(b, `,"series":`...)
 	b = appendList(b, res.Series, appendSeriesPoint)
-	return append(b, '}'), nil
+	*bp = append(b, '}')
+	return bytes.Clone(*bp), nil
 }
 
 // plainAnalytics reports whether res holds only what encodeAnalytics
