@@ -18,7 +18,7 @@ runs=${3:-3}
 work=$(mktemp -d)
 pgurl=${PGURL:-postgres://postgres@127.0.0.1:5432/postgres}
 dbs=()
-trap 'kill $(jobs -p) 2>/dev/null || true; for d in "${dbs[@]}"; do psql "$pgurl" -qc "DROP DATABASE IF EXISTS $d" >/dev/null 2>&1 || true; done; git worktree remove --force "$work/before" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null || true; wait 2>/dev/null || true; for d in "${dbs[@]}"; do psql "$pgurl" -qc "DROP DATABASE IF EXISTS $d" >/dev/null 2>&1 || true; done; git worktree remove --force "$work/before" >/dev/null 2>&1 || true; rm -rf "$work"' EXIT
 
 # start NAME BINARY PORT: seed a database with BINARY, serve it uncached on
 # PORT; sets token_NAME and pid_NAME.
