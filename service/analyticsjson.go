@@ -33,20 +33,13 @@ func encodeAnalytics(res modellab.AnalyticsResult) ([]byte, error) {
 	b = append(b, `,"interval":`...)
 	b = appendString(b, res.Interval)
 	t := res.Totals
-	b = append(b, `,"totals":{"requests":`...)
-	b = strconv.AppendInt(b, t.Requests, 10)
-	b = append(b, `,"errors":`...)
-	b = strconv.AppendInt(b, t.Errors, 10)
-	b = append(b, `,"input_tokens":`...)
-	b = strconv.AppendInt(b, t.InputTokens, 10)
-	b = append(b, `,"output_tokens":`...)
-	b = strconv.AppendInt(b, t.OutputTokens, 10)
-	b = append(b, `,"cost_usd":`...)
-	b = appendFloat(b, t.CostUSD)
-	b = append(b, `,"avg_latency_ms":`...)
-	b = appendFloat(b, t.AvgLatencyMS)
-	b = append(b, `,"p95_latency_ms":`...)
-	b = appendFloat(b, t.P95LatencyMS)
+	b = appendInt(b, `,"totals":{"requests":`, t.Requests)
+	b = appendInt(b, `,"errors":`, t.Errors)
+	b = appendInt(b, `,"input_tokens":`, t.InputTokens)
+	b = appendInt(b, `,"output_tokens":`, t.OutputTokens)
+	b = appendNumber(b, `,"cost_usd":`, t.CostUSD)
+	b = appendNumber(b, `,"avg_latency_ms":`, t.AvgLatencyMS)
+	b = appendNumber(b, `,"p95_latency_ms":`, t.P95LatencyMS)
 	b = append(b, `},"by_model":`...)
 	b = appendList(b, res.ByModel, appendModelUsage)
 	b = append(b, `,"series":`...)
@@ -106,33 +99,33 @@ func appendModelUsage(b []byte, m *modellab.ModelUsage) []byte {
 	b = appendString(b, m.ModelID)
 	b = append(b, `,"model_name":`...)
 	b = appendString(b, m.ModelName)
-	b = append(b, `,"requests":`...)
-	b = strconv.AppendInt(b, m.Requests, 10)
-	b = append(b, `,"errors":`...)
-	b = strconv.AppendInt(b, m.Errors, 10)
-	b = append(b, `,"input_tokens":`...)
-	b = strconv.AppendInt(b, m.InputTokens, 10)
-	b = append(b, `,"output_tokens":`...)
-	b = strconv.AppendInt(b, m.OutputTokens, 10)
-	b = append(b, `,"cost_usd":`...)
-	b = appendFloat(b, m.CostUSD)
-	b = append(b, `,"avg_latency_ms":`...)
-	b = appendFloat(b, m.AvgLatencyMS)
+	b = appendInt(b, `,"requests":`, m.Requests)
+	b = appendInt(b, `,"errors":`, m.Errors)
+	b = appendInt(b, `,"input_tokens":`, m.InputTokens)
+	b = appendInt(b, `,"output_tokens":`, m.OutputTokens)
+	b = appendNumber(b, `,"cost_usd":`, m.CostUSD)
+	b = appendNumber(b, `,"avg_latency_ms":`, m.AvgLatencyMS)
 	return append(b, '}')
 }
 
 func appendSeriesPoint(b []byte, p *modellab.SeriesPoint) []byte {
 	b = append(b, `{"t":`...)
 	b = appendTime(b, p.T)
-	b = append(b, `,"requests":`...)
-	b = strconv.AppendInt(b, p.Requests, 10)
-	b = append(b, `,"errors":`...)
-	b = strconv.AppendInt(b, p.Errors, 10)
-	b = append(b, `,"tokens":`...)
-	b = strconv.AppendInt(b, p.Tokens, 10)
-	b = append(b, `,"avg_latency_ms":`...)
-	b = appendFloat(b, p.AvgLatencyMS)
+	b = appendInt(b, `,"requests":`, p.Requests)
+	b = appendInt(b, `,"errors":`, p.Errors)
+	b = appendInt(b, `,"tokens":`, p.Tokens)
+	b = appendNumber(b, `,"avg_latency_ms":`, p.AvgLatencyMS)
 	return append(b, '}')
+}
+
+// appendInt writes key (the punctuation and name before a value) and v.
+func appendInt(b []byte, key string, v int64) []byte {
+	return strconv.AppendInt(append(b, key...), v, 10)
+}
+
+// appendNumber writes key and f.
+func appendNumber(b []byte, key string, f float64) []byte {
+	return appendFloat(append(b, key...), f)
 }
 
 // appendTime is time.Time.MarshalJSON, for a time plainTime accepts.
