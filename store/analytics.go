@@ -105,8 +105,9 @@ func (a analyticsRead) sums(c cover) union {
 
 // Analytics aggregates userID's events in [q.From, q.To), reading the
 // rollups for whole hours and days and events for the rest. Its queries
-// (by model, series, latency histogram, the edges' latencies) run
-// concurrently on separate connections. Totals are the sum of the
+// (by model, series, latency histogram, the digests of whole days with
+// the models' names) run concurrently on separate connections; a read of
+// an aligned range of days is the last alone. Totals are the sum of the
 // per-model rows: exact integers, as raw events give them.
 func (db *DB) Analytics(ctx context.Context, userID string, q modellab.AnalyticsQuery) (modellab.AnalyticsResult, error) {
 	if err := q.Valid(); err != nil {
@@ -115,27 +116,34 @@ func (db *DB) Analytics(ctx context.Context, userID string, q modellab.Analytics
 	r := msRange{ceilMilli(q.From), ceilMilli(q.To)}
 	res := modellab.AnalyticsResult{From: q.From, To: q.To, Interval: q.Interval, ByModel: []modellab.ModelUsage{}}
 	base := analyticsRead{user: userID, r: r, modelID: q.ModelID, digestDays: q.ModelID == ""}
-	var series []modellab.SeriesPoint
+	var series *seriesSums
 	var hist latencyCounts
-	var sums, days *modelTotals
-	var daysLatency latencyCounts
+	var sums *modelTotals
+	var days *dayDigests
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() (err error) { sums, err = db.modelSums(gctx, base.forModels()); return })
 	g.Go(func() (err error) { series, err = db.series(gctx, base.forTotals(), q); return })
 	g.Go(func() (err error) { hist, err = db.latencyHistogram(gctx, base); return })
-	if d := coverOf(r, true).days; base.digestDays && !d.empty() {
-		g.Go(func() (err error) { days, daysLatency, err = db.dailyDigests(gctx, userID, d); return })
+	if base.digestDays {
+		g.Go(func() (err error) { days, err = db.digestsAndNames(gctx, userID, coverOf(r, true).days); return })
 	}
 	if err := g.Wait(); err != nil {
 		return modellab.AnalyticsResult{}, err
 	}
-	for k, n := range daysLatency {
-		hist[k] += n
-	}
-	totals := sums.join(days)
-	names, err := db.modelNames(ctx, userID, totals)
-	if err != nil {
-		return modellab.AnalyticsResult{}, err
+	totals := sums
+	var names []string
+	if days != nil {
+		for k, n := range days.latency {
+			hist[k] += n
+		}
+		series.addDays(days.days)
+		totals = sums.join(days.models)
+		names = days.names.of(totals)
+	} else {
+		var err error
+		if names, err = db.modelNames(ctx, userID, totals); err != nil {
+			return modellab.AnalyticsResult{}, err
+		}
 	}
 	res.ByModel = totals.usage(names)
 	var costNanos, latUS int64
@@ -155,7 +163,7 @@ func (db *DB) Analytics(ctx context.Context, userID string, q modellab.Analytics
 		return modellab.AnalyticsResult{}, err
 	}
 	res.Totals.P95LatencyMS = p95
-	res.Series = series
+	res.Series = series.points()
 	return res, nil
 }
 
@@ -316,19 +324,64 @@ func (db *DB) modelNames(ctx context.Context, user string, t *modelTotals) ([]st
 	return out, fail(err, "analytics model names")
 }
 
+// seriesSums are a series' buckets as their parts come in: averages are
+// made once every part is summed.
+type seriesSums struct {
+	start, step int64
+	out         []modellab.SeriesPoint
+	latUS       []int64
+	// digestDays: the whole days are not in the SQL part; the digests'
+	// per-day sums add them (addDays).
+	digestDays bool
+}
+
+// add adds to the bucket that starts at t.
+func (s *seriesSums) add(t int64, p modellab.SeriesPoint, latUS int64) {
+	i := (t - s.start) / s.step
+	if i < 0 || i >= int64(len(s.out)) {
+		return
+	}
+	o := &s.out[i]
+	o.Requests += p.Requests
+	o.Errors += p.Errors
+	o.Tokens += p.Tokens
+	s.latUS[i] += latUS
+}
+
+// addDays adds the digests' days, when the series left them to them.
+func (s *seriesSums) addDays(days []daySums) {
+	if !s.digestDays {
+		return
+	}
+	for _, d := range days {
+		p := modellab.SeriesPoint{Requests: d.sums.requests, Errors: d.sums.errors, Tokens: d.sums.input + d.sums.output}
+		s.add(floorTo(d.period, s.step), p, d.sums.latencyUS)
+	}
+}
+
+func (s *seriesSums) points() []modellab.SeriesPoint {
+	for i := range s.out {
+		s.out[i].AvgLatencyMS = avgMS(s.latUS[i], s.out[i].Requests)
+	}
+	return s.out
+}
+
 // series buckets the selection by the query's interval; every bucket of
-// the range is present, zero-filled.
-func (db *DB) series(ctx context.Context, a analyticsRead, q modellab.AnalyticsQuery) ([]modellab.SeriesPoint, error) {
-	// The all-models rows of the daily rollups are a row a day: the
-	// digests would add nothing but their per-model part to decode.
-	a.digestDays = false
+// the range is present, zero-filled. Days that the digests are read for
+// are left to them: their per-day sums are the all-models rows of the
+// daily rollups, and reading both would add a statement for nothing.
+func (db *DB) series(ctx context.Context, a analyticsRead, q modellab.AnalyticsQuery) (*seriesSums, error) {
 	step := q.Step().Milliseconds()
 	start := floorDiv(q.From.UnixMilli(), step) * step
-	out := []modellab.SeriesPoint{}
+	s := &seriesSums{start: start, step: step, out: []modellab.SeriesPoint{}, digestDays: a.digestDays && step >= dayMS}
 	for t := start; t < a.r.to; t += step {
-		out = append(out, modellab.SeriesPoint{T: time.UnixMilli(t).UTC()})
+		s.out = append(s.out, modellab.SeriesPoint{T: time.UnixMilli(t).UTC()})
 	}
+	s.latUS = make([]int64, len(s.out))
 	u := a.sums(coverOf(a.r, step >= dayMS))
+	if len(u.parts) == 0 {
+		return s, nil
+	}
 	rows, err := db.query(ctx, `SELECT t / ?, CAST(SUM(requests) AS BIGINT), CAST(SUM(errors) AS BIGINT),
 			CAST(SUM(input_tokens + output_tokens) AS BIGINT), CAST(SUM(latency_us) AS BIGINT)
 		FROM (`+u.sql()+`) AS u
@@ -343,13 +396,9 @@ func (db *DB) series(ctx context.Context, a analyticsRead, q modellab.AnalyticsQ
 		if err := rows.Scan(&b, &p.Requests, &p.Errors, &p.Tokens, &lat); err != nil {
 			return nil, fail(err, "analytics series")
 		}
-		p.AvgLatencyMS = avgMS(lat, p.Requests)
-		if i := (b*step - start) / step; i >= 0 && i < int64(len(out)) {
-			p.T = out[i].T
-			out[i] = p
-		}
+		s.add(b*step, p, lat)
 	}
-	return out, fail(rows.Err(), "analytics series")
+	return s, fail(rows.Err(), "analytics series")
 }
 
 // latencyCounts is a latency histogram: count by bucket.

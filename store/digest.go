@@ -341,51 +341,140 @@ func (t *tx) storedDigests(r *rollups, keys []digestKey) (map[digestKey]digestBl
 // outside it, which validation keeps out, would be summed in a map.
 const denseBuckets = 1300
 
-// dailyDigests sums user's digests of the whole days in r: by model, and
-// the latency histogram.
-func (db *DB) dailyDigests(ctx context.Context, user string, r msRange) (*modelTotals, latencyCounts, error) {
-	rows, err := db.query(ctx, `SELECT models, latency FROM usage_daily_digest WHERE user_id = ? AND period >= ? AND period < ?`,
-		user, r.from, r.to)
+// dayDigests is what one statement gives an analytics read of every
+// model: the sums of the daily digests of its whole days, and the names
+// of every model the user has events of.
+type dayDigests struct {
+	models  *modelTotals
+	latency latencyCounts
+	days    []daySums
+	names   modelNameRows
+}
+
+// daySums is one digest's day and its sums over all models.
+type daySums struct {
+	period int64
+	sums   rollupSums
+}
+
+// modelNameRows are (id, name) pairs copied into one buffer: the models
+// they are for are known only when the other parts of the read are in.
+type modelNameRows struct {
+	buf  []byte
+	ends [][2]int // end of the id, end of the name
+}
+
+func (n *modelNameRows) add(id, name []byte) {
+	n.buf = append(n.buf, id...)
+	idEnd := len(n.buf)
+	n.buf = append(n.buf, name...)
+	n.ends = append(n.ends, [2]int{idEnd, len(n.buf)})
+}
+
+// of returns the names of t's models, by index; "" for those without one.
+func (n *modelNameRows) of(t *modelTotals) []string {
+	out := make([]string, len(t.ids))
+	start := 0
+	for _, e := range n.ends {
+		if i, ok := t.index[string(n.buf[start:e[0]])]; ok {
+			out[i] = string(n.buf[e[0]:e[1]])
+		}
+		start = e[1]
+	}
+	return out
+}
+
+// digestsAndNames reads user's digests of the whole days in r and the
+// names of their models in one statement: a read of every model would
+// otherwise wait for a second round trip, the names of the ids it found,
+// and hold its database slot that much longer. A row with a day is a
+// digest; one without is a model the user may see (global or their own).
+func (db *DB) digestsAndNames(ctx context.Context, user string, r msRange) (*dayDigests, error) {
+	rows, err := db.query(ctx, db.digestsAndNamesSQL(), user, r.from, r.to, user, user)
 	if err != nil {
-		return nil, nil, fail(err, "analytics daily digests")
+		return nil, fail(err, "analytics daily digests")
 	}
 	defer rows.Close()
-	var t *modelTotals
-	h := latencyCounts{}
+	d := &dayDigests{latency: latencyCounts{}}
 	var dense [denseBuckets]int64 // bucket k at k - zeroBucket
 	addBucket := func(k, n int64) {
 		if i := k - zeroBucket; i >= 0 && i < denseBuckets {
 			dense[i] += n
 		} else {
-			h[k] += n
+			d.latency[k] += n
 		}
 	}
 	var decodeErr error
-	err = scanPairs(rows, func(models, lat []byte) error {
-		if t == nil {
-			t = newModelTotals(modelCount(models))
+	err = scanRaw(rows, 3, func(v [][]byte) error {
+		if len(v[0]) == 0 {
+			d.names.add(v[1], v[2])
+			return nil
 		}
-		decodeErr = t.addDigest(models)
+		day := daySums{}
+		day.period, decodeErr = parseInt(v[0])
+		if d.models == nil {
+			d.models = newModelTotals(modelCount(v[1]))
+		}
 		if decodeErr == nil {
-			decodeErr = eachBucket(lat, addBucket)
+			day.sums, decodeErr = d.models.addDigest(v[1])
 		}
+		if decodeErr == nil {
+			decodeErr = eachBucket(v[2], addBucket)
+		}
+		d.days = append(d.days, day)
 		return decodeErr
 	})
 	if decodeErr != nil {
-		return nil, nil, modellab.WrapError(modellab.EINTERNAL, decodeErr, "analytics daily digests of %s", user)
+		return nil, modellab.WrapError(modellab.EINTERNAL, decodeErr, "analytics daily digests of %s", user)
 	}
 	if err != nil {
-		return nil, nil, fail(err, "analytics daily digests")
+		return nil, fail(err, "analytics daily digests")
 	}
 	for i, n := range dense {
 		if n != 0 {
-			h[int64(i)+zeroBucket] += n
+			d.latency[int64(i)+zeroBucket] += n
 		}
 	}
-	if t == nil {
-		t = newModelTotals(0)
+	if d.models == nil {
+		d.models = newModelTotals(0)
 	}
-	return t, h, nil
+	return d, nil
+}
+
+// digestsAndNamesSQL takes a user, a range of days and the user twice.
+func (db *DB) digestsAndNamesSQL() string {
+	id, name := "m.id", "m.name"
+	if db.engine == EnginePostgres { // a column of a UNION has one type
+		id, name = "convert_to(m.id, 'UTF8')", "convert_to(m.name, 'UTF8')"
+	}
+	return `SELECT CAST(period AS TEXT), models, latency FROM usage_daily_digest
+		WHERE user_id = ? AND period >= ? AND period < ?
+		UNION ALL
+		SELECT '', ` + id + `, ` + name + ` FROM usage_models u JOIN models m ON m.id = u.model_id
+		WHERE u.user_id = ? AND (m.owner_id IS NULL OR m.owner_id = ?)`
+}
+
+// parseInt reads a decimal integer as SQL's CAST to TEXT writes it,
+// without the string strconv would need.
+func parseInt(b []byte) (int64, error) {
+	neg := len(b) > 0 && b[0] == '-'
+	if neg {
+		b = b[1:]
+	}
+	if len(b) == 0 || len(b) > 18 {
+		return 0, errDigest
+	}
+	var n int64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return 0, errDigest
+		}
+		n = n*10 + int64(c-'0')
+	}
+	if neg {
+		n = -n
+	}
+	return n, nil
 }
 
 // modelCount is the count a models blob starts with, for sizing what its
@@ -402,13 +491,16 @@ func modelCount(b []byte) int {
 	return int(min(n, uint64(len(b)/7)))
 }
 
-// addDigest adds a models blob to t. Days' blobs are all in byte order of
-// the model ids and mostly hold the same models, so the model after the
-// one just matched is tried first: a comparison of the ids, where a map
-// lookup would hash them.
-func (t *modelTotals) addDigest(b []byte) error {
+// addDigest adds a models blob to t and returns the blob's sums over all
+// its models. Days' blobs are all in byte order of the model ids and
+// mostly hold the same models, so the model after the one just matched is
+// tried first: a comparison of the ids, where a map lookup would hash
+// them.
+func (t *modelTotals) addDigest(b []byte) (rollupSums, error) {
 	next := 0
-	return eachModel(b, func(name []byte, s rollupSums) {
+	var all rollupSums
+	err := eachModel(b, func(name []byte, s rollupSums) {
+		all.add(s)
 		if next < len(t.ids) && t.ids[next] == string(name) {
 			t.sums[next].add(s)
 			next++
@@ -416,6 +508,7 @@ func (t *modelTotals) addDigest(b []byte) error {
 		}
 		next = t.addBytes(name, s) + 1
 	})
+	return all, err
 }
 
 // scanPairs calls fn with the two columns of each row, TEXT or BLOB/BYTEA,
@@ -423,38 +516,51 @@ func (t *modelTotals) addDigest(b []byte) error {
 // the string pgx would otherwise make of every value are the most of what
 // an analytics read allocates.
 func scanPairs(r rows, fn func(a, b []byte) error) error {
+	return scanRaw(r, 2, func(v [][]byte) error { return fn(v[0], v[1]) })
+}
+
+// scanRaw calls fn with the n columns of each row as raw bytes, as
+// scanPairs does.
+func scanRaw(r rows, n int, fn func(v [][]byte) error) error {
 	if pr, ok := r.(pgRows); ok {
-		return scanPairsPG(pr.Rows, fn)
+		return scanRawPG(pr.Rows, n, fn)
 	}
-	var a, b sql.RawBytes
+	raw := make([]sql.RawBytes, n)
+	dest, v := make([]any, n), make([][]byte, n)
+	for i := range raw {
+		dest[i] = &raw[i]
+	}
 	for r.Next() {
-		if err := r.Scan(&a, &b); err != nil {
+		if err := r.Scan(dest...); err != nil {
 			return err
 		}
-		if err := fn(a, b); err != nil {
+		for i := range raw {
+			v[i] = raw[i]
+		}
+		if err := fn(v); err != nil {
 			return err
 		}
 	}
 	return r.Err()
 }
 
-func scanPairsPG(r pgx.Rows, fn func(a, b []byte) error) error {
+func scanRawPG(r pgx.Rows, n int, fn func(v [][]byte) error) error {
+	v := make([][]byte, n)
 	for r.Next() {
-		v, fd := r.RawValues(), r.FieldDescriptions()
-		if len(v) != 2 || len(fd) != 2 {
-			return fmt.Errorf("%d columns, want 2", len(v))
+		raw, fd := r.RawValues(), r.FieldDescriptions()
+		if len(raw) != n || len(fd) != n {
+			return fmt.Errorf("%d columns, want %d", len(raw), n)
 		}
-		var pair [2][]byte
-		for i := range pair {
-			pair[i] = v[i]
+		for i := range v {
+			v[i] = raw[i]
 			if fd[i].DataTypeOID == pgtype.ByteaOID {
 				var err error
-				if pair[i], err = rawBytea(v[i], fd[i].Format); err != nil {
+				if v[i], err = rawBytea(raw[i], fd[i].Format); err != nil {
 					return err
 				}
 			}
 		}
-		if err := fn(pair[0], pair[1]); err != nil {
+		if err := fn(v); err != nil {
 			return err
 		}
 	}

@@ -131,6 +131,13 @@ func TestRollupReadsUseKeys(t *testing.T) {
 					}
 				}
 			}
+			plan := db.explain(t, db.digestsAndNamesSQL(), []any{"usr_x", int64(0), 7 * dayMS, "usr_x", "usr_x"})
+			t.Logf("digests and names:\n%s", plan)
+			for _, line := range strings.Split(plan, "\n") {
+				if strings.Contains(line, "SCAN u") || strings.Contains(line, "Seq Scan on") {
+					t.Errorf("digests and names: full scan:\n%s", plan)
+				}
+			}
 		})
 	}
 }

@@ -191,7 +191,24 @@ func (r *rollups) tables() []rollupTable {
 			return []any{r.names[k.user], r.names[k.model], k.period, k.bucket, l.level.latency[k]}
 		}})
 	}
-	return out
+	return append(out, r.usageModels(rank))
+}
+
+var usageModelCols = []string{"user_id", "model_id"}
+
+// usageModels is the (user, model) pairs of the events, in key order.
+func (r *rollups) usageModels(rank []int32) rollupTable {
+	all := r.id(allModels)
+	seen := map[rollupKey]bool{}
+	for k := range r.daily.sums {
+		if k.model != all {
+			seen[rollupKey{user: k.user, model: k.model}] = true
+		}
+	}
+	pairs := slices.SortedFunc(maps.Keys(seen), func(a, b rollupKey) int { return compareKeys(rank, a, b) })
+	return rollupTable{"usage_models", usageModelCols, 2, len(pairs), func(i int) []any {
+		return []any{r.names[pairs[i].user], r.names[pairs[i].model]}
+	}}
 }
 
 // upsertRollups adds r to the stored rollups in t: rows that exist grow by
@@ -217,6 +234,9 @@ func upsertAdd(t *tx, tb rollupTable) error {
 		set = append(set, c+" = "+tb.name+"."+c+" + excluded."+c)
 	}
 	conflict := " ON CONFLICT (" + strings.Join(tb.cols[:tb.keys], ", ") + ") DO UPDATE SET " + strings.Join(set, ", ")
+	if len(set) == 0 { // a table of keys alone: a row there is a row added
+		conflict = " ON CONFLICT (" + strings.Join(tb.cols, ", ") + ") DO NOTHING"
+	}
 	for start := 0; start < tb.n; start += rollupBatch {
 		end := min(start+rollupBatch, tb.n)
 		args := make([]any, 0, (end-start)*len(tb.cols))
