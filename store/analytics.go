@@ -7,6 +7,7 @@ import (
 	"math"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -133,12 +134,16 @@ func (db *DB) Analytics(ctx context.Context, userID string, q modellab.Analytics
 	totals := sums
 	var names []string
 	if days != nil {
+		if len(days.latency) > len(hist) { // add the smaller histogram to the larger
+			hist, days.latency = days.latency, hist
+		}
 		for k, n := range days.latency {
 			hist[k] += n
 		}
 		series.addDays(days.days)
 		totals = sums.join(days.models)
 		names = days.names.of(totals)
+		days.names.release()
 	} else {
 		var err error
 		if names, err = db.modelNames(ctx, userID, totals); err != nil {
@@ -155,6 +160,10 @@ func (db *DB) Analytics(ctx context.Context, userID string, q modellab.Analytics
 		res.Totals.OutputTokens += s.output
 		costNanos += s.costNanos
 		latUS += s.latencyUS
+	}
+	sums.release()
+	if days != nil {
+		days.models.release()
 	}
 	res.Totals.CostUSD = usd(costNanos)
 	res.Totals.AvgLatencyMS = avgMS(latUS, res.Totals.Requests)
@@ -194,8 +203,26 @@ type modelTotals struct {
 	sums  []rollupSums
 }
 
+// totalsPool keeps modelTotals between reads: a heavy user's map and
+// slices are most of what their analytics read would otherwise allocate.
+var totalsPool sync.Pool
+
 func newModelTotals(n int) *modelTotals {
+	if t, ok := totalsPool.Get().(*modelTotals); ok {
+		return t
+	}
 	return &modelTotals{index: make(map[string]int32, n), ids: make([]string, 0, n), sums: make([]rollupSums, 0, n)}
+}
+
+// release empties t for another read; t must not be used after.
+func (t *modelTotals) release() {
+	if t == nil || len(t.ids) > 1<<16 { // a rare giant is left to the collector
+		return
+	}
+	clear(t.index)
+	clear(t.ids) // the ids are the answer's now; the pool must not keep them
+	t.ids, t.sums = t.ids[:0], t.sums[:0]
+	totalsPool.Put(t)
 }
 
 // addBytes adds s to the model named id, without a string made for an id

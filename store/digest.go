@@ -10,6 +10,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
@@ -348,7 +349,7 @@ type dayDigests struct {
 	models  *modelTotals
 	latency latencyCounts
 	days    []daySums
-	names   modelNameRows
+	names   *modelNameRows
 }
 
 // daySums is one digest's day and its sums over all models.
@@ -364,6 +365,17 @@ type modelNameRows struct {
 	ends [][2]int // end of the id, end of the name
 }
 
+var nameRowsPool = sync.Pool{New: func() any { return new(modelNameRows) }}
+
+// release empties n for another read; n must not be used after.
+func (n *modelNameRows) release() {
+	if cap(n.buf) > 1<<20 {
+		return
+	}
+	n.buf, n.ends = n.buf[:0], n.ends[:0]
+	nameRowsPool.Put(n)
+}
+
 func (n *modelNameRows) add(id, name []byte) {
 	n.buf = append(n.buf, id...)
 	idEnd := len(n.buf)
@@ -372,12 +384,14 @@ func (n *modelNameRows) add(id, name []byte) {
 }
 
 // of returns the names of t's models, by index; "" for those without one.
+// They are cut from one string, made once, rather than made one by one.
 func (n *modelNameRows) of(t *modelTotals) []string {
 	out := make([]string, len(t.ids))
+	all := string(n.buf)
 	start := 0
 	for _, e := range n.ends {
-		if i, ok := t.index[string(n.buf[start:e[0]])]; ok {
-			out[i] = string(n.buf[e[0]:e[1]])
+		if i, ok := t.index[all[start:e[0]]]; ok {
+			out[i] = all[e[0]:e[1]]
 		}
 		start = e[1]
 	}
@@ -395,7 +409,7 @@ func (db *DB) digestsAndNames(ctx context.Context, user string, r msRange) (*day
 		return nil, fail(err, "analytics daily digests")
 	}
 	defer rows.Close()
-	d := &dayDigests{latency: latencyCounts{}}
+	d := &dayDigests{latency: latencyCounts{}, names: nameRowsPool.Get().(*modelNameRows)}
 	var dense [denseBuckets]int64 // bucket k at k - zeroBucket
 	addBucket := func(k, n int64) {
 		if i := k - zeroBucket; i >= 0 && i < denseBuckets {

@@ -135,6 +135,26 @@ func checkAgainstEvents(t *testing.T, db *DB, r *rand.Rand, start time.Time, que
 	}
 }
 
+// checkUsageModels: usage_models holds every (user, model) pair of the
+// events, and no other.
+func checkUsageModels(t *testing.T, db *DB) {
+	t.Helper()
+	var missing, extra int64
+	ctx := context.Background()
+	err := db.get(ctx, "usage models", `SELECT COUNT(*) FROM (SELECT DISTINCT user_id, model_id FROM events) e
+		WHERE NOT EXISTS (SELECT 1 FROM usage_models u WHERE u.user_id = e.user_id AND u.model_id = e.model_id)`, nil, &missing)
+	if err == nil {
+		err = db.get(ctx, "usage models", `SELECT COUNT(*) FROM usage_models u
+			WHERE NOT EXISTS (SELECT 1 FROM events e WHERE e.user_id = u.user_id AND e.model_id = u.model_id)`, nil, &extra)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if missing != 0 || extra != 0 {
+		t.Errorf("usage_models: %d pairs of the events missing, %d not in the events", missing, extra)
+	}
+}
+
 // TestRollupsMatchEvents: analytics from the rollups that ingest keeps
 // equal analytics from the events, on random data and ranges, both engines.
 func TestRollupsMatchEvents(t *testing.T) {
@@ -152,6 +172,7 @@ func TestRollupsMatchEvents(t *testing.T) {
 				events = events[n:]
 			}
 			checkAgainstEvents(t, db, r, start, 150)
+			checkUsageModels(t, db)
 		})
 	}
 }
@@ -186,6 +207,7 @@ func TestRollupBackfill(t *testing.T) {
 				t.Fatal(err)
 			}
 			checkAgainstEvents(t, db, r, start, 60)
+			checkUsageModels(t, db)
 		})
 	}
 }
