@@ -425,9 +425,9 @@ func (db *DB) digestsAndNames(ctx context.Context, user string, r msRange) (*day
 		}
 	}
 	var decodeErr error
-	err = scanRaw(rows, 3, func(v [][]byte) error {
+	err = scanRaw(rows, 5, func(v [][]byte) error {
 		if len(v[0]) == 0 {
-			d.names.add(v[1], v[2])
+			d.names.add(v[3], v[4])
 			return nil
 		}
 		day := daySums{}
@@ -462,15 +462,14 @@ func (db *DB) digestsAndNames(ctx context.Context, user string, r msRange) (*day
 }
 
 // digestsAndNamesSQL takes a user, a range of days and the user twice.
+// The names have columns of their own, NULL in a digest's row and the
+// blobs NULL in a name's: a column of a UNION has one type, and turning
+// the names into BYTEA (convert_to) cost PostgreSQL more than the join.
 func (db *DB) digestsAndNamesSQL() string {
-	id, name := "m.id", "m.name"
-	if db.engine == EnginePostgres { // a column of a UNION has one type
-		id, name = "convert_to(m.id, 'UTF8')", "convert_to(m.name, 'UTF8')"
-	}
-	return `SELECT CAST(period AS TEXT), models, latency FROM usage_daily_digest
+	return `SELECT CAST(period AS TEXT), models, latency, NULL, NULL FROM usage_daily_digest
 		WHERE user_id = ? AND period >= ? AND period < ?
 		UNION ALL
-		SELECT '', ` + id + `, ` + name + ` FROM usage_models u JOIN models m ON m.id = u.model_id
+		SELECT '', NULL, NULL, m.id, m.name FROM usage_models u JOIN models m ON m.id = u.model_id
 		WHERE u.user_id = ? AND (m.owner_id IS NULL OR m.owner_id = ?)`
 }
 
