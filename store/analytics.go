@@ -129,27 +129,34 @@ func (db *DB) Analytics(ctx context.Context, userID string, q modellab.Analytics
 		g.Go(func() (err error) { days, err = db.digestsAndNames(gctx, userID, coverOf(r, true).days); return })
 	}
 	if err := g.Wait(); err != nil {
+		sums.release()
+		if days != nil {
+			days.release()
+		}
 		return modellab.AnalyticsResult{}, err
 	}
-	totals := sums
 	var names []string
+	var buckets *bucketCounts
+	totals := sums
 	if days != nil {
-		if len(days.latency) > len(hist) { // add the smaller histogram to the larger
-			hist, days.latency = days.latency, hist
-		}
-		for k, n := range days.latency {
-			hist[k] += n
-		}
+		buckets = days.hist
 		series.addDays(days.days)
 		totals = sums.join(days.models)
 		names = days.names.of(totals)
 		days.names.release()
 	} else {
+		buckets = newBucketCounts()
 		var err error
 		if names, err = db.modelNames(ctx, userID, totals); err != nil {
+			sums.release()
+			buckets.release()
 			return modellab.AnalyticsResult{}, err
 		}
 	}
+	for k, n := range hist {
+		buckets.add(k, n)
+	}
+	defer buckets.release()
 	res.ByModel = totals.usage(names)
 	var costNanos, latUS int64
 	for i := range totals.sums {
@@ -167,7 +174,7 @@ func (db *DB) Analytics(ctx context.Context, userID string, q modellab.Analytics
 	}
 	res.Totals.CostUSD = usd(costNanos)
 	res.Totals.AvgLatencyMS = avgMS(latUS, res.Totals.Requests)
-	p95, err := db.p95(ctx, base, hist, res.Totals.Requests)
+	p95, err := db.p95(ctx, base, buckets, res.Totals.Requests)
 	if err != nil {
 		return modellab.AnalyticsResult{}, err
 	}
@@ -196,11 +203,15 @@ func (a analyticsRead) forTotals() analyticsRead {
 	return a
 }
 
-// modelTotals are sums by model, in the order the models came.
+// modelTotals are sums by model, in the order the models came, or in
+// byte order of the ids when they were merged from digests.
 type modelTotals struct {
 	index map[string]int32
 	ids   []string
 	sums  []rollupSums
+	// spareIDs and spareSums are what mergeDigest merges into.
+	spareIDs  []string
+	spareSums []rollupSums
 }
 
 // totalsPool keeps modelTotals between reads: a heavy user's map and
@@ -221,7 +232,9 @@ func (t *modelTotals) release() {
 	}
 	clear(t.index)
 	clear(t.ids) // the ids are the answer's now; the pool must not keep them
+	clear(t.spareIDs)
 	t.ids, t.sums = t.ids[:0], t.sums[:0]
+	t.spareIDs, t.spareSums = t.spareIDs[:0], t.spareSums[:0]
 	totalsPool.Put(t)
 }
 
@@ -488,7 +501,7 @@ var exactP95Max int64 = 5000
 // p95 is the nearest-rank 95th percentile of the selection's latencies in
 // ms: exact from the events when they are few, else the value of the
 // histogram bucket holding that rank (within latencyAlpha).
-func (db *DB) p95(ctx context.Context, a analyticsRead, h latencyCounts, n int64) (float64, error) {
+func (db *DB) p95(ctx context.Context, a analyticsRead, h *bucketCounts, n int64) (float64, error) {
 	if n == 0 {
 		return 0, nil
 	}
@@ -503,13 +516,64 @@ func (db *DB) p95(ctx context.Context, a analyticsRead, h latencyCounts, n int64
 		}
 		return float64(us) / 1e3, nil
 	}
-	rank := (n*95 + 99) / 100
-	buckets := slices.Sorted(maps.Keys(h))
-	var seen int64
-	for _, b := range buckets {
-		if seen += h[b]; seen >= rank {
-			return math.Round(bucketValueUS(b)) / 1e3, nil
-		}
+	if b, ok := h.bucketOf((n*95 + 99) / 100); ok {
+		return math.Round(bucketValueUS(b)) / 1e3, nil
 	}
 	return 0, nil
+}
+
+// bucketCounts is a latency histogram summed in an array over the buckets
+// any latency may have (denseBuckets of them from zeroBucket), with a map
+// for a bucket outside them: a heavy user's week is some 1,600 bucket
+// counts to add, and hashing them into a map and sorting its keys was a
+// tenth of an analytics read.
+type bucketCounts struct {
+	dense [denseBuckets]int64
+	other latencyCounts
+}
+
+var bucketsPool = sync.Pool{New: func() any { return new(bucketCounts) }}
+
+func newBucketCounts() *bucketCounts { return bucketsPool.Get().(*bucketCounts) }
+
+// release empties h for another read; h must not be used after.
+func (h *bucketCounts) release() {
+	clear(h.dense[:])
+	clear(h.other)
+	bucketsPool.Put(h)
+}
+
+func (h *bucketCounts) add(k, n int64) {
+	if i := k - zeroBucket; i >= 0 && i < denseBuckets {
+		h.dense[i] += n
+		return
+	}
+	if h.other == nil {
+		h.other = latencyCounts{}
+	}
+	h.other[k] += n
+}
+
+// bucketOf is the bucket that holds the rank-th smallest latency (from
+// 1); false if h holds fewer.
+func (h *bucketCounts) bucketOf(rank int64) (int64, bool) {
+	keys := slices.Sorted(maps.Keys(h.other)) // none, unless a bucket is out of range
+	var seen int64
+	lo := 0
+	for ; lo < len(keys) && keys[lo] < zeroBucket; lo++ {
+		if seen += h.other[keys[lo]]; seen >= rank {
+			return keys[lo], true
+		}
+	}
+	for i, n := range h.dense {
+		if seen += n; seen >= rank {
+			return int64(i) + zeroBucket, true
+		}
+	}
+	for _, k := range keys[lo:] {
+		if seen += h.other[k]; seen >= rank {
+			return k, true
+		}
+	}
+	return 0, false
 }

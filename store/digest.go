@@ -68,76 +68,29 @@ func encodeModels(models []digestModel) []byte {
 	return b
 }
 
-// digestReader reads the varints of a blob; a short or malformed blob
-// sets err and reads zeros from then on.
-type digestReader struct {
-	b   []byte
-	err error
-}
-
-func newDigestReader(b []byte) *digestReader {
-	if len(b) == 0 || b[0] != digestFormat {
-		return &digestReader{err: errDigest}
-	}
-	return &digestReader{b: b[1:]}
-}
-
-// uvarint and varint call binary.Uvarint directly, where the compiler
-// inlines it: a heavy user's week of digests is some 12,000 varints.
-func (r *digestReader) uvarint() uint64 {
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail()
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-// varint undoes binary.AppendVarint's zig-zag encoding, as binary.Varint.
-func (r *digestReader) varint() int64 {
-	u := r.uvarint()
-	return int64(u>>1) ^ -int64(u&1)
-}
-
-// sums reads a model's six sums, in the order of rollupSums.fields.
-func (r *digestReader) sums() rollupSums {
-	return rollupSums{requests: r.varint(), errors: r.varint(), input: r.varint(),
-		output: r.varint(), costNanos: r.varint(), latencyUS: r.varint()}
-}
-
-// bytes returns the next n bytes, aliasing the blob.
-func (r *digestReader) bytes(n uint64) []byte {
-	if n > uint64(len(r.b)) {
-		r.fail()
-		return nil
-	}
-	out := r.b[:n]
-	r.b = r.b[n:]
-	return out
-}
-
-func (r *digestReader) fail() {
-	r.err, r.b = errDigest, nil
-}
-
 // eachModel calls fn with every model of a models blob, its name aliasing
 // the blob (fn copies it to keep it). The count is not trusted for
 // allocation: a corrupt blob fails, it does not allocate.
 func eachModel(b []byte, fn func(name []byte, s rollupSums)) error {
-	r := newDigestReader(b)
-	n := r.uvarint()
-	for i := uint64(0); i < n && r.err == nil; i++ {
-		name := r.bytes(r.uvarint())
-		s := r.sums()
-		if r.err == nil {
+	if len(b) == 0 || b[0] != digestFormat {
+		return errDigest
+	}
+	n, i := uvarintAt(b, 1)
+	for k := uint64(0); k < n && i >= 0; k++ {
+		var l uint64
+		if l, i = uvarintAt(b, i); i < 0 || l > uint64(len(b)-i) {
+			return errDigest
+		}
+		name := b[i : i+int(l)]
+		var s rollupSums
+		if s, i = sumsAt(b, i+int(l)); i >= 0 {
 			fn(name, s)
 		}
 	}
-	if r.err == nil && len(r.b) != 0 {
-		r.err = errDigest
+	if i != len(b) {
+		return errDigest
 	}
-	return r.err
+	return nil
 }
 
 // decodeModels unpacks a models blob.
@@ -182,19 +135,23 @@ func encodeLatency(h latencyCounts) []byte {
 
 // eachBucket calls fn with every bucket of a latency blob, in order.
 func eachBucket(b []byte, fn func(bucket, n int64)) error {
-	r := newDigestReader(b)
-	n := r.uvarint()
+	if len(b) == 0 || b[0] != digestFormat {
+		return errDigest
+	}
+	n, i := uvarintAt(b, 1)
 	k := int64(0)
-	for i := uint64(0); i < n && r.err == nil; i++ {
-		k += r.varint()
-		if c := r.varint(); r.err == nil {
+	for j := uint64(0); j < n && i >= 0; j++ {
+		var d, c int64
+		d, i = varintAt(b, i)
+		if c, i = varintAt(b, i); i >= 0 {
+			k += d
 			fn(k, c)
 		}
 	}
-	if r.err == nil && len(r.b) != 0 {
-		r.err = errDigest
+	if i != len(b) {
+		return errDigest
 	}
-	return r.err
+	return nil
 }
 
 // addLatency adds a latency blob's counts to h.
@@ -343,19 +300,19 @@ func (t *tx) storedDigests(r *rollups, keys []digestKey) (map[digestKey]digestBl
 	return out, rs.Err()
 }
 
-// denseBuckets is the bucket range summed in an array when digests are
-// read: every latency an event may have (TestDenseBuckets); a bucket
-// outside it, which validation keeps out, would be summed in a map.
+// denseBuckets is the bucket range summed in an array when histograms
+// are read: every latency an event may have (TestDenseBuckets); a bucket
+// outside it, which validation keeps out, is summed in a map.
 const denseBuckets = 1300
 
 // dayDigests is what one statement gives an analytics read of every
 // model: the sums of the daily digests of its whole days, and the names
 // of every model the user has events of.
 type dayDigests struct {
-	models  *modelTotals
-	latency latencyCounts
-	days    []daySums
-	names   *modelNameRows
+	models *modelTotals
+	hist   *bucketCounts
+	days   []daySums
+	names  *modelNameRows
 }
 
 // daySums is one digest's day and its sums over all models.
@@ -415,15 +372,7 @@ func (db *DB) digestsAndNames(ctx context.Context, user string, r msRange) (*day
 		return nil, fail(err, "analytics daily digests")
 	}
 	defer rows.Close()
-	d := &dayDigests{latency: latencyCounts{}, names: nameRowsPool.Get().(*modelNameRows)}
-	var dense [denseBuckets]int64 // bucket k at k - zeroBucket
-	addBucket := func(k, n int64) {
-		if i := k - zeroBucket; i >= 0 && i < denseBuckets {
-			dense[i] += n
-		} else {
-			d.latency[k] += n
-		}
-	}
+	d := &dayDigests{models: newModelTotals(0), hist: newBucketCounts(), names: nameRowsPool.Get().(*modelNameRows)}
 	var decodeErr error
 	err = scanRaw(rows, 5, func(v [][]byte) error {
 		if len(v[0]) == 0 {
@@ -432,33 +381,32 @@ func (db *DB) digestsAndNames(ctx context.Context, user string, r msRange) (*day
 		}
 		day := daySums{}
 		day.period, decodeErr = parseInt(v[0])
-		if d.models == nil {
-			d.models = newModelTotals(modelCount(v[1]))
+		if decodeErr == nil {
+			day.sums, decodeErr = d.models.mergeDigest(v[1])
 		}
 		if decodeErr == nil {
-			day.sums, decodeErr = d.models.addDigest(v[1])
-		}
-		if decodeErr == nil {
-			decodeErr = eachBucket(v[2], addBucket)
+			decodeErr = d.hist.addBlob(v[2])
 		}
 		d.days = append(d.days, day)
 		return decodeErr
 	})
+	d.models.reindex()
 	if decodeErr != nil {
+		d.release()
 		return nil, modellab.WrapError(modellab.EINTERNAL, decodeErr, "analytics daily digests of %s", user)
 	}
 	if err != nil {
+		d.release()
 		return nil, fail(err, "analytics daily digests")
 	}
-	for i, n := range dense {
-		if n != 0 {
-			d.latency[int64(i)+zeroBucket] += n
-		}
-	}
-	if d.models == nil {
-		d.models = newModelTotals(0)
-	}
 	return d, nil
+}
+
+// release gives d's parts back to their pools; d must not be used after.
+func (d *dayDigests) release() {
+	d.models.release()
+	d.hist.release()
+	d.names.release()
 }
 
 // digestsAndNamesSQL takes a user, a range of days and the user twice.
@@ -496,52 +444,130 @@ func parseInt(b []byte) (int64, error) {
 	return n, nil
 }
 
-// modelCount is the count a models blob starts with, for sizing what its
-// models are summed in; bounded by what the blob can hold (a model takes
-// at least 7 bytes), since a corrupt count must not allocate.
-func modelCount(b []byte) int {
-	if len(b) < 2 {
-		return 0
+// uvarintAt reads the uvarint at b[i] and returns it and the index after
+// it, or -1 for a malformed or missing one and for i < 0 (a failed read
+// before it), so that a run of reads is checked once at its end. Most of
+// a digest's varints are one byte, read here without a call.
+func uvarintAt(b []byte, i int) (uint64, int) {
+	if uint(i) < uint(len(b)) && b[i] < 0x80 {
+		return uint64(b[i]), i + 1
 	}
-	n, k := binary.Uvarint(b[1:])
-	if k <= 0 {
-		return 0
-	}
-	return int(min(n, uint64(len(b)/7)))
+	return uvarintLong(b, i)
 }
 
-// addDigest adds a models blob to t and returns the blob's sums over all
-// its models. Days' blobs are all in byte order of the model ids and
-// mostly hold the same models, so the model after the one just matched is
-// tried first: a comparison of the ids, where a map lookup would hash
-// them. It is eachModel written out, without a call per model.
-func (t *modelTotals) addDigest(b []byte) (rollupSums, error) {
-	var all rollupSums
-	r := digestReader{err: errDigest}
-	if len(b) > 0 && b[0] == digestFormat {
-		r = digestReader{b: b[1:]}
+func uvarintLong(b []byte, i int) (uint64, int) {
+	if i < 0 || i >= len(b) {
+		return 0, -1
 	}
-	n := r.uvarint()
-	next := 0
-	for i := uint64(0); i < n && r.err == nil; i++ {
-		name := r.bytes(r.uvarint())
-		s := r.sums()
-		if r.err != nil {
-			break
-		}
-		all.add(s)
-		if next < len(t.ids) && t.ids[next] == string(name) {
-			t.sums[next].add(s)
-			next++
-			continue
-		}
-		next = t.addBytes(name, s) + 1
+	v, n := binary.Uvarint(b[i:])
+	if n <= 0 {
+		return 0, -1
 	}
-	if r.err == nil && len(r.b) != 0 {
-		r.err = errDigest
-	}
-	return all, r.err
+	return v, i + n
 }
+
+// varintAt undoes binary.AppendVarint's zig-zag encoding, as binary.Varint.
+func varintAt(b []byte, i int) (int64, int) {
+	u, i := uvarintAt(b, i)
+	return int64(u>>1) ^ -int64(u&1), i
+}
+
+// sumsAt reads a model's six sums, in the order of rollupSums.fields,
+// and returns the index after them (-1 as uvarintAt does).
+func sumsAt(b []byte, i int) (s rollupSums, _ int) {
+	i = s.readAt(b, i)
+	return s, i
+}
+
+// readAt reads s's six sums from b[i:], as sumsAt. The varints are read
+// here rather than by six calls: this is most of what decoding a digest
+// costs. A varint is refused as binary.Uvarint refuses it.
+func (s *rollupSums) readAt(b []byte, i int) int {
+	var f [6]int64
+	for x := range f {
+		var u uint64
+		for shift := uint(0); ; shift += 7 {
+			if uint(i) >= uint(len(b)) || shift == 63 && b[i] > 1 {
+				return -1
+			}
+			c := b[i]
+			i++
+			u |= uint64(c&0x7f) << shift
+			if c < 0x80 {
+				break
+			}
+		}
+		f[x] = int64(u>>1) ^ -int64(u&1)
+	}
+	*s = rollupSums{requests: f[0], errors: f[1], input: f[2], output: f[3], costNanos: f[4], latencyUS: f[5]}
+	return i
+}
+
+// mergeDigest adds a models blob to t, whose ids are in byte order as a
+// blob's are, and keeps them so: the two sorted lists are merged, which
+// compares ids where adding by id would hash them, into the spare lists,
+// which then change places with t's. t's index is not kept; reindex
+// makes it once the last blob is in. It returns the blob's sums over all
+// its models. A blob whose ids are not strictly in order is malformed.
+func (t *modelTotals) mergeDigest(b []byte) (rollupSums, error) {
+	var all rollupSums
+	if len(b) == 0 || b[0] != digestFormat {
+		return all, errDigest
+	}
+	n, i := uvarintAt(b, 1)
+	ids, sums := t.spareIDs[:0], t.spareSums[:0]
+	j := 0
+	var prev []byte
+	for k := uint64(0); k < n && i >= 0; k++ {
+		var l uint64
+		if l, i = uvarintAt(b, i); i < 0 || l > uint64(len(b)-i) {
+			return all, errDigest
+		}
+		id := b[i : i+int(l)]
+		if k > 0 && string(id) <= string(prev) {
+			return all, errDigest
+		}
+		prev = id
+		for j < len(t.ids) && t.ids[j] < string(id) {
+			ids, sums = append(ids, t.ids[j]), append(sums, t.sums[j])
+			j++
+		}
+		// The blob's sums are read into their place in the merged list,
+		// where a copy of their 48 bytes costs as much as reading them.
+		sums = append(sums, rollupSums{})
+		s := &sums[len(sums)-1]
+		if i = s.readAt(b, i+int(l)); i < 0 {
+			return all, errDigest
+		}
+		all.add(*s)
+		if j < len(t.ids) && t.ids[j] == string(id) {
+			s.add(t.sums[j])
+			ids = append(ids, t.ids[j])
+			j++
+		} else {
+			ids = append(ids, string(id))
+		}
+	}
+	if i != len(b) {
+		return all, errDigest
+	}
+	ids, sums = append(ids, t.ids[j:]...), append(sums, t.sums[j:]...)
+	clear(t.ids)
+	t.spareIDs, t.spareSums = t.ids, t.sums
+	t.ids, t.sums = ids, sums
+	return all, nil
+}
+
+// reindex makes t's index anew from its ids.
+func (t *modelTotals) reindex() {
+	clear(t.index)
+	for i, id := range t.ids {
+		t.index[id] = int32(i)
+	}
+}
+
+// addBlob adds a latency blob's counts to h.
+func (h *bucketCounts) addBlob(b []byte) error { return eachBucket(b, h.add) }
 
 // scanPairs calls fn with the two columns of each row, TEXT or BLOB/BYTEA,
 // as bytes that alias the driver's buffer until the next row: the copy and
