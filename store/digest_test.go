@@ -179,3 +179,67 @@ func TestDigestsExtremeLatencies(t *testing.T) {
 		})
 	}
 }
+
+// TestMergeDigest: days' blobs merged by mergeDigest sum as mergeModels
+// does, in byte order of the ids, with each blob's own total; a blob whose
+// ids are out of order or repeated is refused.
+func TestMergeDigest(t *testing.T) {
+	days := [][]digestModel{
+		{{"mdl_b", rollupSums{1, 0, 2, 3, 4, 5}}, {"mdl_d", rollupSums{2, 1, 1, 1, 1, 1}}},
+		{{"mdl_a", rollupSums{5, 1, 0, 0, 9, 100}}, {"mdl_d", rollupSums{1, 1, 1, 1, 1, 1}}, {"mdl_e", rollupSums{7, 0, 0, 0, 0, 1 << 40}}},
+		{},
+		{{"mdl_c", rollupSums{1, 1, 1, 1, 1, 1}}},
+	}
+	got := newModelTotals(0)
+	defer got.release()
+	var want []digestModel
+	for _, day := range days {
+		var wantAll rollupSums
+		for _, m := range day {
+			wantAll.add(m.sums)
+		}
+		all, err := got.mergeDigest(encodeModels(day))
+		if err != nil || all != wantAll {
+			t.Fatalf("mergeDigest(%v) = %+v, %v; want %+v", day, all, err, wantAll)
+		}
+		want = mergeModels(want, day)
+	}
+	got.reindex()
+	if len(got.ids) != len(want) {
+		t.Fatalf("got %v, want %v", got.ids, want)
+	}
+	for i, m := range want {
+		if got.ids[i] != m.model || got.sums[i] != m.sums || got.index[m.model] != int32(i) {
+			t.Errorf("model %d: %q %+v (index %d), want %q %+v", i, got.ids[i], got.sums[i], got.index[m.model], m.model, m.sums)
+		}
+	}
+	for _, bad := range [][]digestModel{
+		{{"mdl_b", rollupSums{}}, {"mdl_a", rollupSums{}}},
+		{{"mdl_a", rollupSums{}}, {"mdl_a", rollupSums{}}},
+	} {
+		if _, err := newModelTotals(0).mergeDigest(encodeModels(bad)); !errors.Is(err, errDigest) {
+			t.Errorf("mergeDigest(%v): %v, want errDigest", bad, err)
+		}
+	}
+}
+
+// TestBucketOf: ranks are counted in bucket order across the array and
+// the buckets outside it.
+func TestBucketOf(t *testing.T) {
+	h := newBucketCounts()
+	defer h.release()
+	h.add(zeroBucket-5, 1) // outside the array, below it
+	h.add(zeroBucket, 2)
+	h.add(700, 3)
+	h.add(zeroBucket+denseBuckets+9, 4) // above it
+	for _, tt := range []struct {
+		rank int64
+		want int64
+		ok   bool
+	}{{1, zeroBucket - 5, true}, {2, zeroBucket, true}, {3, zeroBucket, true}, {4, 700, true}, {6, 700, true},
+		{7, zeroBucket + denseBuckets + 9, true}, {10, zeroBucket + denseBuckets + 9, true}, {11, 0, false}} {
+		if got, ok := h.bucketOf(tt.rank); got != tt.want || ok != tt.ok {
+			t.Errorf("bucketOf(%d) = %d, %v; want %d, %v", tt.rank, got, ok, tt.want, tt.ok)
+		}
+	}
+}

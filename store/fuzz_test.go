@@ -20,6 +20,7 @@ func FuzzDigestBlobs(f *testing.F) {
 				t.Fatalf("models %+v re-decode to %+v (%v)", models, again, err)
 			}
 		}
+		checkMerge(t, b)
 		h := latencyCounts{}
 		if err := addLatency(h, b); err == nil {
 			again := latencyCounts{}
@@ -28,4 +29,38 @@ func FuzzDigestBlobs(f *testing.F) {
 			}
 		}
 	})
+}
+
+// checkMerge: mergeDigest accepts what decodeModels accepts when its ids
+// are strictly in order, refuses the rest, and sums as decodeModels reads
+// (a blob merged twice is each model twice).
+func checkMerge(t *testing.T, b []byte) {
+	t.Helper()
+	models, err := decodeModels(b)
+	ordered := err == nil
+	for i := 1; ordered && i < len(models); i++ {
+		ordered = models[i-1].model < models[i].model
+	}
+	m := newModelTotals(0)
+	defer m.release()
+	_, mergeErr := m.mergeDigest(b)
+	if mergeErr == nil {
+		_, mergeErr = m.mergeDigest(b)
+	}
+	if (mergeErr == nil) != ordered {
+		t.Fatalf("mergeDigest: %v; decodeModels: %v, in order %v", mergeErr, err, ordered)
+	}
+	if !ordered {
+		return
+	}
+	if len(m.ids) != len(models) {
+		t.Fatalf("merged %d models, want %d", len(m.ids), len(models))
+	}
+	for i, dm := range models {
+		want := dm.sums
+		want.add(dm.sums)
+		if m.ids[i] != dm.model || m.sums[i] != want {
+			t.Fatalf("model %d: %q %+v, want %q %+v", i, m.ids[i], m.sums[i], dm.model, want)
+		}
+	}
 }
