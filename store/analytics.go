@@ -308,13 +308,7 @@ func (db *DB) modelSums(ctx context.Context, a analyticsRead) (*modelTotals, err
 // usage is the models' sums with their names (names[i] for ids[i]),
 // ordered by requests, then id in byte order.
 func (t *modelTotals) usage(names []string) []modellab.ModelUsage {
-	order := make([]int32, len(t.ids))
-	for i := range order {
-		order[i] = int32(i)
-	}
-	slices.SortFunc(order, func(a, b int32) int {
-		return cmp.Or(cmp.Compare(t.sums[b].requests, t.sums[a].requests), strings.Compare(t.ids[a], t.ids[b]))
-	})
+	order := t.byRequests()
 	out := make([]modellab.ModelUsage, len(order))
 	for j, i := range order {
 		s := &t.sums[i]
@@ -322,6 +316,53 @@ func (t *modelTotals) usage(names []string) []modellab.ModelUsage {
 			InputTokens: s.input, OutputTokens: s.output, CostUSD: usd(s.costNanos), AvgLatencyMS: avgMS(s.latencyUS, s.requests)}
 	}
 	return out
+}
+
+// Bits of a packed sort key: requests' complement above, the model's
+// index below.
+const (
+	keyIndexBits    = 20
+	keyRequestsBits = 64 - keyIndexBits
+)
+
+// byRequests is the order of t's models: by requests, most first, then by
+// id in byte order. When the ids are already in byte order, as merged
+// digests leave them, each model is one integer to sort, its requests and
+// its index packed; the sort of 250 models by a comparison of both
+// fields, through the index, was a twentieth of an analytics read.
+func (t *modelTotals) byRequests() []int32 {
+	order := make([]int32, len(t.ids))
+	if keys, ok := t.packedKeys(); ok {
+		slices.Sort(keys)
+		for j, k := range keys {
+			order[j] = int32(k & (1<<keyIndexBits - 1))
+		}
+		return order
+	}
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int {
+		return cmp.Or(cmp.Compare(t.sums[b].requests, t.sums[a].requests), strings.Compare(t.ids[a], t.ids[b]))
+	})
+	return order
+}
+
+// packedKeys are t's models as sort keys that order them by byRequests,
+// if its ids are in byte order and every count fits.
+func (t *modelTotals) packedKeys() ([]uint64, bool) {
+	if len(t.ids) >= 1<<keyIndexBits || !slices.IsSorted(t.ids) {
+		return nil, false
+	}
+	keys := make([]uint64, len(t.ids))
+	for i := range t.sums {
+		r := t.sums[i].requests
+		if r < 0 || r >= 1<<keyRequestsBits {
+			return nil, false
+		}
+		keys[i] = uint64(1<<keyRequestsBits-1-r)<<keyIndexBits | uint64(i)
+	}
+	return keys, true
 }
 
 // modelNames are the names of t's models, by index, for those user may

@@ -1,11 +1,15 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -241,5 +245,40 @@ func TestBucketOf(t *testing.T) {
 		if got, ok := h.bucketOf(tt.rank); got != tt.want || ok != tt.ok {
 			t.Errorf("bucketOf(%d) = %d, %v; want %d, %v", tt.rank, got, ok, tt.want, tt.ok)
 		}
+	}
+}
+
+// TestByRequests: the packed keys' order is the comparison's (requests,
+// most first, then id), with ties, with ids in order or not, and with a
+// count too large to pack.
+func TestByRequests(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, tt := range []struct {
+		name   string
+		sorted bool
+		big    bool
+	}{{"ids in order", true, false}, {"ids out of order", false, false}, {"count too large to pack", true, true}} {
+		t.Run(tt.name, func(t *testing.T) {
+			m := &modelTotals{index: map[string]int32{}}
+			for range 300 {
+				m.add(fmt.Sprintf("mdl_%05d", r.IntN(100000)), rollupSums{requests: r.Int64N(8)})
+			}
+			if tt.sorted {
+				slices.Sort(m.ids)
+			}
+			if tt.big {
+				m.sums[7].requests = 1 << keyRequestsBits
+			}
+			want := make([]int32, len(m.ids))
+			for i := range want {
+				want[i] = int32(i)
+			}
+			slices.SortFunc(want, func(a, b int32) int {
+				return cmp.Or(cmp.Compare(m.sums[b].requests, m.sums[a].requests), strings.Compare(m.ids[a], m.ids[b]))
+			})
+			if got := m.byRequests(); !slices.Equal(got, want) {
+				t.Errorf("byRequests() = %v, want %v", got, want)
+			}
+		})
 	}
 }
