@@ -138,6 +138,9 @@ func appendTime(b []byte, t time.Time) []byte {
 // appendFloat writes f as encoding/json does: shortest representation,
 // exponent form outside [1e-6, 1e21), "e-07" shortened to "e-7".
 func appendFloat(b []byte, f float64) []byte {
+	if out, ok := appendDecimal(b, f); ok {
+		return out
+	}
 	format := byte('f')
 	if a := math.Abs(f); a != 0 && (a < 1e-6 || a >= 1e21) {
 		format = 'e'
@@ -150,6 +153,45 @@ func appendFloat(b []byte, f float64) []byte {
 		}
 	}
 	return b
+}
+
+// appendDecimal writes f if it is the double nearest to a decimal of at
+// most 9 places and 15 significant digits, such as every cost in USD (an
+// integer of nanodollars over 1e9): that decimal is then f's shortest
+// representation, because any other of as many digits is more than an
+// ulp of f away from it, and it is written from integers, about five
+// times faster than the shortest-digits search. Others are left to
+// strconv (false).
+func appendDecimal(b []byte, f float64) ([]byte, bool) {
+	const scale = 1e9
+	a := math.Abs(f)
+	if !(a >= 1e-6 && a < 1e6) {
+		return b, false
+	}
+	m := math.Round(a * scale)
+	if m >= 1e15 || m/scale != a {
+		return b, false
+	}
+	n := uint64(m)
+	if f < 0 {
+		b = append(b, '-')
+	}
+	b = strconv.AppendUint(b, n/scale, 10)
+	frac := n % scale
+	if frac == 0 {
+		return b, true
+	}
+	var digits [9]byte
+	for i := len(digits) - 1; i >= 0; i-- {
+		digits[i] = byte('0' + frac%10)
+		frac /= 10
+	}
+	end := len(digits)
+	for digits[end-1] == '0' {
+		end--
+	}
+	b = append(b, '.')
+	return append(b, digits[:end]...), true
 }
 
 // appendString quotes s as encoding/json does. Printable ASCII that JSON
