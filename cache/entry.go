@@ -3,7 +3,6 @@ package cache
 import (
 	"bytes"
 	"compress/gzip"
-	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"errors"
@@ -12,6 +11,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cespare/xxhash/v2"
 )
 
 // Entry is one cached value. It is immutable once published: the same *Entry
@@ -160,12 +161,17 @@ func newEntry(body []byte, f fillInfo) *Entry {
 // files), so that every validator has one form.
 func ETagOf(body []byte) string { return etagOf(body) }
 
+// etagOf hashes with XXH64, not SHA-256: a validator must change when the
+// bytes do, which 64 bits do but for a chance of 2^-64 per change, and
+// nothing is gained by forging one. SHA-256 of a heavy user's 48 kB analytics answer was a
+// twentieth of the server's time for an uncached answer.
 func etagOf(body []byte) string {
-	sum := sha256.Sum256(body)
-	var b [2 + 32]byte
+	var sum [8]byte
+	binary.BigEndian.PutUint64(sum[:], xxhash.Sum64(body))
+	var b [2 + 16]byte
 	b[0] = '"'
-	hex.Encode(b[1:33], sum[:16])
-	b[33] = '"'
+	hex.Encode(b[1:17], sum[:])
+	b[17] = '"'
 	return string(b[:])
 }
 
