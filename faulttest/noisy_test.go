@@ -29,23 +29,24 @@ const (
 // everyone, only one user's share of it is).
 //
 // The latency bound holds where the slots are what the database can run at
-// once (MAX_DB_IN_FLIGHT at PostgreSQL's pool of 20, a share of 5): with
-// the default 64, one user's share (16 operations, three queries each for
-// analytics) can fill the pool by itself, and the victim then queues for
-// connections behind it. Both are measured and recorded; the bound is
-// asserted for the first, and only without the race detector (it slows
-// the flood's goroutines and the victim's alike, and the ratio then
-// measures the machine). With the default share a fast database may clear
-// the noisy user's queue within the wait: held to its share by queueing
-// alone, it then sees no 429, so 429s are required of the first only.
+// once, as by default (MAX_DB_IN_FLIGHT at the pool's size, PostgreSQL's
+// 20, a share of 5): with 64, the default before, one user's share (16
+// operations, several queries each for analytics) can fill the pool by
+// itself, and the victim then queues for connections behind it. Both are
+// measured and recorded; the bound is asserted for the first, and only
+// without the race detector (it slows the flood's goroutines and the
+// victim's alike, and the ratio then measures the machine). A fast
+// database may clear the noisy user's queue within the wait: held to its
+// share by queueing alone, it then sees no 429, but every answer within
+// the wait; that, or 429s, is required of the first only.
 func TestNoisyNeighbour(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
-		maxDB  int  // MAX_DB_IN_FLIGHT; 0: the default (64)
+		maxDB  int  // MAX_DB_IN_FLIGHT; 0: the default (the pool's 20)
 		strict bool // assert the P99 bound (without -race) and the 429s
 	}{
-		{"slots_at_pool_size", 20, true},
-		{"defaults", 0, false},
+		{"defaults", 0, true},
+		{"slots_64", 64, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := instOpts{dbURL: testpg.URL(t), maxDB: tc.maxDB, dbTimeout: 5 * time.Second}
@@ -123,8 +124,11 @@ func noisyNeighbour(t *testing.T, o instOpts, strict bool) {
 	noisyTy.mu.Lock()
 	shed := noisyTy.byStatus[429]
 	noisyTy.mu.Unlock()
-	if strict && shed == 0 {
-		t.Errorf("noisy user: no 429 in %d requests: the flood was not held to its share", noisyTy.n)
+	// Held to its share, the flood's excess waits; what waits past the
+	// bound is shed. A database fast enough to clear the queue within the
+	// bound sheds nothing, and then every answer came within it.
+	if np := percentiles(noisyTy.lat); strict && shed == 0 && np.max > time.Second+250*time.Millisecond {
+		t.Errorf("noisy user: no 429 in %d requests, slowest answer %s: the flood was not held to its share", noisyTy.n, np.max)
 	}
 	if got := in.metric("modellab_load_shed_total", map[string]string{"reason": "user"}); got != float64(shed) {
 		t.Errorf("modellab_load_shed_total{reason=user} = %v, want the %d answers 429", got, shed)

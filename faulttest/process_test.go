@@ -167,7 +167,7 @@ func TestSIGTERMDrainsInFlight(t *testing.T) {
 	// The 30 slow requests are one user's: its share is every slot, so that
 	// fairness (which would answer its excess 429) stays out of the drain.
 	p := startProc(t, map[string]string{"DATABASE_URL": dbURL, "DISABLE_REDIS_CACHE": "true", "SHUTDOWN_TIMEOUT_MS": "20000",
-		"MAX_DB_IN_FLIGHT_PER_USER": "64"})
+		"MAX_DB_IN_FLIGHT": "64", "MAX_DB_IN_FLIGHT_PER_USER": "64"})
 	var u struct {
 		Token string `json:"token"`
 	}

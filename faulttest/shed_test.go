@@ -27,7 +27,7 @@ func TestLoadShedding(t *testing.T) {
 		maxDB       int
 	}{
 		{"db_bound", 0, 2},
-		{"in_flight", 8, 0},
+		{"in_flight", 8, 64}, // more slots than requests in flight
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// One user sends the load: its share is the whole bound, so

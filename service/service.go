@@ -45,7 +45,7 @@ type Config struct {
 	AcademyTTL time.Duration
 
 	// MaxDBInFlight bounds the operations that need the database at once
-	// (cache misses and writes).
+	// (cache misses and writes); default DefaultMaxDBInFlight.
 	MaxDBInFlight int
 	// MaxDBInFlightPerUser bounds the slots one caller (a user, or an
 	// anonymous client address) holds at once; default a quarter of
@@ -154,7 +154,7 @@ func withDefaults(cfg Config) Config {
 		cfg.AcademyTTL = 10 * time.Minute
 	}
 	if cfg.MaxDBInFlight <= 0 {
-		cfg.MaxDBInFlight = 64
+		cfg.MaxDBInFlight = DefaultMaxDBInFlight
 	}
 	if cfg.MaxDBInFlightPerUser <= 0 || cfg.MaxDBInFlightPerUser > cfg.MaxDBInFlight {
 		cfg.MaxDBInFlightPerUser = DefaultPerUser(cfg.MaxDBInFlight)
@@ -196,6 +196,13 @@ func (s *Service) ComposedBytes() uint64 { return s.comp.bytes() }
 
 // Ping checks that the database answers.
 func (s *Service) Ping(ctx context.Context) error { return s.store.Ping(ctx) }
+
+// DefaultMaxDBInFlight is MaxDBInFlight unless set: the size of the
+// store's default PostgreSQL pool. Work admitted past what the pool runs
+// at once would wait for a connection in the pool's queue, which is not
+// fair between users, and every admitted operation shares the cores with
+// the others (docs/BENCHMARKS.md (k) measures 64 against 20).
+const DefaultMaxDBInFlight = 20
 
 // DefaultPerUser is the share of maxDB slots one caller may hold unless
 // configured: a quarter, rounded up, so that no one caller takes more

@@ -115,7 +115,7 @@ var envVars = []envVar{
 	{"DEBUG_ADDR", "", "", "an address (e.g. `127.0.0.1:6060`) for a separate listener serving `/debug/pprof/`; never on the API address", inServe},
 	{"TRUSTED_PROXIES", "", "none", "addresses or CIDR prefixes, comma-separated (e.g. `127.0.0.1,10.0.0.0/8`), of the proxies in front: for a request from one of them, fairness counts an anonymous client by the last `X-Forwarded-For` address that is not itself a trusted proxy; otherwise (and by default) by the peer's address, so that behind nginx every anonymous client is one", inServe},
 	{"MAX_IN_FLIGHT", "10000", "", "requests served at once; past it, 503 with `Retry-After`", allServer},
-	{"MAX_DB_IN_FLIGHT", "64", "", "database-bound operations at once; the rest wait up to 1 s, then 503 (429 for a user past `MAX_DB_IN_FLIGHT_PER_USER`)", allServer},
+	{"MAX_DB_IN_FLIGHT", "", "`DB_MAX_CONNS`, or 20 when that is `0`", "database-bound operations at once; the rest wait up to 1 s, then 503 (429 for a user past `MAX_DB_IN_FLIGHT_PER_USER`)", allServer},
 	{"MAX_DB_IN_FLIGHT_PER_USER", "", "a quarter of `MAX_DB_IN_FLIGHT` (rounded up)", "database-bound operations one user (or one anonymous client address) may hold at once, at most `MAX_DB_IN_FLIGHT`; the rest of that user's work waits its turn (fair between users) and is shed with 429 `rate_limited` and `Retry-After` when the wait runs out", allServer},
 	{"DB_MAX_CONNS", "0", "20 (PostgreSQL), 4 readers (SQLite)", "connection pool size", allServer},
 	{"DB_TIMEOUT_MS", "3000", "", "deadline of every database statement", allServer},
@@ -240,9 +240,9 @@ func loadConfigFor(getenv func(string) string, sc scope) (config, error) {
 	c.AdminToken = e.str("ADMIN_TOKEN")
 	c.AccessLog = e.boolean("ACCESS_LOG")
 	c.MaxInFlight = e.integer("MAX_IN_FLIGHT", 1)
-	c.MaxDBInFlight = e.integer("MAX_DB_IN_FLIGHT", 1)
-	c.MaxDBPerUser = e.perUser(c.MaxDBInFlight)
 	c.DBMaxConns = e.integer("DB_MAX_CONNS", 0)
+	c.MaxDBInFlight = e.maxDB(c.DBMaxConns)
+	c.MaxDBPerUser = e.perUser(c.MaxDBInFlight)
 	c.DBTimeout = e.millis("DB_TIMEOUT_MS")
 	c.Shutdown = e.millis("SHUTDOWN_TIMEOUT_MS")
 	c.ShutdownDelay = time.Duration(e.integer("SHUTDOWN_DELAY_MS", 0)) * time.Millisecond
@@ -265,6 +265,19 @@ func loadConfigFor(getenv func(string) string, sc scope) (config, error) {
 		return c, err
 	}
 	return c, nil
+}
+
+// maxDB reads MAX_DB_IN_FLIGHT; unset, the pool's size (DB_MAX_CONNS, or
+// service.DefaultMaxDBInFlight, the default pool's), for the reasons
+// given there.
+func (e *envReader) maxDB(poolSize int) int {
+	if strings.TrimSpace(e.str("MAX_DB_IN_FLIGHT")) != "" {
+		return e.integer("MAX_DB_IN_FLIGHT", 1)
+	}
+	if poolSize > 0 {
+		return poolSize
+	}
+	return service.DefaultMaxDBInFlight
 }
 
 // perUser reads MAX_DB_IN_FLIGHT_PER_USER: unset, a quarter of maxDB; set,

@@ -281,23 +281,25 @@ func TestRedisURLPrecedence(t *testing.T) {
 	}
 }
 
-// MAX_DB_IN_FLIGHT_PER_USER defaults to a quarter of MAX_DB_IN_FLIGHT,
-// rounded up, and takes any value from 1 to it.
+// MAX_DB_IN_FLIGHT defaults to the pool's size (DB_MAX_CONNS, or 20);
+// MAX_DB_IN_FLIGHT_PER_USER defaults to a quarter of it, rounded up, and
+// takes any value from 1 to it.
 func TestPerUserConfig(t *testing.T) {
 	cases := []struct {
-		env  map[string]string
-		want int
+		env           map[string]string
+		total, wantPU int
 	}{
-		{map[string]string{}, 16},
-		{map[string]string{"MAX_DB_IN_FLIGHT": "10"}, 3},
-		{map[string]string{"MAX_DB_IN_FLIGHT": "1"}, 1},
-		{map[string]string{"MAX_DB_IN_FLIGHT_PER_USER": "64"}, 64},
-		{map[string]string{"MAX_DB_IN_FLIGHT": "8", "MAX_DB_IN_FLIGHT_PER_USER": " 2 "}, 2},
+		{map[string]string{}, 20, 5},
+		{map[string]string{"DB_MAX_CONNS": "40"}, 40, 10},
+		{map[string]string{"DB_MAX_CONNS": "40", "MAX_DB_IN_FLIGHT": "10"}, 10, 3},
+		{map[string]string{"MAX_DB_IN_FLIGHT": "1"}, 1, 1},
+		{map[string]string{"MAX_DB_IN_FLIGHT": "64", "MAX_DB_IN_FLIGHT_PER_USER": "64"}, 64, 64},
+		{map[string]string{"MAX_DB_IN_FLIGHT": "8", "MAX_DB_IN_FLIGHT_PER_USER": " 2 "}, 8, 2},
 	}
 	for _, c := range cases {
 		cfg, err := loadConfig(func(k string) string { return c.env[k] })
-		if err != nil || cfg.MaxDBPerUser != c.want {
-			t.Errorf("%v: per user %d, %v; want %d", c.env, cfg.MaxDBPerUser, err, c.want)
+		if err != nil || cfg.MaxDBInFlight != c.total || cfg.MaxDBPerUser != c.wantPU {
+			t.Errorf("%v: %d in flight, per user %d, %v; want %d, %d", c.env, cfg.MaxDBInFlight, cfg.MaxDBPerUser, err, c.total, c.wantPU)
 		}
 	}
 }
