@@ -1,6 +1,7 @@
 package service
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -230,14 +231,32 @@ func (a *authenticator) resolve(ctx context.Context, token string, now time.Time
 		}
 		return a.answer(e, now)
 	}
+	e, err := a.fromShared(token, key, ent, now)
+	if err != nil {
+		return nil, err
+	}
+	a.keep(token, e)
+	return a.answer(e, now)
+}
+
+// fromShared is the front entry of a lookup read from the shared cache.
+// When the front map holds one decoded from the same bytes, its user is
+// taken as it is: without the local tier every request reads its lookup
+// from Redis, and decoding the same JSON again was a tenth of such a
+// request.
+func (a *authenticator) fromShared(token, key string, ent *cache.Entry, now time.Time) (*tokenEntry, error) {
+	if old, ok := a.tokens.GetIfPresent(token); ok && old.user != nil && old.shared != nil && old.key == key &&
+		bytes.Equal(old.shared.Body(), ent.Body()) {
+		return &tokenEntry{user: old.user, tokenID: old.tokenID, expiresAt: old.expiresAt,
+			trustUntil: now.Add(tokenCacheTTL), key: key, shared: ent}, nil
+	}
 	var doc tokenDoc
 	if err := json.Unmarshal(ent.Body(), &doc); err != nil {
 		return nil, modellab.WrapError(modellab.EINTERNAL, err, "could not read a cached token lookup")
 	}
 	e := newTokenEntry(doc, now)
 	e.key, e.shared = key, ent
-	a.keep(token, e)
-	return a.answer(e, now)
+	return e, nil
 }
 
 // answer is the user of a fresh lookup, unless the token has expired.

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/modellab/modellab"
+	"github.com/modellab/modellab/cache"
+	"github.com/modellab/modellab/internal/testredis"
 )
 
 // slowTokens is a Store whose token lookup waits for release and honours
@@ -79,5 +81,66 @@ func waitCalls(t *testing.T, st *slowTokens, n int32) {
 			t.Fatalf("lookup not started")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// countingTokens answers every token lookup with alice, under the name it
+// holds, and counts the lookups.
+type countingTokens struct {
+	Store
+	name  atomic.Pointer[string]
+	calls atomic.Int32
+}
+
+func (s *countingTokens) TokenByHash(context.Context, string) (modellab.User, modellab.Token, error) {
+	s.calls.Add(1)
+	return modellab.User{ID: "usr_alice", Name: *s.name.Load()}, modellab.Token{ID: "tok_alice", UserID: "usr_alice"}, nil
+}
+
+func (s *countingTokens) TouchTokens(context.Context, []modellab.TokenUse) error { return nil }
+
+// TestSharedLookupDecodedOnce: without the local tier every request reads
+// its token's lookup from Redis; while the lookup's bytes are the same,
+// the user decoded the first time is reused, and a lookup that changed
+// (here: dropped and loaded anew under another name) is decoded again.
+func TestSharedLookupDecodedOnce(t *testing.T) {
+	rs := testredis.Start(t)
+	c, err := cache.New(cache.Options{RedisURL: rs.URL(), Prefix: "authtest:", DisableLocal: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	for deadline := time.Now().Add(5 * time.Second); c.Mode() != "redis"; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("cache mode %q, want redis", c.Mode())
+		}
+	}
+	st := &countingTokens{}
+	name := "alice"
+	st.name.Store(&name)
+	svc := New(Config{Store: st, Cache: c})
+	t.Cleanup(svc.Close)
+	ctx := context.Background()
+
+	first, err := svc.Authenticate(ctx, "mlk_decode_once")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		u, err := svc.Authenticate(ctx, "mlk_decode_once")
+		if err != nil || u != first {
+			t.Fatalf("repeat: %p %+v, %v; want the first user (%p) again", u, u, err, first)
+		}
+	}
+	if n := st.calls.Load(); n != 1 {
+		t.Fatalf("%d database lookups, want 1", n)
+	}
+
+	renamed := "alice-renamed"
+	st.name.Store(&renamed)
+	c.Invalidate(ctx, keyToken(modellab.HashToken("mlk_decode_once")))
+	u, err := svc.Authenticate(ctx, "mlk_decode_once")
+	if err != nil || u == first || u.Name != renamed {
+		t.Fatalf("after the lookup changed: %+v, %v; want a new user named %q", u, err, renamed)
 	}
 }
