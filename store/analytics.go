@@ -115,72 +115,90 @@ func (db *DB) Analytics(ctx context.Context, userID string, q modellab.Analytics
 		return modellab.AnalyticsResult{}, err
 	}
 	r := msRange{ceilMilli(q.From), ceilMilli(q.To)}
-	res := modellab.AnalyticsResult{From: q.From, To: q.To, Interval: q.Interval, ByModel: []modellab.ModelUsage{}}
 	base := analyticsRead{user: userID, r: r, modelID: q.ModelID, digestDays: q.ModelID == ""}
-	var series *seriesSums
-	var hist latencyCounts
-	var sums *modelTotals
-	var days *dayDigests
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() (err error) { sums, err = db.modelSums(gctx, base.forModels()); return })
-	g.Go(func() (err error) { series, err = db.series(gctx, base.forTotals(), q); return })
-	g.Go(func() (err error) { hist, err = db.latencyHistogram(gctx, base); return })
-	if base.digestDays {
-		g.Go(func() (err error) { days, err = db.digestsAndNames(gctx, userID, coverOf(r, true).days); return })
-	}
-	if err := g.Wait(); err != nil {
-		sums.release()
-		if days != nil {
-			days.release()
-		}
-		return modellab.AnalyticsResult{}, err
-	}
-	var names []string
-	var buckets *bucketCounts
-	totals := sums
-	if days != nil {
-		buckets = days.hist
-		series.addDays(days.days)
-		totals = sums.join(days.models)
-		names = days.names.of(totals)
-		days.names.release()
-	} else {
-		buckets = newBucketCounts()
-		var err error
-		if names, err = db.modelNames(ctx, userID, totals); err != nil {
-			sums.release()
-			buckets.release()
-			return modellab.AnalyticsResult{}, err
-		}
-	}
-	for k, n := range hist {
-		buckets.add(k, n)
-	}
-	defer buckets.release()
-	res.ByModel = totals.usage(names)
-	var costNanos, latUS int64
-	for i := range totals.sums {
-		s := &totals.sums[i]
-		res.Totals.Requests += s.requests
-		res.Totals.Errors += s.errors
-		res.Totals.InputTokens += s.input
-		res.Totals.OutputTokens += s.output
-		costNanos += s.costNanos
-		latUS += s.latencyUS
-	}
-	sums.release()
-	if days != nil {
-		days.models.release()
-	}
-	res.Totals.CostUSD = usd(costNanos)
-	res.Totals.AvgLatencyMS = avgMS(latUS, res.Totals.Requests)
-	p95, err := db.p95(ctx, base, buckets, res.Totals.Requests)
+	p, err := db.analyticsParts(ctx, base, q)
 	if err != nil {
 		return modellab.AnalyticsResult{}, err
 	}
-	res.Totals.P95LatencyMS = p95
-	res.Series = series.points()
+	defer p.release()
+	totals, names := p.sums, []string(nil)
+	if p.days != nil {
+		p.series.addDays(p.days.days)
+		totals = p.sums.join(p.days.models)
+		names = p.days.names.of(totals)
+	} else if names, err = db.modelNames(ctx, userID, totals); err != nil {
+		return modellab.AnalyticsResult{}, err
+	}
+	res := modellab.AnalyticsResult{From: q.From, To: q.To, Interval: q.Interval, ByModel: totals.usage(names), Totals: totals.totals()}
+	if res.Totals.P95LatencyMS, err = db.p95(ctx, base, p.buckets, res.Totals.Requests); err != nil {
+		return modellab.AnalyticsResult{}, err
+	}
+	res.Series = p.series.points()
 	return res, nil
+}
+
+// analyticsParts is what a read's concurrent statements give, in pooled
+// buffers that the answer does not keep.
+type analyticsParts struct {
+	sums    *modelTotals // from the rollups and events; all but whole days when days is set
+	series  *seriesSums
+	buckets *bucketCounts
+	days    *dayDigests // the whole days' digests and the names; nil for one model
+}
+
+// analyticsParts runs the read's statements concurrently on separate
+// connections.
+func (db *DB) analyticsParts(ctx context.Context, a analyticsRead, q modellab.AnalyticsQuery) (*analyticsParts, error) {
+	p := &analyticsParts{}
+	var hist latencyCounts
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() (err error) { p.sums, err = db.modelSums(gctx, a.forModels()); return })
+	g.Go(func() (err error) { p.series, err = db.series(gctx, a.forTotals(), q); return })
+	g.Go(func() (err error) { hist, err = db.latencyHistogram(gctx, a); return })
+	if a.digestDays {
+		g.Go(func() (err error) { p.days, err = db.digestsAndNames(gctx, a.user, coverOf(a.r, true).days); return })
+	}
+	if err := g.Wait(); err != nil {
+		p.release()
+		return nil, err
+	}
+	if p.days != nil {
+		p.buckets, p.days.hist = p.days.hist, nil
+	} else {
+		p.buckets = newBucketCounts()
+	}
+	for k, n := range hist {
+		p.buckets.add(k, n)
+	}
+	return p, nil
+}
+
+// release gives p's buffers back to their pools; p must not be used after.
+func (p *analyticsParts) release() {
+	p.sums.release()
+	p.buckets.release()
+	if p.days != nil {
+		p.days.release()
+	}
+}
+
+// totals sums every model's figures: exact integers, as raw events give
+// them.
+func (t *modelTotals) totals() modellab.AnalyticsTotals {
+	var out modellab.AnalyticsTotals
+	var costNanos, latUS int64
+	for i := range t.sums {
+		s := &t.sums[i]
+		out.Requests += s.requests
+		out.Errors += s.errors
+		out.InputTokens += s.input
+		out.OutputTokens += s.output
+		costNanos += s.costNanos
+		latUS += s.latencyUS
+	}
+	out.CostUSD = usd(costNanos)
+	out.AvgLatencyMS = avgMS(latUS, out.Requests)
+	return out
 }
 
 // forModels chooses the per-model rollup rows.
@@ -579,6 +597,9 @@ func newBucketCounts() *bucketCounts { return bucketsPool.Get().(*bucketCounts) 
 
 // release empties h for another read; h must not be used after.
 func (h *bucketCounts) release() {
+	if h == nil {
+		return
+	}
 	clear(h.dense[:])
 	clear(h.other)
 	bucketsPool.Put(h)
