@@ -163,8 +163,9 @@ func ETagOf(body []byte) string { return etagOf(body) }
 
 // etagOf hashes with XXH64, not SHA-256: a validator must change when the
 // bytes do, which 64 bits do but for a chance of 2^-64 per change, and
-// nothing is gained by forging one. SHA-256 of a heavy user's 48 kB analytics answer was a
-// twentieth of the server's time for an uncached answer.
+// nothing is gained by forging one. SHA-256 of a heavy user's 48 kB
+// analytics answer was a twentieth of the server's time for an uncached
+// answer.
 func etagOf(body []byte) string {
 	var sum [8]byte
 	binary.BigEndian.PutUint64(sum[:], xxhash.Sum64(body))
