@@ -36,8 +36,15 @@ type Options struct {
 	DisableRedis bool
 	// Disabled turns caching off: Fetch always runs load and returns Bypass.
 	Disabled bool
-	// DisableLocal turns the in-process tier off (to measure Redis alone).
+	// DisableLocal turns the in-process tier off (to measure Redis alone),
+	// except for keys under one of KeepLocal's prefixes.
 	DisableLocal bool
+	// KeepLocal lists key prefixes whose entries keep the in-process tier
+	// under DisableLocal. The service keeps its token lookups there: what
+	// DisableLocal measures is an answer read from Redis, not one more
+	// round trip per request for the caller's token, which no deployment
+	// with the local tier makes.
+	KeepLocal []string
 	// DisableTracking forces the fallback without CLIENT TRACKING (short
 	// local TTL + pub/sub broadcast). It is also chosen automatically when
 	// the server refuses tracking.
@@ -168,7 +175,7 @@ type Cache struct {
 	id        string // instance id, to ignore our own pub/sub messages
 	channel   string // pub/sub channel of the fallback
 
-	local *otter.Cache[string, *localItem] // nil when DisableLocal/Disabled
+	local *otter.Cache[string, *localItem] // nil when Disabled, or DisableLocal without KeepLocal
 	gens  *otter.Cache[string, genItem]
 
 	// Invalidation sequences (stale-set protection inside the process): a
@@ -306,7 +313,7 @@ func New(opts Options) (*Cache, error) {
 		c.opts.Now = c.clock.Now
 	}
 	if !opts.Disabled {
-		if !opts.DisableLocal {
+		if !opts.DisableLocal || len(opts.KeepLocal) > 0 {
 			c.local = c.newLocalTier()
 		}
 		c.gens = otter.Must(&otter.Options[string, genItem]{MaximumSize: 1 << 16})

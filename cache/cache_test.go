@@ -449,3 +449,49 @@ func TestPeek(t *testing.T) {
 		}
 	})
 }
+
+// TestKeepLocal: without the local tier, keys under KeepLocal still keep
+// it, and stay coherent with another instance's invalidation; other keys
+// are read from Redis every time.
+func TestKeepLocal(t *testing.T) {
+	prefix := testPrefix(t, sharedRedis)
+	o := Options{RedisURL: sharedRedis, Prefix: prefix, DisableLocal: true, KeepLocal: []string{"auth:"}}
+	a, b := newRedisCache(t, o), newRedisCache(t, o)
+	ctx := context.Background()
+	fo := FetchOptions{TTL: time.Minute}
+	tests := []struct {
+		key       string
+		wantLocal bool
+	}{
+		{"auth:token:x", true},
+		{"api:models:y", false},
+	}
+	for _, tt := range tests {
+		src := &source{val: "v1"}
+		before := a.Stats().Tiers
+		for i, want := range []Result{Miss, Hit, Hit, Hit} {
+			if got, res := fetch(t, a, tt.key, fo, src.load); got != "v1" || res != want {
+				t.Fatalf("%s: Fetch #%d = %q %v, want v1 %v", tt.key, i+1, got, res, want)
+			}
+		}
+		after := a.Stats().Tiers
+		// As with the local tier on, the first read after our own fill
+		// goes to Redis; the later ones are local hits.
+		local, redis := after.Local.Hits-before.Local.Hits, after.Redis.Hits-before.Redis.Hits
+		if tt.wantLocal && (local != 2 || redis != 1) || !tt.wantLocal && (local != 0 || redis != 3) {
+			t.Errorf("%s: %d local hits, %d Redis hits; want the local tier: %v", tt.key, local, redis, tt.wantLocal)
+		}
+		if _, ok := a.Peek(tt.key, ""); ok != tt.wantLocal {
+			t.Errorf("%s: Peek found it = %v, want %v", tt.key, ok, tt.wantLocal)
+		}
+	}
+	b.Invalidate(ctx, "auth:token:x")
+	waitFor(t, 2*time.Second, "the invalidation on the other instance", func() bool {
+		_, ok := a.Peek("auth:token:x", "")
+		return !ok
+	})
+	src := &source{val: "v2"}
+	if got, res := fetch(t, a, "auth:token:x", fo, src.load); got != "v2" || res != Miss {
+		t.Fatalf("after the invalidation: %q %v, want v2 MISS", got, res)
+	}
+}

@@ -82,7 +82,7 @@ func (c *Cache) Fetch(ctx context.Context, key string, o FetchOptions, load Load
 	case st == untrustedCopy:
 		r.lastResort = e // only if Redis fails
 	}
-	if c.local != nil {
+	if c.localFor(key) {
 		c.stats.localMisses.Add(1)
 	}
 	a := c.fetchBelow(ctx, &op, &r)
@@ -118,7 +118,7 @@ const (
 // localCopy looks key up in the in-process tier, at now.
 func (c *Cache) localCopy(ctx context.Context, op *fetchOp, key string) (*Entry, time.Time, copyState) {
 	now := c.now()
-	if c.local == nil {
+	if !c.localFor(key) {
 		return nil, now, noCopy
 	}
 	it, ok := c.local.GetIfPresent(key)
@@ -183,7 +183,7 @@ func (c *Cache) Peek(key, group string) (*Entry, bool) {
 // that built something from it (a composed answer) may serve that again
 // without looking the key up.
 func (c *Cache) PeekStamp(key, group string) (*Entry, Stamp, bool) {
-	if c.local == nil || c.isClosed() {
+	if !c.localFor(key) || c.isClosed() {
 		return nil, Stamp{}, false
 	}
 	// Read before the lookup: a change applied after this load moves the

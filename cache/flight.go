@@ -107,7 +107,7 @@ func (c *Cache) loadAndFill(ctx context.Context, op *fetchOp, r *request) answer
 // recheckLocal returns a fresh, trusted local copy that a flight which just
 // ended may have stored after our caller looked.
 func (c *Cache) recheckLocal(ctx context.Context, op *fetchOp, r *request) *Entry {
-	if c.local == nil || r.background {
+	if !c.localFor(r.key) || r.background {
 		return nil
 	}
 	it, ok := c.local.GetIfPresent(r.key)

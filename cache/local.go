@@ -1,6 +1,9 @@
 package cache
 
-import "iter"
+import (
+	"iter"
+	"strings"
+)
 
 // The in-process tier: stores guarded by invalidation sequences, drops, and
 // the flush that retires everything when invalidations may have been missed.
@@ -31,7 +34,7 @@ func (c *Cache) storeUntracked(key string, e *Entry, seq uint64) {
 // storeLocalUntil stores e trusted until the Unix time until (0: until an
 // invalidation).
 func (c *Cache) storeLocalUntil(key string, e *Entry, seq uint64, until int64) {
-	if c.local == nil || c.seq(key) != seq || c.fences.blocks(key, e) {
+	if !c.localFor(key) || c.seq(key) != seq || c.fences.blocks(key, e) {
 		return
 	}
 	c.retired.drop(key)
@@ -43,6 +46,22 @@ func (c *Cache) storeLocalUntil(key string, e *Entry, seq uint64, until int64) {
 		}
 	}
 	c.changed()
+}
+
+// localFor reports whether key's entries use the in-process tier.
+func (c *Cache) localFor(key string) bool {
+	if c.local == nil {
+		return false
+	}
+	if !c.opts.DisableLocal {
+		return true
+	}
+	for _, p := range c.opts.KeepLocal {
+		if strings.HasPrefix(key, p) {
+			return true
+		}
+	}
+	return false
 }
 
 func (c *Cache) dropLocalKey(k string) {

@@ -123,6 +123,7 @@ func newInstance(t *testing.T, o instOpts) *instance {
 		RedisURL:     o.redisURL,
 		DisableRedis: o.redisURL == "",
 		DisableLocal: o.disableLocal,
+		KeepLocal:    []string{service.TokenKeyPrefix},
 		Stale:        o.stale,
 		RedisTimeout: o.redisTimeout,
 		Logger:       log,

@@ -125,6 +125,7 @@ func newInstance(t *testing.T, name string, o instOpts) *inst {
 		RedisTimeout: o.redisTimeout,
 		LeaseTTL:     o.leaseTTL,
 		DisableLocal: o.disableLocal,
+		KeepLocal:    []string{service.TokenKeyPrefix},
 	})
 	if err != nil {
 		t.Fatalf("%s: cache: %v", name, err)

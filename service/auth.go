@@ -45,7 +45,10 @@ const (
 // lookups are not an endpoint of the metrics.
 const GroupAuth = "auth"
 
-func keyToken(hash string) string { return "auth:token:" + hash }
+// TokenKeyPrefix starts the cache key of every token lookup.
+const TokenKeyPrefix = "auth:token:"
+
+func keyToken(hash string) string { return TokenKeyPrefix + hash }
 
 // tokenDoc is a cached lookup as stored in the shared cache.
 type tokenDoc struct {

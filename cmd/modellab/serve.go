@@ -165,6 +165,7 @@ func cacheOptions(cfg config, log *slog.Logger) cache.Options {
 		DisableRedis: cfg.DisableRedis,
 		Disabled:     cfg.DisableCache,
 		DisableLocal: cfg.DisableLocal,
+		KeepLocal:    []string{service.TokenKeyPrefix},
 		Stale:        cfg.Stale,
 		RedisTimeout: cfg.RedisTimeout,
 		Logger:       log,
