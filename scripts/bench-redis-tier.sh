@@ -3,9 +3,10 @@
 # reads its entry from Redis) over NKEYS distinct cached analytics answers
 # of 50-80 KB (one Redis round trip per request, little coalescing),
 # against cmd/staticserver serving one such answer, side by side with wrk:
-# clients without and with Accept-Encoding: gzip. BEFORE_BIN, if set, is a
-# second modellab binary (e.g. built from an older commit) measured in the
-# same runs.
+# clients without and with Accept-Encoding: gzip. Each run reports req/s
+# and each server's CPU time per request. BEFORE_BIN, if set, is a second
+# modellab binary (e.g. built from an older commit, or a script that sets
+# GOGC and execs one) measured in the same runs.
 #
 #   scripts/bench-redis-tier.sh [connections] [duration] [runs]
 #
@@ -14,6 +15,7 @@
 # and TOKEN (a seeded database and the heavy user's token; default: seed a
 # fresh SQLite file, about 25 s).
 set -euo pipefail
+declare -A pid
 command -v wrk >/dev/null || { echo "this benchmark needs wrk (apt-get install wrk)" >&2; exit 1; }
 conns=${1:-200}
 dur=${2:-10s}
@@ -47,6 +49,7 @@ serve() {
     ANALYTICS_CACHE_TTL_MS=3600000 ACCESS_LOG=false LOG_LEVEL=warn ADMIN_TOKEN="$admin" \
     "$2" serve --addr "127.0.0.1:$3" --demo=false >"$work/$1.log" 2>&1 &
   pids+=($!)
+  pid[$1]=$!
   for _ in $(seq 1 100); do curl -fs -o /dev/null "http://127.0.0.1:$3/healthz" && break; sleep 0.2; done
   local hits=0
   for i in $(seq 0 $((nkeys - 1))); do # fill every key, then check it is a HIT
@@ -80,22 +83,33 @@ curl -fs -H "Authorization: Bearer $token" \
   "http://127.0.0.1:18281/api/analytics/data?interval=hour&from=$(from $((nkeys / 2)))" >"$work/body.json"
 "$work/staticserver" --addr 127.0.0.1:18282 --file "$work/body.json" --gzip >/dev/null 2>&1 &
 pids+=($!)
+pid[static]=$!
 sleep 0.5
 echo "static body: $(wc -c <"$work/body.json") bytes ($(gzip -c "$work/body.json" | wc -c) gzipped)"
 
 declare -A port=([static]=18282 [after]=18281 [before]=18283)
-declare -A res
-rps() { # rps TARGET GZIP
-  NKEYS=$nkeys BASE=$base TOKEN=$token GZIP=$2 wrk -t2 -c"$conns" -d"$dur" -s "$work/keys.lua" \
-    "http://127.0.0.1:${port[$1]}" | awk '/Requests\/sec/{print $2}'
+declare -A res cpu
+cputicks() { awk '{print $14 + $15}' "/proc/${pid[$1]}/stat"; }
+# rps TARGET GZIP: req/s, and the server's CPU per request in µs (user +
+# system time of its process over the run; on a machine whose other
+# tenants take CPU this moves less than req/s does).
+rps() {
+  local t0 out t1
+  t0=$(cputicks "$1")
+  out=$(NKEYS=$nkeys BASE=$base TOKEN=$token GZIP=$2 wrk -t2 -c"$conns" -d"$dur" -s "$work/keys.lua" \
+    "http://127.0.0.1:${port[$1]}")
+  t1=$(cputicks "$1")
+  echo "$out" | awk -v t0="$t0" -v t1="$t1" -v hz="$(getconf CLK_TCK)" \
+    '/requests in/{n=$1} /Requests\/sec/{r=$2} END{printf "%s %.1f\n", r, (t1-t0)/hz*1e6/n}'
 }
 for i in $(seq 1 "$runs"); do
   for gz in 0 1; do
     line="run $i gzip=$gz:"
     for t in static "${targets[@]}"; do
-      v=$(rps "$t" "$gz")
+      read -r v us < <(rps "$t" "$gz")
       res[$t,$gz]="${res[$t,$gz]:-} $v"
-      line="$line $t $v"
+      cpu[$t,$gz]="${cpu[$t,$gz]:-} $us"
+      line="$line $t $v ($us µs CPU/req)"
     done
     echo "$line req/s (load average $(cut -d' ' -f1 /proc/loadavg))"
   done
@@ -109,10 +123,10 @@ done
 median() { printf '%s\n' $@ | sort -g | awk '{a[NR]=$1} END{print a[int((NR+1)/2)]}'; }
 for gz in 0 1; do
   ms=$(median ${res[static,$gz]})
-  line="median gzip=$gz: static $ms req/s"
+  line="median gzip=$gz: static $ms req/s ($(median ${cpu[static,$gz]}) µs CPU/req)"
   for t in "${targets[@]}"; do
     m=$(median ${res[$t,$gz]})
-    line="$line, $t $m req/s ($(awk -v a="$m" -v b="$ms" 'BEGIN{printf "%.2f", a/b}')x static)"
+    line="$line, $t $m req/s ($(median ${cpu[$t,$gz]}) µs CPU/req; $(awk -v a="$m" -v b="$ms" 'BEGIN{printf "%.2f", a/b}')x static)"
     if [ "$gz" = 1 ]; then
       line="$line ($(awk -v a="$m" -v b="$(median ${res[static,0]})" 'BEGIN{printf "%.2f", a/b}')x static without gzip)"
     fi
