@@ -110,7 +110,7 @@ var envVars = []envVar{
 	{"LOG_FORMAT", "text", "", "`text` or `json`", anyLog},
 	{"CACHE_PREFIX", "", "", "prefix of every Redis key, to share one Redis between deployments", inServe},
 	{"REDIS_TIMEOUT_MS", "100", "", "deadline of every Redis call", allServer},
-	{"DISABLE_LOCAL_CACHE", "false", "", "`true`: no in-process tier (to measure the Redis tier alone)", allServer},
+	{"DISABLE_LOCAL_CACHE", "false", "", "`true`: no in-process tier for answers, which are then read from Redis every time (to measure the Redis tier alone); token lookups keep theirs", allServer},
 	{"ACCESS_LOG", "true", "", "one log line per request", inServe},
 	{"DEBUG_ADDR", "", "", "an address (e.g. `127.0.0.1:6060`) for a separate listener serving `/debug/pprof/`; never on the API address", inServe},
 	{"TRUSTED_PROXIES", "", "none", "addresses or CIDR prefixes, comma-separated (e.g. `127.0.0.1,10.0.0.0/8`), of the proxies in front: for a request from one of them, fairness counts an anonymous client by the last `X-Forwarded-For` address that is not itself a trusted proxy; otherwise (and by default) by the peer's address, so that behind nginx every anonymous client is one", inServe},
