@@ -69,6 +69,18 @@ func TestCompressedEntries(t *testing.T) {
 				t.Errorf("%s: Gzip does not inflate to the body", tc.key)
 			}
 		}
+		if !e.Transient() || filled.Transient() {
+			t.Errorf("%s: Transient = %v read without the local tier, %v filled with it; want true, false", tc.key, e.Transient(), filled.Transient())
+		}
+		// Inflated for one use into the caller's buffer, not kept.
+		dst := make([]byte, 0, len(tc.body)+10)
+		got, inDst := e.BodyInto(dst)
+		if string(got) != tc.body || inDst != tc.compressed {
+			t.Errorf("%s: BodyInto = %d bytes, in dst %v; want the %d-byte body, in dst %v", tc.key, len(got), inDst, len(tc.body), tc.compressed)
+		}
+		if tc.compressed && (&got[0] != &dst[:1][0] || e.body != nil) {
+			t.Errorf("%s: BodyInto did not inflate into dst, or kept the body", tc.key)
+		}
 		if got := string(e.Body()); got != tc.body {
 			t.Errorf("%s: Body() = %d bytes, want the %d-byte body", tc.key, len(got), len(tc.body))
 		}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,10 +47,14 @@ type Entry struct {
 	// body on first use. size (the body's length) and zsize (the length of
 	// the gzip bytes read from Redis, else 0) never change.
 	size, zsize int
-	bodyOnce    sync.Once
-	body        []byte
-	gzOnce      sync.Once
-	gz          []byte
+	// transient marks an entry read from Redis for the requests that
+	// asked for it only: the in-process tier is off for its key, so
+	// nothing done on it (an inflated body) is reused by a later hit.
+	transient bool
+	bodyOnce  sync.Once
+	body      []byte
+	gzOnce    sync.Once
+	gz        []byte
 }
 
 // tagGen is a tag and the generation it had when the entry was loaded.
@@ -66,6 +71,26 @@ func (e *Entry) Body() []byte {
 		}
 	})
 	return e.body
+}
+
+// Transient reports whether the entry was read from Redis for this
+// request (and reads of its key coalesced with it) only, because the
+// in-process tier is off for its key: inflating its body once for later
+// hits would help nobody.
+func (e *Entry) Transient() bool { return e.transient }
+
+// BodyInto is Body for a single use. A body Redis held compressed is
+// inflated into dst's storage (grown when too small) and not kept, so a
+// caller that pools dst allocates nothing for it: inDst is then true, and
+// the body is valid as long as dst's storage is. Any other entry returns
+// Body, which is not in dst. A compressed value that does not inflate
+// yields nil.
+func (e *Entry) BodyInto(dst []byte) (body []byte, inDst bool) {
+	if e.zsize == 0 { // the body was held from the start
+		return e.Body(), false
+	}
+	body = gunzipInto(dst, e.gz, e.size)
+	return body, body != nil
 }
 
 // Gzip returns the body compressed with gzip: the bytes Redis held for an
@@ -102,7 +127,10 @@ var gzipReaders sync.Pool
 
 // gunzip inflates gz, whose body is size bytes long; nil if it does not
 // inflate to exactly that.
-func gunzip(gz []byte, size int) []byte {
+func gunzip(gz []byte, size int) []byte { return gunzipInto(nil, gz, size) }
+
+// gunzipInto is gunzip into dst's storage, grown when too small.
+func gunzipInto(dst, gz []byte, size int) []byte {
 	zr, _ := gzipReaders.Get().(*gzip.Reader)
 	var err error
 	if zr == nil {
@@ -114,7 +142,7 @@ func gunzip(gz []byte, size int) []byte {
 		return nil
 	}
 	defer gzipReaders.Put(zr)
-	out := make([]byte, size)
+	out := slices.Grow(dst[:0], size)[:size]
 	if _, err := io.ReadFull(zr, out); err != nil {
 		return nil
 	}

@@ -38,11 +38,24 @@ type Answer struct {
 
 // Body returns the answer's bytes. An entry that Redis held compressed
 // inflates them on first use only: a client that takes gzip gets Gzip.
+// An entry read for this request only (no in-process tier for its key)
+// inflates into a pooled buffer that Release gives back, instead of a new
+// one per request.
 func (a *Answer) Body() []byte {
-	if a.entry != nil {
+	if a.body != nil || a.entry == nil {
+		return a.body
+	}
+	if !a.entry.Transient() {
 		return a.entry.Body()
 	}
-	return a.body
+	buf := bodyPool.Get().(*[]byte)
+	body, inBuf := a.entry.BodyInto(*buf)
+	if !inBuf {
+		bodyPool.Put(buf)
+		return body
+	}
+	a.body, a.buf = body, buf
+	return body
 }
 
 // Size is the length of Body, known without inflating it.

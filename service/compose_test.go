@@ -2,14 +2,17 @@ package service
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/modellab/modellab/cache"
+	"github.com/modellab/modellab/internal/testredis"
 )
 
 func testPart(t *testing.T, names ...string) part {
@@ -127,4 +130,78 @@ func FuzzItemList(f *testing.F) {
 			t.Fatal("reading changed the list")
 		}
 	})
+}
+
+// TestTransientAnswerPooled: without the in-process tier an entry read
+// from Redis serves one request, so a client that does not take gzip gets
+// its body inflated into a pooled buffer, not into a new one kept on an
+// entry nobody reads again. An entry the local tier keeps inflates once.
+func TestTransientAnswerPooled(t *testing.T) {
+	rs := testredis.Start(t)
+	newCache := func(disableLocal bool) *cache.Cache {
+		c, err := cache.New(cache.Options{RedisURL: rs.URL(), Prefix: "pooltest:", DisableLocal: disableLocal})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		for deadline := time.Now().Add(5 * time.Second); c.Mode() != "redis"; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("cache mode %q, want redis", c.Mode())
+			}
+		}
+		return c
+	}
+	kept, alone := newCache(false), newCache(true)
+	var sb strings.Builder
+	for i := 0; sb.Len() < 60<<10; i++ {
+		fmt.Fprintf(&sb, `{"hour":%d,"requests":%d},`, i, i*7%313)
+	}
+	body := sb.String()
+	ctx := context.Background()
+	fo := cache.FetchOptions{TTL: time.Minute}
+	load := func(context.Context) ([]byte, error) { return []byte(body), nil }
+	if _, _, err := kept.Fetch(ctx, "big", fo, load); err != nil {
+		t.Fatal(err)
+	}
+	read := func(c *cache.Cache) Answer {
+		t.Helper()
+		e, res, err := c.Fetch(ctx, "big", fo, load)
+		if err != nil || res != cache.Hit {
+			t.Fatalf("Fetch = %v, %v; want a HIT", res, err)
+		}
+		return entryAnswer(e, res)
+	}
+
+	a := read(alone)
+	b1, b2 := a.Body(), a.Body()
+	if string(b1) != body || &b1[0] != &b2[0] {
+		t.Fatalf("Body = %d bytes (twice the same: %v), want the %d-byte body once", len(b1), &b1[0] == &b2[0], len(body))
+	}
+	a.Release()
+	// Each use inflates again, into a pooled buffer: far fewer bytes
+	// allocated than the body (without the pool it is the whole body; the
+	// race detector drops a quarter of what pools are given).
+	e, res := a.entry, a.Result
+	per := testing.Benchmark(func(b *testing.B) {
+		b.ReportAllocs()
+		for range b.N {
+			a := entryAnswer(e, res)
+			if len(a.Body()) != len(body) {
+				b.Fatal("wrong body")
+			}
+			a.Release()
+		}
+	}).AllocedBytesPerOp()
+	t.Logf("%d bytes allocated per use of a %d-byte body", per, len(body))
+	if per > int64(len(body)*3/4) {
+		t.Errorf("%d bytes allocated per use, want well under the %d-byte body", per, len(body))
+	}
+
+	k := read(kept)
+	k1 := k.Body()
+	k.Release()
+	k = read(kept)
+	if k2 := k.Body(); string(k1) != body || &k1[0] != &k2[0] {
+		t.Errorf("a kept entry: Body not the body inflated once (same bytes: %v)", &k1[0] == &k2[0])
+	}
 }
