@@ -304,6 +304,35 @@ func TestPerUserConfig(t *testing.T) {
 	}
 }
 
+// GC_HEAP_FLOOR_MB is a size in MB (0: none) and gives way to GOGC, which
+// the operator sets for the runtime itself.
+func TestHeapFloorConfig(t *testing.T) {
+	for _, c := range []struct {
+		env  map[string]string
+		want uint64
+		bad  bool
+	}{
+		{env: map[string]string{}, want: 64 << 20},
+		{env: map[string]string{"GC_HEAP_FLOOR_MB": "256"}, want: 256 << 20},
+		{env: map[string]string{"GC_HEAP_FLOOR_MB": "0"}, want: 0},
+		{env: map[string]string{"GOGC": "200"}, want: 0},
+		{env: map[string]string{"GOGC": "off", "GC_HEAP_FLOOR_MB": "256"}, want: 0},
+		{env: map[string]string{"GC_HEAP_FLOOR_MB": "-1"}, bad: true},
+		{env: map[string]string{"GC_HEAP_FLOOR_MB": "64MB"}, bad: true},
+	} {
+		cfg, err := loadConfig(func(k string) string { return c.env[k] })
+		if c.bad {
+			if err == nil || !strings.Contains(err.Error(), "GC_HEAP_FLOOR_MB") {
+				t.Errorf("%v: error %v, want one naming GC_HEAP_FLOOR_MB", c.env, err)
+			}
+			continue
+		}
+		if err != nil || cfg.HeapFloor != c.want {
+			t.Errorf("%v: floor %d, %v; want %d", c.env, cfg.HeapFloor, err, c.want)
+		}
+	}
+}
+
 // DEBUG_ADDR serves the profiles on their own listener, and only there.
 func TestDebugListener(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -14,6 +14,7 @@ import (
 	"github.com/modellab/modellab"
 	"github.com/modellab/modellab/cache"
 	"github.com/modellab/modellab/gateway"
+	"github.com/modellab/modellab/internal/heapfloor"
 	"github.com/modellab/modellab/server"
 	"github.com/modellab/modellab/service"
 	"github.com/modellab/modellab/store"
@@ -209,6 +210,9 @@ func serve(ctx context.Context, cfg config, wantDemo bool, log *slog.Logger, log
 		return err
 	}
 	defer a.close()
+	if cfg.HeapFloor > 0 {
+		defer heapfloor.Start(cfg.HeapFloor, 100).Stop()
+	}
 	a.metrics.Register(buildInfoCollector(readBuildInfo()))
 	log.Info("database ready", "engine", a.db.Engine(), "url", redactURL(cfg.DatabaseURL))
 	log.Info("cache ready", "mode", a.cache.Mode(), "redis", a.cache.RedisState())
