@@ -104,3 +104,48 @@ func TestCompressedEntries(t *testing.T) {
 		t.Errorf("a version 1 entry: %q %v, want old HIT", got, res)
 	}
 }
+
+// Reads of one key coalesced into one Redis read share the entry; such an
+// entry is not Transient, so its body is inflated once for all of them
+// rather than once per request. An entry one request read alone is.
+func TestCoalescedReadsShareInflate(t *testing.T) {
+	prefix := testPrefix(t, sharedRedis)
+	filler := newRedisCache(t, Options{RedisURL: sharedRedis, Prefix: prefix})
+	reader := newRedisCache(t, Options{RedisURL: sharedRedis, Prefix: prefix, DisableLocal: true})
+	fo := FetchOptions{TTL: time.Minute}
+	fetch(t, filler, "big", fo, (&source{val: strings.Repeat(`{"hour":1,"requests":2},`, 3000)}).load)
+	read := func() *Entry {
+		e, res, err := reader.Fetch(context.Background(), "big", fo, (&source{val: "never loaded"}).load)
+		if err != nil || res != Hit {
+			t.Errorf("Fetch = %v, %v; want a HIT from Redis", res, err)
+		}
+		return e
+	}
+	if e := read(); !e.Transient() {
+		t.Fatalf("an entry read alone is not Transient")
+	}
+	shared := 0
+	for round := 0; round < 5 && shared < 2; round++ {
+		held, release := holdSharedReads(t, "big")
+		got := make(chan *Entry, 2)
+		go func() { got <- read() }()
+		<-held // the first read has its answer and waits
+		go func() { got <- read() }()
+		time.Sleep(50 * time.Millisecond) // time for the second to join it
+		release()
+		e1, e2 := <-got, <-got
+		switch {
+		case e1 == e2:
+			shared++
+			if e1.Transient() {
+				t.Errorf("round %d: an entry two requests share is Transient", round)
+			}
+		case !e1.Transient() || !e2.Transient():
+			t.Errorf("round %d: two reads not coalesced, Transient %v and %v; want both", round, e1.Transient(), e2.Transient())
+		}
+		testHookSharedRead = nil
+	}
+	if shared == 0 {
+		t.Fatalf("no round coalesced the two reads")
+	}
+}

@@ -47,10 +47,10 @@ type Entry struct {
 	// body on first use. size (the body's length) and zsize (the length of
 	// the gzip bytes read from Redis, else 0) never change.
 	size, zsize int
-	// transient marks an entry read from Redis for the requests that
-	// asked for it only: the in-process tier is off for its key, so
-	// nothing done on it (an inflated body) is reused by a later hit.
-	transient bool
+	// transient marks an entry read from Redis for one request only: the
+	// in-process tier is off for its key and no other read was coalesced
+	// with it, so nothing done on it (an inflated body) is reused.
+	transient atomic.Bool
 	bodyOnce  sync.Once
 	body      []byte
 	gzOnce    sync.Once
@@ -74,10 +74,10 @@ func (e *Entry) Body() []byte {
 }
 
 // Transient reports whether the entry was read from Redis for this
-// request (and reads of its key coalesced with it) only, because the
-// in-process tier is off for its key: inflating its body once for later
-// hits would help nobody.
-func (e *Entry) Transient() bool { return e.transient }
+// request only: the in-process tier is off for its key, and no other
+// request's read was coalesced with this one. Inflating its body once, to
+// keep, would help nobody; for an entry several requests hold it would.
+func (e *Entry) Transient() bool { return e.transient.Load() }
 
 // BodyInto is Body for a single use. A body Redis held compressed is
 // inflated into dst's storage (grown when too small) and not kept, so a

@@ -304,14 +304,20 @@ func (c *Cache) redisGetShared(ctx context.Context, op *fetchOp, key string, seq
 		}
 		return readResult{e: e, failed: rop.failed, seq: seq}, err
 	}
-	v, err, _ := c.reads.Do(key, read)
+	v, err, shared := c.reads.Do(key, read)
 	r, _ := v.(readResult)
 	if r.seq != seq {
-		v, err, _ = c.reads.Do(key+"\x00"+strconv.FormatUint(seq, 10), read)
+		v, err, shared = c.reads.Do(key+"\x00"+strconv.FormatUint(seq, 10), read)
 		r, _ = v.(readResult)
 	}
 	if r.failed {
 		op.fail()
+	}
+	if shared && r.e != nil {
+		// Several requests hold this entry: what one of them derives
+		// from it (the inflated body) is worth keeping for the others.
+		// Each stores this before it uses the entry.
+		r.e.transient.Store(false)
 	}
 	return r.e, err
 }

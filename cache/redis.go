@@ -106,7 +106,7 @@ func (c *Cache) decodeOrMiss(key string, raw []byte, seen uint64) *Entry {
 		return nil
 	}
 	e.seen = seen
-	e.transient = !c.localFor(key)
+	e.transient.Store(!c.localFor(key))
 	c.setEarly(e)
 	return e
 }
