@@ -171,13 +171,21 @@ func (c *Cache) connect() bool {
 
 func (c *Cache) sleep(d time.Duration) bool { return sleepCtx(c.closeCtx, d) }
 
-func (c *Cache) dial() (*redisConn, error) {
+// clientOption is the parsed RedisURL with the settings every connection
+// of the cache uses.
+func (c *Cache) clientOption() rueidis.ClientOption {
 	o := c.redisOpts
 	o.DisableRetry = true // a retry would exceed RedisTimeout anyway
+	o.MaxFlushDelay = max(c.opts.FlushDelay, 0)
 	o.ConnWriteTimeout = max(10*c.opts.RedisTimeout, time.Second)
 	if o.Dialer.Timeout == 0 {
 		o.Dialer.Timeout = time.Second
 	}
+	return o
+}
+
+func (c *Cache) dial() (*redisConn, error) {
+	o := c.clientOption()
 	if !c.opts.DisableTracking {
 		t := o
 		// BCAST: Redis pushes the name of every modified key under the prefix

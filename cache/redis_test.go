@@ -651,3 +651,15 @@ func TestRecoveryKeepsCoherentLocalTier(t *testing.T) {
 		return got == "v2"
 	})
 }
+
+// FlushDelay reaches the Redis client: 50µs unless set, none when negative.
+func TestFlushDelayOption(t *testing.T) {
+	for _, tc := range []struct {
+		set, want time.Duration
+	}{{0, 50 * time.Microsecond}, {20 * time.Microsecond, 20 * time.Microsecond}, {-1, 0}} {
+		c := &Cache{opts: withDefaults(Options{FlushDelay: tc.set})}
+		if got := c.clientOption().MaxFlushDelay; got != tc.want {
+			t.Errorf("FlushDelay %v: the client's MaxFlushDelay is %v, want %v", tc.set, got, tc.want)
+		}
+	}
+}

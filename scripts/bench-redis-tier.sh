@@ -13,7 +13,8 @@
 # Environment: REDIS_URL (default redis://127.0.0.1:6379; keys go under a
 # fresh CACHE_PREFIX and expire within the hour), NKEYS (200), DATABASE_URL
 # and TOKEN (a seeded database and the heavy user's token; default: seed a
-# fresh SQLite file, about 25 s).
+# fresh SQLite file, about 25 s), REDIS_PID (a local Redis's process ID:
+# each run then also reports Redis's CPU time per request).
 set -euo pipefail
 declare -A pid
 command -v wrk >/dev/null || { echo "this benchmark needs wrk (apt-get install wrk)" >&2; exit 1; }
@@ -88,28 +89,36 @@ sleep 0.5
 echo "static body: $(wc -c <"$work/body.json") bytes ($(gzip -c "$work/body.json" | wc -c) gzipped)"
 
 declare -A port=([static]=18282 [after]=18281 [before]=18283)
-declare -A res cpu
+declare -A res cpu rcpu
+[ -n "${REDIS_PID:-}" ] && pid[redis]=$REDIS_PID
 cputicks() { awk '{print $14 + $15}' "/proc/${pid[$1]}/stat"; }
 # rps TARGET GZIP: req/s, and the server's CPU per request in µs (user +
 # system time of its process over the run; on a machine whose other
 # tenants take CPU this moves less than req/s does).
 rps() {
-  local t0 out t1
+  local t0 out t1 r0=0 r1=0
   t0=$(cputicks "$1")
+  [ -n "${pid[redis]:-}" ] && r0=$(cputicks redis)
   out=$(NKEYS=$nkeys BASE=$base TOKEN=$token GZIP=$2 wrk -t2 -c"$conns" -d"$dur" -s "$work/keys.lua" \
     "http://127.0.0.1:${port[$1]}")
   t1=$(cputicks "$1")
-  echo "$out" | awk -v t0="$t0" -v t1="$t1" -v hz="$(getconf CLK_TCK)" \
-    '/requests in/{n=$1} /Requests\/sec/{r=$2} END{printf "%s %.1f\n", r, (t1-t0)/hz*1e6/n}'
+  [ -n "${pid[redis]:-}" ] && r1=$(cputicks redis)
+  echo "$out" | awk -v t0="$t0" -v t1="$t1" -v r0="$r0" -v r1="$r1" -v hz="$(getconf CLK_TCK)" \
+    '/requests in/{n=$1} /Requests\/sec/{r=$2} END{printf "%s %.1f %.1f\n", r, (t1-t0)/hz*1e6/n, (r1-r0)/hz*1e6/n}'
 }
 for i in $(seq 1 "$runs"); do
   for gz in 0 1; do
     line="run $i gzip=$gz:"
     for t in static "${targets[@]}"; do
-      read -r v us < <(rps "$t" "$gz")
+      read -r v us rus < <(rps "$t" "$gz")
       res[$t,$gz]="${res[$t,$gz]:-} $v"
       cpu[$t,$gz]="${cpu[$t,$gz]:-} $us"
-      line="$line $t $v ($us µs CPU/req)"
+      line="$line $t $v ($us µs CPU/req"
+      if [ -n "${pid[redis]:-}" ] && [ "$t" != static ]; then
+        rcpu[$t,$gz]="${rcpu[$t,$gz]:-} $rus"
+        line="$line, Redis $rus"
+      fi
+      line="$line)"
     done
     echo "$line req/s (load average $(cut -d' ' -f1 /proc/loadavg))"
   done
@@ -126,7 +135,9 @@ for gz in 0 1; do
   line="median gzip=$gz: static $ms req/s ($(median ${cpu[static,$gz]}) µs CPU/req)"
   for t in "${targets[@]}"; do
     m=$(median ${res[$t,$gz]})
-    line="$line, $t $m req/s ($(median ${cpu[$t,$gz]}) µs CPU/req; $(awk -v a="$m" -v b="$ms" 'BEGIN{printf "%.2f", a/b}')x static)"
+    line="$line, $t $m req/s ($(median ${cpu[$t,$gz]}) µs CPU/req"
+    [ -n "${pid[redis]:-}" ] && line="$line, Redis $(median ${rcpu[$t,$gz]})"
+    line="$line; $(awk -v a="$m" -v b="$ms" 'BEGIN{printf "%.2f", a/b}')x static)"
     if [ "$gz" = 1 ]; then
       line="$line ($(awk -v a="$m" -v b="$(median ${res[static,0]})" 'BEGIN{printf "%.2f", a/b}')x static without gzip)"
     fi
