@@ -2,7 +2,6 @@ package service
 
 import (
 	"bytes"
-	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -10,6 +9,7 @@ import (
 	"sync/atomic"
 	"weak"
 
+	"github.com/klauspost/compress/gzip"
 	"github.com/maypok86/otter/v2"
 
 	"github.com/modellab/modellab/cache"
