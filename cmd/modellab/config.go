@@ -116,6 +116,7 @@ var envVars = []envVar{
 	{"DISABLE_LOCAL_CACHE", "false", "", "`true`: no in-process tier for answers, which are then read from Redis every time (to measure the Redis tier alone); token lookups keep theirs", allServer},
 	{"ACCESS_LOG", "true", "", "one log line per request", inServe},
 	{"GC_HEAP_FLOOR_MB", "64", "", "the heap may grow to this size before the garbage collector runs (GOGC is raised after each cycle whose live heap is smaller; a small live heap, as without the in-process tier, is otherwise collected many times a second); `0`: the collector's own pacing; ignored when `GOGC` is set; `GOMEMLIMIT` still bounds the heap", inServe},
+	{"GOGC", "", "unset", "read by the Go runtime itself (its collector's target percentage); set, it turns `GC_HEAP_FLOOR_MB` off", inServe},
 	{"DEBUG_ADDR", "", "", "an address (e.g. `127.0.0.1:6060`) for a separate listener serving `/debug/pprof/`; never on the API address", inServe},
 	{"TRUSTED_PROXIES", "", "none", "addresses or CIDR prefixes, comma-separated (e.g. `127.0.0.1,10.0.0.0/8`), of the proxies in front: for a request from one of them, fairness counts an anonymous client by the last `X-Forwarded-For` address that is not itself a trusted proxy; otherwise (and by default) by the peer's address, so that behind nginx every anonymous client is one", inServe},
 	{"MAX_IN_FLIGHT", "10000", "", "requests served at once; past it, 503 with `Retry-After`", allServer},
@@ -252,7 +253,7 @@ func loadConfigFor(getenv func(string) string, sc scope) (config, error) {
 	c.ShutdownDelay = time.Duration(e.integer("SHUTDOWN_DELAY_MS", 0)) * time.Millisecond
 	c.DebugAddr = e.str("DEBUG_ADDR")
 	c.HeapFloor = uint64(e.integer("GC_HEAP_FLOOR_MB", 0)) << 20
-	if e.getenv("GOGC") != "" {
+	if e.str("GOGC") != "" {
 		c.HeapFloor = 0
 	}
 	c.TrustedProxies = e.prefixes("TRUSTED_PROXIES")
