@@ -99,13 +99,10 @@ func (s *countingTokens) TokenByHash(context.Context, string) (modellab.User, mo
 
 func (s *countingTokens) TouchTokens(context.Context, []modellab.TokenUse) error { return nil }
 
-// TestSharedLookupDecodedOnce: without the local tier every request reads
-// its token's lookup from Redis; while the lookup's bytes are the same,
-// the user decoded the first time is reused, and a lookup that changed
-// (here: dropped and loaded anew under another name) is decoded again.
-func TestSharedLookupDecodedOnce(t *testing.T) {
-	rs := testredis.Start(t)
-	c, err := cache.New(cache.Options{RedisURL: rs.URL(), Prefix: "authtest:", DisableLocal: true})
+// redisCache is a cache on o's Redis, once it uses it.
+func redisCache(t *testing.T, o cache.Options) *cache.Cache {
+	t.Helper()
+	c, err := cache.New(o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,6 +112,15 @@ func TestSharedLookupDecodedOnce(t *testing.T) {
 			t.Fatalf("cache mode %q, want redis", c.Mode())
 		}
 	}
+	return c
+}
+
+// TestSharedLookupDecodedOnce: without the local tier every request reads
+// its token's lookup from Redis; while the lookup's bytes are the same,
+// the user decoded the first time is reused, and a lookup that changed
+// (here: dropped and loaded anew under another name) is decoded again.
+func TestSharedLookupDecodedOnce(t *testing.T) {
+	c := redisCache(t, cache.Options{RedisURL: testredis.Start(t).URL(), Prefix: "authtest:", DisableLocal: true})
 	st := &countingTokens{}
 	name := "alice"
 	st.name.Store(&name)

@@ -138,20 +138,10 @@ func FuzzItemList(f *testing.F) {
 // entry nobody reads again. An entry the local tier keeps inflates once.
 func TestTransientAnswerPooled(t *testing.T) {
 	rs := testredis.Start(t)
-	newCache := func(disableLocal bool) *cache.Cache {
-		c, err := cache.New(cache.Options{RedisURL: rs.URL(), Prefix: "pooltest:", DisableLocal: disableLocal})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(c.Close)
-		for deadline := time.Now().Add(5 * time.Second); c.Mode() != "redis"; time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("cache mode %q, want redis", c.Mode())
-			}
-		}
-		return c
-	}
-	kept, alone := newCache(false), newCache(true)
+	o := cache.Options{RedisURL: rs.URL(), Prefix: "pooltest:"}
+	kept := redisCache(t, o)
+	o.DisableLocal = true
+	alone := redisCache(t, o)
 	var sb strings.Builder
 	for i := 0; sb.Len() < 60<<10; i++ {
 		fmt.Fprintf(&sb, `{"hour":%d,"requests":%d},`, i, i*7%313)

@@ -39,8 +39,8 @@ func Percent(live, floor uint64, base int) int {
 type Floor struct {
 	floor   uint64
 	base    int
-	stopped atomic.Bool
 	mu      sync.Mutex // orders adjustments against Stop
+	stopped bool
 	sample  []metrics.Sample
 	set     int
 }
@@ -54,9 +54,7 @@ var active atomic.Bool
 // to base. While another Floor runs, Start returns one that does nothing.
 func Start(floor uint64, base int) *Floor {
 	if !active.CompareAndSwap(false, true) {
-		f := &Floor{}
-		f.stopped.Store(true)
-		return f
+		return &Floor{stopped: true}
 	}
 	f := &Floor{
 		floor:  floor,
@@ -85,7 +83,7 @@ func (f *Floor) arm() {
 func (f *Floor) adjust() bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.stopped.Load() {
+	if f.stopped {
 		return false
 	}
 	metrics.Read(f.sample)
@@ -103,7 +101,8 @@ func (f *Floor) adjust() bool {
 func (f *Floor) Stop() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if !f.stopped.Swap(true) {
+	if !f.stopped {
+		f.stopped = true
 		debug.SetGCPercent(f.base)
 		active.Store(false)
 	}
